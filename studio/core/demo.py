@@ -1,0 +1,137 @@
+"""The built-in demo: a CIFAR-style ResNet-20 trained on real handwritten digits.
+
+The data are the 1,797 8x8 grey-scale digits that scikit-learn ships (UCI "Optical
+Recognition of Handwritten Digits", test part), stored in ``resources/digits/digits.npz``
+with a fixed stratified train/validation split. ``scripts/make_demo.py`` reproduces both the
+data file and the checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+DIGITS_FILE = RESOURCES / "digits" / "digits.npz"
+CHECKPOINT = RESOURCES / "demo" / "demo_resnet20.pt"
+INPUT_SIZE = (1, 8, 8)
+NUM_CLASSES = 10
+# Digits hold values 0..16; this maps them to roughly zero mean, unit variance.
+PIXEL_MEAN, PIXEL_STD = 4.88, 6.02
+
+
+class BasicBlock(nn.Module):
+    """conv-bn-relu-conv-bn plus a shortcut (1x1 conv + bn when the shape changes)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or c_in != c_out:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
+            )
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class DemoResNet(nn.Module):
+    """ResNet-20 (He et al. 2016, CIFAR variant): 3 stages x 3 blocks, widths 16/32/64."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES, widths=(16, 32, 64), blocks: int = 3):
+        super().__init__()
+        self.conv1 = nn.Conv2d(INPUT_SIZE[0], widths[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.relu = nn.ReLU(inplace=True)
+        c = widths[0]
+        for s, w in enumerate(widths):
+            layers = []
+            for b in range(blocks):
+                layers.append(BasicBlock(c, w, stride=2 if (s > 0 and b == 0) else 1))
+                c = w
+            setattr(self, f"layer{s + 1}", nn.Sequential(*layers))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(c, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def load_digits() -> dict[str, np.ndarray]:
+    """The shipped digits: ``images`` (N,8,8 uint8, 0..16), ``labels``, ``train_idx``,
+    ``val_idx`` (the fixed split the demo checkpoint was trained on)."""
+    with np.load(DIGITS_FILE) as f:
+        return {k: f[k] for k in f.files}
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    x = torch.as_tensor(images, dtype=torch.float32).unsqueeze(1)
+    return (x - PIXEL_MEAN) / PIXEL_STD
+
+
+def split_tensors(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    d = load_digits()
+    idx = d["train_idx"] if split == "train" else d["val_idx"]
+    return to_tensor(d["images"][idx]), torch.as_tensor(d["labels"][idx], dtype=torch.long)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    model.eval()
+    return float((model(x).argmax(1) == y).float().mean())
+
+
+def _shift(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random translation by up to one pixel (pad with background, crop back to 8x8)."""
+    padded = nn.functional.pad(x, (1, 1, 1, 1), value=float(-PIXEL_MEAN / PIXEL_STD))
+    out = torch.empty_like(x)
+    offs = torch.randint(0, 3, (x.shape[0], 2), generator=gen)
+    for i, (dy, dx) in enumerate(offs.tolist()):
+        out[i] = padded[i, :, dy : dy + 8, dx : dx + 8]
+    return out
+
+
+def train_demo(epochs: int = 40, seed: int = 0, log=print) -> tuple[DemoResNet, float]:
+    """Train the demo model from scratch, deterministically on a CPU (about a minute)."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    xtr, ytr = split_tensors("train")
+    xva, yva = split_tensors("val")
+    model = DemoResNet()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4,
+                          nesterov=True)
+    steps_per_epoch = (len(xtr) + 63) // 64
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=0.1, total_steps=epochs * steps_per_epoch, pct_start=0.15
+    )
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
+    for epoch in range(epochs):
+        model.train()
+        perm = torch.randperm(len(xtr), generator=gen)
+        for b in range(steps_per_epoch):
+            idx = perm[b * 64 : (b + 1) * 64]
+            loss = loss_fn(model(_shift(xtr[idx], gen)), ytr[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        if (epoch + 1) % 5 == 0:
+            log(f"epoch {epoch + 1:3d}  loss {loss.item():.3f}  "
+                f"val top-1 {accuracy(model, xva, yva):.4f}")
+    return model, accuracy(model, xva, yva)

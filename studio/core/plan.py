@@ -1,0 +1,161 @@
+"""The pruning plan: the one object the CLI, the GUI and recipes read and write.
+
+A plan says, per channel group, which channel indices to remove (filter level; on a stage
+group that is stage-level pruning) and which residual blocks to drop (block level). It is
+plain JSON (``docs/plan-format.md``) and never touches a model: its predicted cost comes
+from the structure map's cost table.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from studio.core.counting import Totals
+from studio.core.errors import PlanError
+from studio.core.io import atomic_write_text
+from studio.core.structure import StructureMap, _under
+
+FORMAT = "pruning-studio/plan"
+VERSION = 1
+
+
+@dataclass
+class Plan:
+    arch: str
+    fingerprint: str
+    groups: dict[str, list[int]] = field(default_factory=dict)
+    drop_blocks: list[str] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, structure: StructureMap) -> "Plan":
+        return cls(structure.arch, structure.fingerprint)
+
+    def copy(self) -> "Plan":
+        return Plan(self.arch, self.fingerprint, {k: list(v) for k, v in self.groups.items()},
+                    list(self.drop_blocks), json.loads(json.dumps(self.meta)))
+
+    def is_empty(self) -> bool:
+        return not any(self.groups.values()) and not self.drop_blocks
+
+    def removed(self, group_id: str) -> list[int]:
+        return self.groups.get(group_id, [])
+
+    def set_removed(self, group_id: str, idxs) -> None:
+        idxs = sorted({int(i) for i in idxs})
+        if idxs:
+            self.groups[group_id] = idxs
+        else:
+            self.groups.pop(group_id, None)
+
+    def n_removed(self) -> int:
+        return sum(len(v) for v in self.groups.values())
+
+    # -- JSON ---------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT, "version": VERSION,
+            "model": {"arch": self.arch, "fingerprint": self.fingerprint},
+            "groups": {k: sorted(v) for k, v in self.groups.items() if v},
+            "drop_blocks": sorted(self.drop_blocks),
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Plan":
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise PlanError(f"not a pruning plan (expected \"format\": \"{FORMAT}\")")
+        if d.get("version") != VERSION:
+            raise PlanError(f"plan version {d.get('version')} is not supported "
+                            f"(this studio reads version {VERSION})")
+        try:
+            model = d["model"]
+            groups = {str(k): [int(i) for i in v] for k, v in d.get("groups", {}).items()}
+            return cls(str(model["arch"]), str(model["fingerprint"]), groups,
+                       [str(b) for b in d.get("drop_blocks", [])], dict(d.get("meta", {})))
+        except (KeyError, TypeError, ValueError) as e:
+            raise PlanError(f"malformed plan: {e!r}") from None
+
+    def save(self, path) -> None:
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def load(cls, path) -> "Plan":
+        try:
+            d = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise PlanError(f"plan file not found: {path}") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise PlanError(f"{path} is not valid JSON: {e}") from None
+        return cls.from_dict(d)
+
+
+def validate(plan: Plan, s: StructureMap) -> None:
+    """Raise ``PlanError`` with a one-line reason if ``plan`` cannot be applied."""
+    if plan.fingerprint != s.fingerprint:
+        raise PlanError(
+            f"plan was made for a different architecture ({plan.arch}, structure "
+            f"{plan.fingerprint}); this model is {s.arch} (structure {s.fingerprint})")
+    for gid, idxs in plan.groups.items():
+        g = s.group_index.get(gid)
+        if g is None:
+            raise PlanError(f"unknown channel group '{gid}'")
+        if not idxs:
+            continue
+        if not g.prunable:
+            raise PlanError(f"group '{gid}' cannot be pruned: {g.reason}")
+        arr = np.asarray(idxs)
+        if arr.min() < 0 or arr.max() >= g.channels:
+            bad = int(arr[(arr < 0) | (arr >= g.channels)][0])
+            raise PlanError(f"channel {bad} is out of range for group '{gid}' "
+                            f"({g.channels} channels)")
+        if len(set(idxs)) >= g.channels:
+            raise PlanError(f"plan removes every channel of group '{gid}'")
+        if g.channel_groups > 1 and len(s.orbit_closure(gid, arr)) != len(set(idxs)):
+            raise PlanError(
+                f"group '{gid}' feeds a grouped conv ({g.channel_groups} groups): remove the "
+                f"same channel position from every conv group")
+    for b in plan.drop_blocks:
+        info = s.block_index.get(b)
+        if info is None:
+            raise PlanError(f"unknown residual block '{b}'")
+        if not info.droppable:
+            raise PlanError(f"block '{b}' cannot be dropped: it {info.reason}")
+
+
+def removal_vectors(plan: Plan, s: StructureMap):
+    """Per cost-table row: input and output channels removed, and the dropped mask."""
+    rm_in, rm_out = s.table.zeros(), s.table.zeros()
+    for gid, idxs in plan.groups.items():
+        if not idxs:
+            continue
+        g = s.group_index[gid]
+        sel = np.asarray(idxs, dtype=np.int64)
+        for m in g.members:
+            n = int(m.counts[sel].sum())
+            if m.dim == "out":
+                rm_out[m.row] += n
+            else:
+                rm_in[m.row] += n
+    dropped = None
+    if plan.drop_blocks:
+        dropped = np.array([any(_under(n, b) for b in plan.drop_blocks)
+                            for n in s.table.names])
+    return rm_in, rm_out, dropped
+
+
+def predict(plan: Plan, s: StructureMap) -> Totals:
+    """Params, FLOPs and MACs the model will have after ``plan`` -- no model touched."""
+    return s.table.totals(*removal_vectors(plan, s))
+
+
+def predicted_widths(plan: Plan, s: StructureMap) -> dict[str, tuple[int, int]]:
+    """layer -> (in, out) channels after the plan (dropped layers are left out)."""
+    rm_in, rm_out, dropped = removal_vectors(plan, s)
+    cin, cout, *_ = s.table.evaluate(rm_in, rm_out, dropped)
+    return {n: (int(cin[i]), int(cout[i])) for i, n in enumerate(s.table.names)
+            if dropped is None or not dropped[i]}

@@ -1,0 +1,220 @@
+"""The structure map: layers with their cost, coupled channel groups, stages and residual
+blocks of a model -- everything the CLI prints and the GUI draws."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from studio.core import depgraph
+from studio.core.blocks import BlockInfo, find_blocks
+from studio.core.counting import CostTable, Totals, build_cost_table
+
+
+@dataclass
+class Member:
+    layer: str
+    dim: str  # "out" | "in"
+    idx: np.ndarray  # member channel indices ...
+    root_idx: np.ndarray  # ... and the group channel each one follows
+    counts: np.ndarray = field(repr=False, default=None)  # member channels per group channel
+    row: int = -1  # index in the cost table
+
+
+@dataclass
+class Group:
+    """Channels that must be removed together. ``id`` is the root layer's name."""
+
+    id: str
+    channels: int
+    members: list[Member]
+    channel_groups: int = 1
+    prunable: bool = True
+    reason: str = ""
+    is_stage: bool = False
+    blocks: list[str] = field(default_factory=list)  # residual blocks a stage spans
+    block: str | None = None  # the block that holds every member, if any
+
+    @property
+    def layers(self) -> list[str]:
+        return list(dict.fromkeys(m.layer for m in self.members))
+
+    def producers(self) -> list[Member]:
+        return [m for m in self.members if m.dim == "out"]
+
+    def as_dict(self) -> dict:
+        return {
+            "id": self.id, "channels": self.channels, "kind": "stage" if self.is_stage else
+            "filter", "prunable": self.prunable, "reason": self.reason,
+            "channel_groups": self.channel_groups, "blocks": self.blocks, "block": self.block,
+            "members": [{"layer": m.layer, "dim": m.dim} for m in self.members],
+        }
+
+
+@dataclass
+class Stage:
+    id: str  # the stage's channel group
+    name: str
+    blocks: list[str]
+    channels: int
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def _common_prefix(names: list[str]) -> str:
+    parts = [n.split(".") for n in names]
+    out = []
+    for level in zip(*parts):
+        if len(set(level)) != 1:
+            break
+        out.append(level[0])
+    return ".".join(out)
+
+
+class StructureMap:
+    """Built once per loaded model; never holds on to the model itself."""
+
+    def __init__(self, model: nn.Module, input_size, arch: str = "model"):
+        self.arch = arch
+        self.input_size = tuple(int(s) for s in input_size)
+        x = torch.zeros(1, *self.input_size)
+        model.eval()
+        self.classifier = _output_layer(model, x)
+        raw_groups, loose = depgraph.trace_groups(model, x, ignored=[self.classifier])
+        self.table: CostTable = build_cost_table(model, x, loose)
+        self.blocks: list[BlockInfo] = find_blocks(model, x)
+        self.block_index = {b.name: b for b in self.blocks}
+        self.groups: list[Group] = []
+        for rg in raw_groups:
+            members = []
+            for gm in rg.members:
+                if gm.name not in self.table.index:
+                    continue
+                counts = np.bincount(gm.root_idx, minlength=rg.channels).astype(np.int64)
+                members.append(Member(gm.name, gm.dim,
+                                      gm.idx, gm.root_idx, counts, self.table.index[gm.name]))
+            g = Group(rg.root, rg.channels, members, rg.channel_groups)
+            if g.channels < 2:
+                g.prunable, g.reason = False, "a single channel cannot be removed"
+            elif g.channel_groups > 1 and g.channels % g.channel_groups:
+                g.prunable, g.reason = False, "grouped conv with uneven channel groups"
+            self._classify(g)
+            self.groups.append(g)
+        order = {n: i for i, n in enumerate(self.table.executed_order)}
+        self.groups.sort(key=lambda g: order.get(g.id, len(order)))
+        self.group_index = {g.id: g for g in self.groups}
+        self.stages: list[Stage] = []
+        for g in self.groups:
+            if g.is_stage:
+                name = _common_prefix(g.blocks)
+                others = [b.name for b in self.blocks if _under(b.name, name)]
+                if not name or set(others) != set(g.blocks) or name in self.block_index:
+                    name = f"{g.blocks[0]}..{g.blocks[-1]}" if len(g.blocks) > 1 else g.blocks[0]
+                self.stages.append(Stage(g.id, name, g.blocks, g.channels))
+                for b in g.blocks:
+                    self.block_index[b].stage = name
+        self.original: Totals = self.table.totals()
+        self.fingerprint = self._fingerprint()
+
+    def _block_of(self, layer: str) -> str | None:
+        best = None
+        for b in self.blocks:
+            if _under(layer, b.name):
+                best = b.name
+        return best
+
+    def _classify(self, g: Group) -> None:
+        homes = {self._block_of(m.layer) for m in g.members}
+        if len(homes) == 1 and None not in homes:
+            g.block = homes.pop()
+        contexts = {self._block_of(m.layer) for m in g.producers()
+                    if self.table.rows[m.row]["kind"] in ("conv", "linear")}
+        blocks = sorted({c for c in contexts if c}, key=[b.name for b in self.blocks].index)
+        if len(contexts) >= 2 and blocks:
+            g.is_stage, g.blocks = True, blocks
+
+    def _fingerprint(self) -> str:
+        desc = {
+            "groups": [[g.id, g.channels] for g in self.groups],
+            "blocks": [b.name for b in self.blocks],
+            "layers": [[r["name"], r["type"], int(r["cin"]), int(r["cout"])]
+                       for r in self.table.rows],
+        }
+        return hashlib.sha256(json.dumps(desc).encode()).hexdigest()[:16]
+
+    # -- views -------------------------------------------------------------------------
+    def group_of_layer(self, layer: str) -> Group | None:
+        """The group whose removal shrinks ``layer``'s output channels."""
+        for g in self.groups:
+            if any(m.layer == layer and m.dim == "out" for m in g.members):
+                return g
+        return None
+
+    def layer_groups(self) -> dict[str, str]:
+        """layer name -> id of the group that owns its output channels."""
+        out = {}
+        for g in self.groups:
+            for m in g.members:
+                if m.dim == "out":
+                    out.setdefault(m.layer, g.id)
+        return out
+
+    def orbit_closure(self, group_id: str, idxs) -> np.ndarray:
+        """For groups with grouped convs: the channel set extended so that the same position
+        is removed from every conv group (what a grouped conv can physically lose)."""
+        g = self.group_index[group_id]
+        idxs = np.unique(np.asarray(idxs, dtype=np.int64))
+        if g.channel_groups <= 1:
+            return idxs
+        size = g.channels // g.channel_groups
+        pos = np.unique(idxs % size)
+        return np.sort((pos[None, :] + size * np.arange(g.channel_groups)[:, None]).ravel())
+
+    def as_dict(self) -> dict:
+        stage_of = {}
+        for s in self.stages:
+            stage_of[s.id] = s.name
+        owner = self.layer_groups()
+        layers = []
+        for r in self.table.layer_rows():
+            d = r.as_dict()
+            d["group"] = owner.get(r.name)
+            d["stage"] = stage_of.get(d["group"])
+            layers.append(d)
+        return {
+            "arch": self.arch, "input_size": list(self.input_size),
+            "fingerprint": self.fingerprint, "classifier": self.classifier,
+            **self.original.as_dict(),
+            "layers": layers,
+            "groups": [g.as_dict() for g in self.groups],
+            "stages": [s.as_dict() for s in self.stages],
+            "blocks": [dict(b.__dict__, in_shape=list(b.in_shape), out_shape=list(b.out_shape))
+                       for b in self.blocks],
+        }
+
+
+def _output_layer(model: nn.Module, x: torch.Tensor) -> str:
+    """The last conv/linear layer to run: the classifier that produces the output."""
+    order = []
+    handles = [m.register_forward_hook(lambda mod, a, o, n=n: order.append(n))
+               for n, m in model.named_modules()
+               if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    if not order:
+        raise ValueError("the model has no conv or linear layer to prune")
+    return order[-1]

@@ -1,0 +1,62 @@
+"""The torchvision classification architectures the studio can prune."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from studio.core.errors import LoadError
+
+# Not CNNs: channel coupling inside attention blocks is out of the studio's scope.
+_TRANSFORMERS = ("vit_", "swin_", "swin3d", "maxvit")
+# Architectures whose channel wiring Torch-Pruning cannot follow (channel shuffle).
+UNSUPPORTED = {
+    "shufflenet": "channel shuffle reorders channels between groups, which the dependency "
+    "graph cannot follow",
+}
+DEMO_ARCH = "demo_resnet20"
+
+
+def architectures() -> list[str]:
+    """Names accepted as a model source (torchvision classification CNNs)."""
+    import torchvision
+
+    names = torchvision.models.list_models(module=torchvision.models)
+    return sorted(n for n in names if not n.startswith(_TRANSFORMERS))
+
+
+def default_input_size(arch: str) -> tuple[int, int, int]:
+    if arch == DEMO_ARCH:
+        from studio.core.demo import INPUT_SIZE
+
+        return INPUT_SIZE
+    if arch == "inception_v3":
+        return (3, 299, 299)
+    return (3, 224, 224)
+
+
+def unsupported_reason(arch: str) -> str | None:
+    for prefix, why in UNSUPPORTED.items():
+        if arch.startswith(prefix):
+            return why
+    return None
+
+
+def build(arch: str, num_classes: int | None = None) -> nn.Module:
+    """A randomly initialised model of ``arch``."""
+    if arch == DEMO_ARCH:
+        from studio.core.demo import DemoResNet
+
+        return DemoResNet(num_classes=num_classes or 10)
+    import torchvision
+
+    if arch not in architectures():
+        close = [a for a in architectures() if a.startswith(arch[:4])][:5]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise LoadError(f"unknown architecture '{arch}'{hint}; see 'pruning-studio archs'")
+    kwargs = {"weights": None}
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    if arch in ("googlenet", "inception_v3"):
+        kwargs["aux_logits"] = False
+        kwargs["init_weights"] = True
+    return torchvision.models.get_model(arch, **kwargs)
