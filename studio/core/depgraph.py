@@ -92,6 +92,7 @@ def trace_groups(
     dg = _quiet_graph(model, example_input)
     names = _module_names(model, dg)
     ignored_modules = [model.get_submodule(n) for n in ignored]
+    order = {n: i for i, (n, _) in enumerate(model.named_modules())}
     groups: list[RawGroup] = []
     for g in dg.get_all_groups(ignored_layers=ignored_modules):
         root_mod = g[0].dep.target.module
@@ -115,10 +116,27 @@ def trace_groups(
                 members[key] = GroupMember(name, dim, idx, ridx)
             if _is_grouped_conv(target):
                 raw.channel_groups = max(raw.channel_groups, int(target.groups))
-        raw.members = list(members.values())
         raw.channels = int(dg.get_out_channels(root_mod))
+        raw.members = sorted(members.values(), key=lambda m: (order.get(m.name, 1 << 30), m.dim))
+        raw.root = _first_producer(raw, model, order) or raw.root
         groups.append(raw)
     return groups, _loose_dims(dg)
+
+
+def _first_producer(raw: RawGroup, model: nn.Module, order: dict[str, int]) -> str | None:
+    """Name groups after their first producing conv/linear layer (in model order) whose
+    channels map one-to-one onto the group's, so ids read naturally ("features.2.conv.0.0",
+    not the depthwise conv Torch-Pruning happened to start from)."""
+    for m in raw.members:  # already in model order
+        if m.dim != "out" or m.name not in order:
+            continue
+        mod = model.get_submodule(m.name)
+        if not isinstance(mod, (nn.Linear, nn.modules.conv._ConvNd)):
+            continue
+        if len(m.idx) == raw.channels and np.array_equal(np.sort(m.idx), np.arange(raw.channels)) \
+                and np.array_equal(m.idx, m.root_idx):
+            return m.name
+    return None
 
 
 def prune_in_place(

@@ -32,10 +32,10 @@ class Plan:
     meta: dict = field(default_factory=dict)
 
     @classmethod
-    def empty(cls, structure: StructureMap) -> "Plan":
+    def empty(cls, structure: StructureMap) -> Plan:
         return cls(structure.arch, structure.fingerprint)
 
-    def copy(self) -> "Plan":
+    def copy(self) -> Plan:
         return Plan(self.arch, self.fingerprint, {k: list(v) for k, v in self.groups.items()},
                     list(self.drop_blocks), json.loads(json.dumps(self.meta)))
 
@@ -66,7 +66,7 @@ class Plan:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Plan":
+    def from_dict(cls, d: dict) -> Plan:
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise PlanError(f"not a pruning plan (expected \"format\": \"{FORMAT}\")")
         if d.get("version") != VERSION:
@@ -84,7 +84,7 @@ class Plan:
         atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=1))
 
     @classmethod
-    def load(cls, path) -> "Plan":
+    def load(cls, path) -> Plan:
         try:
             d = json.loads(Path(path).read_text())
         except FileNotFoundError:

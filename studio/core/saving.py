@@ -113,7 +113,7 @@ def load_pruned(folder, trust: bool = False):
         raise LoadError(f"{meta_file}: unknown source kind {src.get('kind')!r}")
     input_size = tuple(meta["input_size"])
     model.eval()
-    for i, pd in enumerate(meta.get("plans", [])):
+    for pd in meta.get("plans", []):
         plan = Plan.from_dict(pd)
         s = StructureMap(model, input_size, arch)
         model = apply_plan(model, s, plan, check=False)

@@ -1,0 +1,73 @@
+"""The command line: --help everywhere, JSON outputs, one-line errors with exit codes."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args, check=True):
+    r = subprocess.run([sys.executable, "-m", "studio", *args], capture_output=True,
+                       text=True, timeout=300)
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+@pytest.mark.parametrize("cmd", [[], ["inspect"], ["plan"], ["prune"], ["archs"]])
+def test_help(cmd):
+    assert "usage" in run(*cmd, "--help").stdout
+
+
+def test_inspect_json():
+    d = json.loads(run("inspect", "demo", "--json").stdout)
+    assert {"params", "flops", "macs", "layers", "groups", "stages", "blocks"} <= set(d)
+    assert d["params"] == 272186 and len(d["stages"]) == 3
+
+
+def test_inspect_table_with_fvcore():
+    out = run("inspect", "resnet18", "--input-size", "3,64,64", "--fvcore").stdout
+    assert "Channel groups (12" in out and "layer4" in out and "fvcore MACs" in out
+
+
+def test_plan_then_prune(tmp_path):
+    plan = tmp_path / "plan.json"
+    run("plan", "demo", "--criterion", "fpgm", "--flops-target", "0.5", "--out", str(plan))
+    assert json.loads(plan.read_text())["format"] == "pruning-studio/plan"
+    rep = json.loads(run("prune", "demo", "--plan", str(plan), "--out",
+                         str(tmp_path / "o"), "--json").stdout)
+    assert rep["after"]["flops"] <= 0.5 * rep["before"]["flops"]
+    assert set(rep["before"]) == {"params", "flops", "macs"}
+    d = json.loads(run("inspect", str(tmp_path / "o"), "--json").stdout)
+    assert d["flops"] == rep["after"]["flops"]
+
+
+def test_prune_with_blocks_round_to_and_protect(tmp_path):
+    out = run("prune", "demo", "--flops-target", "0.4", "--round-to", "4", "--drop-block",
+              "layer3.2", "--protect", "layer1.0.conv1", "--out", str(tmp_path / "o")).stdout
+    assert "wrote" in out and "FLOPs" in out
+    plan = json.loads((tmp_path / "o" / "plan.json").read_text())
+    assert plan["drop_blocks"] == ["layer3.2"] and "layer1.0.conv1" not in plan["groups"]
+
+
+@pytest.mark.parametrize("args,needle,code", [
+    (["prune", "demo", "--ratio", "1.5", "--out", "x"], "strictly between 0 and 1", 2),
+    (["prune", "demo", "--flops-target", "0", "--out", "x"], "strictly between 0 and 1", 2),
+    (["inspect", "nonexistent_arch"], "unknown architecture", 2),
+    (["prune", "demo", "--drop-block", "layer2.0", "--out", "x"], "cannot be dropped", 2),
+    (["prune", "demo", "--out", "x"], "say what to prune", 2),
+    (["inspect", "/no/such/file.pt"], "file not found", 2),
+])
+def test_errors_are_one_line(tmp_path, args, needle, code):
+    r = run(*args, check=False)
+    assert r.returncode == code
+    assert needle in r.stderr
+    assert "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error") or "error:" in ln]
+    assert len(lines) == 1
+
+
+def test_debug_shows_the_traceback():
+    r = run("--debug", "inspect", "nonexistent_arch", check=False)
+    assert r.returncode != 0 and "Traceback" in r.stderr

@@ -1,0 +1,154 @@
+"""Every model source, and every kind of bad file: a clear error, and no code run."""
+
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from studio.core import LoadError, UntrustedFileError, load_model
+from studio.core import demo as demo_mod
+
+
+class Evil:
+    """Unpickling this would create a marker file: the loader must never do it untrusted."""
+
+    marker = None
+
+    def __reduce__(self):
+        return (Path.touch, (Path(Evil.marker),))
+
+
+def test_demo_loads_and_is_accurate(demo):
+    x, y = demo_mod.split_tensors("val")
+    assert len(y) == 359
+    assert demo_mod.accuracy(demo.model, x, y) >= 0.97
+    assert demo.input_size == (1, 8, 8)
+
+
+def test_digits_split_is_fixed_and_disjoint():
+    d = demo_mod.load_digits()
+    assert d["images"].shape == (1797, 8, 8)
+    assert set(d["train_idx"]).isdisjoint(d["val_idx"])
+    assert len(d["train_idx"]) + len(d["val_idx"]) == 1797
+
+
+def test_architecture_by_name_with_default_and_custom_input():
+    lm = load_model("resnet18")
+    assert lm.input_size == (3, 224, 224) and lm.num_classes == 1000
+    assert load_model("mobilenet_v2", input_size="3,64,64").input_size == (3, 64, 64)
+
+
+def test_unknown_and_unsupported_architectures():
+    with pytest.raises(LoadError, match="unknown architecture 'resnet19'"):
+        load_model("resnet19")
+    with pytest.raises(LoadError, match="channel shuffle"):
+        load_model("shufflenet_v2_x0_5")
+    with pytest.raises(LoadError, match="file not found"):
+        load_model("missing/model.pt")
+
+
+def test_bad_input_size():
+    with pytest.raises(LoadError, match="C,H,W"):
+        load_model("resnet18", input_size="3,abc")
+    with pytest.raises(LoadError, match="does not run"):
+        load_model("demo", input_size="3,8,8")  # demo takes one channel
+
+
+@pytest.mark.parametrize("wrap", ["plain", "state_dict", "model", "module_prefix"])
+def test_state_dict_wrappers(tmp_path, wrap):
+    model = torchvision.models.resnet18(num_classes=7)
+    sd = model.state_dict()
+    obj = {"plain": sd, "state_dict": {"state_dict": sd, "epoch": 3},
+           "model": {"model": sd, "optimizer": {}},
+           "module_prefix": {"module." + k: v for k, v in sd.items()}}[wrap]
+    f = tmp_path / "ckpt.pth"
+    torch.save(obj, f)
+    lm = load_model(str(f), arch="resnet18")
+    assert lm.num_classes == 7  # inferred from the classifier's shape
+    for k, v in lm.model.state_dict().items():
+        assert torch.equal(v, sd[k])
+
+
+def test_state_dict_needs_arch_and_must_match(tmp_path):
+    f = tmp_path / "r18.pt"
+    torch.save(torchvision.models.resnet18().state_dict(), f)
+    with pytest.raises(LoadError, match="--arch"):
+        load_model(str(f))
+    with pytest.raises(LoadError, match="does not match architecture resnet34: .*missing"):
+        load_model(str(f), arch="resnet34")
+
+
+@pytest.mark.parametrize("kind", ["empty", "random", "truncated", "text", "torchscript",
+                                  "onnx", "tensor"])
+def test_bad_files_give_one_line_errors(tmp_path, kind):
+    f = tmp_path / "bad.pt"
+    good = tmp_path / "good.pt"
+    torch.save(torchvision.models.resnet18().state_dict(), good)
+    if kind == "empty":
+        f.write_bytes(b"")
+    elif kind == "random":
+        f.write_bytes(os.urandom(4096))
+    elif kind == "truncated":
+        f.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    elif kind == "text":
+        f.write_text("not a model\n")
+    elif kind == "torchscript":
+        torch.jit.script(torch.nn.Linear(2, 2)).save(str(f))
+        assert zipfile.is_zipfile(f)
+    elif kind == "onnx":
+        f = tmp_path / "m.onnx"
+        f.write_bytes(b"\x08\x07onnx")
+    elif kind == "tensor":
+        torch.save(torch.zeros(3), f)
+    with pytest.raises(LoadError) as e:
+        load_model(str(f), arch="resnet18")
+    msg = str(e.value)
+    assert "\n" not in msg and str(f) in msg
+    if kind == "torchscript":
+        assert "TorchScript" in msg
+
+
+def test_pickle_that_runs_code_is_refused_and_does_not_run(tmp_path):
+    Evil.marker = str(tmp_path / "pwned")
+    f = tmp_path / "evil.pt"
+    torch.save({"model": Evil()}, f)
+    with pytest.raises(UntrustedFileError, match="--trust"):
+        load_model(str(f))
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_pickled_model_needs_trust(tmp_path):
+    f = tmp_path / "full.pt"
+    torch.save(demo_mod.DemoResNet(), f)
+    with pytest.raises(UntrustedFileError, match="arbitrary code"):
+        load_model(str(f))
+    lm = load_model(str(f), trust=True, input_size=(1, 8, 8))
+    assert lm.arch == "DemoResNet" and lm.source["kind"] == "pickle"
+
+
+def test_pretrained_offline_names_the_file_to_cache(tmp_path, monkeypatch):
+    import urllib.error
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline,
+                        raising=False)
+    with pytest.raises(LoadError, match=r"put resnet18-f37072fd\.pth into .*checkpoints"):
+        load_model("resnet18", pretrained=True)
+
+
+def test_pretrained_from_the_hub_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    ref = torchvision.models.resnet18()
+    torch.save(ref.state_dict(), cache / "resnet18-f37072fd.pth")
+    lm = load_model("resnet18", pretrained=True)
+    assert torch.equal(lm.model.conv1.weight, ref.conv1.weight)
