@@ -156,3 +156,11 @@ def prune_in_place(
         if not dg.check_pruning_group(group):
             raise ValueError(f"removing {len(idxs)} channels would empty a layer of group {root}")
         group.prune(record_history=False)
+
+
+def tp_count(model: nn.Module, example_input: torch.Tensor) -> tuple[int, int]:
+    """Torch-Pruning's own (MACs, params) counter -- an outside reference for benchmarks."""
+    import torch_pruning as tp
+
+    macs, params = tp.utils.count_ops_and_params(model, example_input)
+    return int(macs), int(params)
