@@ -10,7 +10,11 @@ import sys
 
 from studio import __version__
 
-CRITERIA = ("l1", "l2", "group_norm", "fpgm", "bn_scale", "random")  # studio.core.criteria
+# studio.core.criteria.CRITERIA + studio.core.datacriteria.DATA_CRITERIA (no torch import)
+CRITERIA = ("l1", "l2", "group_norm", "fpgm", "bn_scale", "random", "apoz", "mean_activation",
+            "hrank", "taylor", "thinet", "pfa")
+DATA_HELP = ("demo, synthetic, cifar10:DIR, cifar100:DIR, or an image folder (train/ and val/ "
+             "class subfolders, or class subfolders split by --seed)")
 
 
 def _fraction(name):
@@ -61,6 +65,19 @@ def _selection_args(p: argparse.ArgumentParser, need_out_plan: bool) -> None:
     p.add_argument("--drop-block", nargs="+", default=[], metavar="BLOCK",
                    help="residual blocks to remove (they become identity)")
     p.add_argument("--seed", type=int, default=0, help="seed for the random criterion")
+    p.add_argument("--data", metavar="SOURCE", help="calibration data for data-driven "
+                   "criteria: " + DATA_HELP)
+    p.add_argument("--batches", type=int, default=8, metavar="K",
+                   help="calibration batches for data-driven criteria")
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda …")
+
+
+def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--data", required=required, metavar="SOURCE", help=DATA_HELP)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda …")
+    p.add_argument("--download", action="store_true",
+                   help="let torchvision download CIFAR when it is missing (needs internet)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,8 +113,87 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
+    p = sub.add_parser("evaluate", help="top-1/top-5/loss on the validation split, latency",
+                       description="Evaluate on the validation split; with --latency also "
+                       "measure forward time (and speed-up vs --baseline).")
+    _model_args(p)
+    _data_args(p)
+    p.add_argument("--latency", action="store_true", help="measure CPU/GPU forward latency")
+    p.add_argument("--latency-batch", type=int, default=16, metavar="N",
+                   help="the larger batch size measured besides 1")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for latency")
+    p.add_argument("--baseline", metavar="MODEL", help="unpruned model to compare with "
+                   "(default: the source of a pruned folder when it can be reloaded)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("score", help="importance scores of every channel (JSON)",
+                       description="Score every channel of every group with a criterion "
+                       "(data-driven ones over K calibration batches).")
+    _model_args(p)
+    p.add_argument("--criterion", choices=CRITERIA, required=True)
+    _data_args(p, required=False)
+    p.add_argument("--batches", type=int, default=8, metavar="K")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, metavar="SCORES.json")
+
+    p = sub.add_parser("finetune", help="fine-tune (recover accuracy); works under torchrun",
+                       description="Fine-tune a (pruned) model and save it with a metrics log "
+                       "and a report. Runs unchanged under torchrun (DDP).")
+    _model_args(p)
+    _data_args(p)
+    p.add_argument("--epochs", type=int, required=True)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--warmup", type=float, default=0.5, metavar="EPOCHS")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--teacher", metavar="MODEL", help="distil from this (unpruned) model")
+    p.add_argument("--kd-weight", type=float, default=None,
+                   help="share of the loss from the teacher (default 0.5 with --teacher)")
+    p.add_argument("--kd-temperature", type=float, default=4.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-steps", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
     p = sub.add_parser("archs", help="list the torchvision architectures the studio accepts")
     return ap
+
+
+def _drive(gen, desc: str, quiet: bool = False):
+    """Run a core job generator with a progress bar on a terminal."""
+    from studio.core.jobs import run
+
+    if quiet or not sys.stderr.isatty():
+        return run(gen)
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, file=sys.stderr, leave=False)
+
+    def on(ev):
+        if ev.get("type") in ("progress", "step"):
+            bar.total = ev.get("total")
+            bar.n = ev.get("step", 0)
+            if "loss" in ev:
+                bar.set_postfix(loss=f"{ev['loss']:.3f}")
+            bar.refresh()
+        elif ev.get("type") == "epoch":
+            bar.write(f"epoch {ev['epoch']}/{ev['epochs']}  loss {ev['train_loss']:.3f}  "
+                      f"val top-1 {ev['val_top1']:.4f}  {ev['images_per_s']:.0f} img/s")
+
+    try:
+        return run(gen, on)
+    finally:
+        bar.close()
+
+
+def _data(a, lm):
+    from studio.core.data import load_data
+
+    d = load_data(a.data, lm.input_size, num_classes=lm.num_classes, seed=getattr(a, "seed", 0),
+                  download=getattr(a, "download", False))
+    d.check_model(lm.model, lm.input_size)
+    return d
 
 
 def _load(a):
@@ -176,9 +272,21 @@ def _plan_from_args(a, lm, s):
             return plan
         raise PlanError("say what to prune: --plan FILE, or --flops-target F / --ratio R, "
                         "or --drop-block NAME")
-    return auto_plan(lm, s, a.criterion or "l1", ratio=a.ratio, flops_target=a.flops_target,
+    from studio.core.evaluate import pick_device
+    from studio.core.workflow import compute_scores
+
+    criterion = a.criterion or "l1"
+    data = _data(a, lm) if a.data else None
+    scores = _drive(compute_scores(lm, s, criterion, data, batches=a.batches,
+                                   device=pick_device(a.device), seed=a.seed),
+                    f"scoring ({criterion})")
+    plan = auto_plan(lm, s, criterion, ratio=a.ratio, flops_target=a.flops_target,
                      scope=a.scope, round_to=a.round_to, protect=a.protect,
-                     drop_blocks=a.drop_block, seed=a.seed)
+                     drop_blocks=a.drop_block, seed=a.seed, scores=scores)
+    if data is not None:
+        plan.meta["data"] = a.data
+        plan.meta["batches"] = a.batches
+    return plan
 
 
 def _summary(before: dict, after: dict, label: str) -> str:
@@ -226,6 +334,167 @@ def cmd_prune(a) -> int:
     return 0
 
 
+def _baseline(a, lm):
+    """The unpruned model to compare with: --baseline, or a pruned folder's own source."""
+    from studio.core import load_model
+    from studio.core.errors import StudioError
+
+    if a.baseline:
+        return load_model(a.baseline, arch=a.arch, trust=a.trust, input_size=lm.input_size)
+    if not lm.plans:
+        return None
+    src = lm.source
+    try:
+        if src.get("demo"):
+            return load_model("demo")
+        if src.get("file") and src.get("kind") == "arch":
+            return load_model(src["file"], arch=src["arch"], input_size=lm.input_size)
+    except StudioError:
+        return None
+    return None
+
+
+def cmd_evaluate(a) -> int:
+    from studio.core.counting import count_model
+    from studio.core.data import loader
+    from studio.core.evaluate import compare_latency, evaluate, measure_latency, pick_device
+
+    lm, s = _load(a)
+    data = _data(a, lm)
+    device = pick_device(a.device)
+    val = loader(data.val, max(a.batch_size, 128))
+    res = {"model": lm.name, "data": data.name, **_drive(evaluate(lm.model, val, device),
+                                                         "evaluate")}
+    res.update(s.original.as_dict())
+    if data.note:
+        res["note"] = data.note
+    base = _baseline(a, lm)
+    if base is not None:
+        b = _drive(evaluate(base.model, val, device), "evaluate baseline")
+        bt = count_model(base.model, lm.input_size)
+        res["baseline"] = {"model": base.name, **b, **bt.as_dict()}
+        res["change"] = {"top1": res["top1"] - b["top1"], "top5": res["top5"] - b["top5"],
+                         "params_ratio": res["params"] / bt.params,
+                         "flops_ratio": res["flops"] / bt.flops}
+    if a.latency:
+        kw = dict(batch_sizes=(1, a.latency_batch), device=device, threads=a.threads)
+        if base is not None:
+            res["latency"] = compare_latency(base.model, lm.model, lm.input_size,
+                                             res["change"]["flops_ratio"], **kw)
+        else:
+            res["latency"] = measure_latency(lm.model, lm.input_size, **kw)
+    if a.json:
+        print(json.dumps(res, indent=1))
+        return 0
+    print(f"{lm.name} on {data.name} ({res['n']} validation images)")
+    print(f"  top-1 {res['top1']:.4f}   top-5 {res['top5']:.4f}   loss {res['loss']:.4f}   "
+          f"params {_human(res['params'])}   FLOPs {_human(res['flops'])}")
+    if "baseline" in res:
+        c = res["change"]
+        print(f"  vs {res['baseline']['model']}: top-1 {c['top1']:+.4f}   top-5 "
+              f"{c['top5']:+.4f}   params x{c['params_ratio']:.3f}   FLOPs "
+              f"x{c['flops_ratio']:.3f}")
+    if a.latency:
+        lat = res["latency"]
+        if "pruned" in lat:
+            for bs, sp in lat["speedup"].items():
+                print(f"  latency batch {bs}: {lat['original']['batch'][bs]['median_ms']:.2f} "
+                      f"-> {lat['pruned']['batch'][bs]['median_ms']:.2f} ms   speed-up "
+                      f"{sp:.2f}x   realisation {lat['realisation'][bs]:.2f}")
+        else:
+            for bs, v in lat["batch"].items():
+                print(f"  latency batch {bs}: {v['median_ms']:.2f} ms ({lat['device']}, "
+                      f"{lat['threads']} threads)")
+    if data.note:
+        print(f"  note: {data.note}")
+    return 0
+
+
+def cmd_score(a) -> int:
+    from studio.core.evaluate import pick_device
+    from studio.core.io import atomic_write_text
+    from studio.core.workflow import compute_scores
+
+    lm, s = _load(a)
+    data = _data(a, lm) if a.data else None
+    scores = _drive(compute_scores(lm, s, a.criterion, data, batches=a.batches,
+                                   batch_size=a.batch_size, device=pick_device(a.device),
+                                   seed=a.seed), f"scoring ({a.criterion})")
+    out = {"criterion": a.criterion, "model": lm.name, "fingerprint": s.fingerprint,
+           "data": a.data, "batches": a.batches if data else None,
+           "groups": {gid: {"group": sc.group.tolist(),
+                            "members": {k: v.tolist() for k, v in sc.members.items()},
+                            "extra": sc.extra} for gid, sc in scores.items()}}
+    if data is not None and data.note:
+        out["note"] = data.note
+    from pathlib import Path
+
+    atomic_write_text(Path(a.out), json.dumps(out))
+    print(f"wrote {a.out}: {a.criterion} scores of {sum(len(v.group) for v in scores.values())}"
+          f" channels in {len(scores)} groups")
+    return 0
+
+
+def cmd_finetune(a) -> int:
+    from studio.core import load_model, save_pruned
+    from studio.core.finetune import FinetuneConfig, distributed, finetune
+
+    rank, world = distributed()
+    lm, s = _load(a)
+    data = _data(a, lm)
+    teacher = None
+    if a.teacher:
+        teacher = load_model(a.teacher, arch=a.arch, trust=a.trust, input_size=lm.input_size)
+    kd = a.kd_weight if a.kd_weight is not None else (0.5 if teacher else 0.0)
+    cfg = FinetuneConfig(epochs=a.epochs, lr=a.lr, optimizer=a.optimizer,
+                         weight_decay=a.weight_decay, warmup_epochs=a.warmup,
+                         label_smoothing=a.label_smoothing, batch_size=a.batch_size,
+                         kd_weight=kd, kd_temperature=a.kd_temperature, device=a.device,
+                         seed=a.seed, max_steps=a.max_steps)
+    log: list[dict] = []
+    from studio.core.data import loader
+    from studio.core.evaluate import evaluate, pick_device
+
+    val = loader(data.val, 256)
+    before = _drive(evaluate(lm.model, val, pick_device(a.device)), "evaluate", rank != 0)
+    gen = finetune(lm.model, data, cfg, teacher=teacher.model if teacher else None)
+
+    def record():
+        while True:
+            try:
+                ev = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            if ev["type"] in ("step", "epoch"):
+                log.append(ev)
+            yield ev
+
+    result = _drive(record(), "fine-tune", quiet=rank != 0)
+    if rank != 0:
+        return 0
+    final = log[-1] if log and log[-1]["type"] == "epoch" else None
+    report = {"model": lm.name, "data": data.name, "before": before,
+              "after": {"top1": result["best"]["top1"], "top5": result["best"].get("top5"),
+                        "loss": result["best"].get("loss"),
+                        "best_epoch": result["best"]["epoch"]},
+              "last_epoch": final, "cost": s.original.as_dict(),
+              "world_size": world, "device": result["device"], "config": result["config"],
+              "teacher": a.teacher, "cancelled": result["cancelled"],
+              "seconds": result["seconds"]}
+    if data.note:
+        report["note"] = data.note
+    metrics = "".join(json.dumps(e) + "\n" for e in log)
+    out = save_pruned(a.out, lm, lm.model, None, report, {"metrics.jsonl": metrics})
+    if a.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(f"fine-tuned {a.epochs} epochs on {world} process(es) ({result['device']}): "
+              f"top-1 {before['top1']:.4f} -> {report['after']['top1']:.4f} "
+              f"(best epoch {report['after']['best_epoch']})")
+        print(f"wrote {out}/ (model.json, weights.pt, metrics.jsonl, report.json)")
+    return 0
+
+
 def cmd_archs(a) -> int:
     from studio.core import zoo
 
@@ -235,7 +504,9 @@ def cmd_archs(a) -> int:
     return 0
 
 
-COMMANDS = {"inspect": cmd_inspect, "plan": cmd_plan, "prune": cmd_prune, "archs": cmd_archs}
+COMMANDS = {"inspect": cmd_inspect, "plan": cmd_plan, "prune": cmd_prune,
+            "evaluate": cmd_evaluate, "score": cmd_score, "finetune": cmd_finetune,
+            "archs": cmd_archs}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,7 @@ and a score per member layer, both indexed by the group's channels:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -31,6 +31,7 @@ DEFAULT = "l1"
 class GroupScores:
     group: np.ndarray  # one score per group channel
     members: dict[str, np.ndarray]  # member layer -> one score per group channel
+    extra: dict = field(default_factory=dict)  # e.g. PFA's suggested width
 
 
 def _channel_slices(module, member: Member) -> torch.Tensor | None:

@@ -34,8 +34,10 @@ def _same_path(a: Path, b: Path) -> bool:
         return False
 
 
-def save_pruned(out_dir, lm, model: nn.Module, plan: Plan | None, report: dict) -> Path:
-    """Write ``model`` (derived from loaded model ``lm`` by ``plan``) into ``out_dir``."""
+def save_pruned(out_dir, lm, model: nn.Module, plan: Plan | None, report: dict,
+                extra_files: dict[str, str] | None = None) -> Path:
+    """Write ``model`` (derived from loaded model ``lm`` by ``plan``) into ``out_dir``,
+    with ``extra_files`` (name -> text, e.g. a metrics log) beside it."""
     from studio.core.loader import sha256_of
 
     out = Path(out_dir)
@@ -63,6 +65,8 @@ def save_pruned(out_dir, lm, model: nn.Module, plan: Plan | None, report: dict) 
         if plan is not None:
             plan.save(tmp / "plan.json")
         atomic_write_text(tmp / "report.json", json.dumps(report, indent=1))
+        for name, text in (extra_files or {}).items():
+            atomic_write_text(tmp / name, text)
         if out.exists():
             old = out.with_name(f".{out.name}.old")
             shutil.rmtree(old, ignore_errors=True)

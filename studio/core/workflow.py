@@ -9,7 +9,10 @@ from torch import nn
 
 from studio.core import criteria as crit
 from studio.core.counting import build_cost_table
+from studio.core.data import loader
+from studio.core.datacriteria import DATA_CRITERIA, score_data
 from studio.core.errors import LoadError, StudioError
+from studio.core.jobs import CancelToken, Events
 from studio.core.loader import LoadedModel
 from studio.core.plan import Plan, predict, validate
 from studio.core.selection import select
@@ -29,15 +32,41 @@ def map_structure(lm: LoadedModel) -> StructureMap:
                         ) from e
 
 
+ALL_CRITERIA = crit.CRITERIA + DATA_CRITERIA
+
+
+def compute_scores(lm: LoadedModel, s: StructureMap, criterion: str, data=None, *,
+                   batches: int = 8, batch_size: int = 64, device="cpu",
+                   cancel: CancelToken | None = None, seed: int = 0) -> Events:
+    """Scores of any criterion; data-driven ones need ``data`` (a DataSource) and yield
+    progress per calibration batch."""
+    if criterion in crit.CRITERIA:
+        return crit.score(lm.model, s, criterion, seed=seed)
+    if criterion not in DATA_CRITERIA:
+        raise StudioError(f"unknown criterion '{criterion}' "
+                          f"(choose from {', '.join(ALL_CRITERIA)})")
+    if data is None:
+        raise StudioError(f"criterion '{criterion}' is data-driven: give --data SOURCE")
+    data.check_model(lm.model, lm.input_size)
+    dl = loader(data.train, batch_size, shuffle=True, seed=seed)
+    return (yield from score_data(lm.model, s, criterion, dl, batches=batches,
+                                  device=device, cancel=cancel, seed=seed))
+
+
 def auto_plan(lm: LoadedModel, s: StructureMap, criterion: str = crit.DEFAULT, *,
               ratio: float | None = None, flops_target: float | None = None,
               scope: str = "global", round_to: int = 1, protect=(), drop_blocks=(),
-              seed: int = 0) -> Plan:
-    """Score with a parameter-driven criterion and select to a ratio or FLOPs target."""
+              seed: int = 0, scores=None) -> Plan:
+    """Select to a ratio or FLOPs target by ``scores`` (computed with a parameter-driven
+    ``criterion`` when not given)."""
     for b in drop_blocks:  # check blocks before spending time on scores
         if b not in s.block_index:
             raise StudioError(f"unknown residual block '{b}'")
-    scores = crit.score(lm.model, s, criterion, seed=seed)
+    if scores is None:
+        if criterion not in crit.CRITERIA:
+            raise StudioError(f"criterion '{criterion}' is data-driven: compute its scores "
+                              f"first (compute_scores)")
+        scores = crit.score(lm.model, s, criterion, seed=seed)
     return select(s, scores, ratio=ratio, flops_target=flops_target, scope=scope,
                   round_to=round_to, protect=protect, drop_blocks=drop_blocks,
                   meta={"criterion": criterion, "seed": seed})

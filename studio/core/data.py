@@ -1,0 +1,205 @@
+"""Data sources: the demo digits, an ImageFolder directory, CIFAR-10/100 in torchvision's
+on-disk format, or synthetic data of the model's input shape (structure-only runs: every
+accuracy computed on it is labelled meaningless).
+
+``load_data(spec)`` with ``spec`` one of ``demo``, ``synthetic``, ``cifar10:DIR``,
+``cifar100:DIR``, or a directory (``train/`` and ``val/`` class subfolders, or one folder of
+class subfolders split by a seed).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+
+from studio.core.errors import StudioError
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+SYNTHETIC_NOTE = "synthetic data: accuracy and loss are meaningless, use for structure only"
+
+
+class DataError(StudioError):
+    """The data cannot be used; the message names the problem (and the file)."""
+
+
+@dataclass
+class DataSource:
+    name: str
+    kind: str  # demo | imagefolder | cifar10 | cifar100 | synthetic
+    train: Dataset
+    val: Dataset
+    num_classes: int
+    input_size: tuple[int, int, int]
+    classes: list[str] = field(default_factory=list)
+    note: str = ""  # e.g. the synthetic warning; shown next to every result
+
+    @property
+    def synthetic(self) -> bool:
+        return self.kind == "synthetic"
+
+    def holdout(self, fraction: float = 0.1, seed: int = 0) -> tuple[Dataset, Dataset]:
+        """Split the *training* set into (fit, held-out) parts -- for pipelines that must
+        never read the validation split."""
+        g = torch.Generator().manual_seed(seed)
+        perm = torch.randperm(len(self.train), generator=g).tolist()
+        k = max(1, int(len(perm) * fraction))
+        return Subset(self.train, perm[k:]), Subset(self.train, perm[:k])
+
+    def check_model(self, model: torch.nn.Module, input_size) -> None:
+        """One-line errors when the model cannot consume this data."""
+        if tuple(input_size)[0] != self.input_size[0]:
+            raise DataError(f"the model takes {input_size[0]}-channel input but {self.name} "
+                            f"has {self.input_size[0]} channels")
+        with torch.no_grad():
+            out = model.eval()(torch.zeros(1, *input_size))
+        if out.shape[-1] != self.num_classes:
+            raise DataError(f"the model has {out.shape[-1]} outputs but {self.name} has "
+                            f"{self.num_classes} classes")
+
+
+class _Shift(Dataset):
+    """Demo training augmentation: random translation by up to one pixel."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, fill: float):
+        self.x, self.y, self.fill = x, y, fill
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        dy, dx = torch.randint(0, 3, (2,)).tolist()
+        img = torch.nn.functional.pad(self.x[i], (1, 1, 1, 1), value=self.fill)
+        return img[:, dy:dy + 8, dx:dx + 8], self.y[i]
+
+
+def _demo(augment: bool) -> DataSource:
+    from studio.core import demo
+
+    xtr, ytr = demo.split_tensors("train")
+    xva, yva = demo.split_tensors("val")
+    fill = -demo.PIXEL_MEAN / demo.PIXEL_STD
+    train = _Shift(xtr, ytr, fill) if augment else TensorDataset(xtr, ytr)
+    return DataSource("demo digits", "demo", train, TensorDataset(xva, yva), 10,
+                      demo.INPUT_SIZE, [str(i) for i in range(10)])
+
+
+def _synthetic(input_size, num_classes: int, n_train: int = 256, n_val: int = 128,
+               seed: int = 0) -> DataSource:
+    g = torch.Generator().manual_seed(seed)
+    mk = lambda n: TensorDataset(torch.randn(n, *input_size, generator=g),  # noqa: E731
+                                 torch.randint(0, num_classes, (n,), generator=g))
+    return DataSource("synthetic", "synthetic", mk(n_train), mk(n_val), num_classes,
+                      tuple(input_size), note=SYNTHETIC_NOTE)
+
+
+def _image_transforms(size, mean, std, train: bool, cifar: bool = False):
+    from torchvision import transforms as T
+
+    c, h, w = size
+    ops = []
+    if c == 1:
+        ops.append(T.Grayscale(1))
+        mean, std = (sum(mean) / 3,), (sum(std) / 3,)
+    if cifar and (h, w) == (32, 32):
+        ops += [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if train else []
+    elif train:
+        ops += [T.RandomResizedCrop((h, w), antialias=True), T.RandomHorizontalFlip()]
+    else:
+        ops += [T.Resize(int(math.ceil(min(h, w) / 0.875)), antialias=True),
+                T.CenterCrop((h, w))]
+    return T.Compose(ops + [T.ToTensor(), T.Normalize(mean, std)])
+
+
+def _checked_loader(path: str):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with open(path, "rb") as f:
+            img = Image.open(f)
+            return img.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise DataError(f"cannot read image {path}: {type(e).__name__}") from None
+
+
+def _image_folder(root: Path, size, val_split: float, seed: int) -> DataSource:
+    from torchvision.datasets import ImageFolder
+
+    def folder(p: Path, train: bool):
+        try:
+            return ImageFolder(str(p), transform=_image_transforms(size, IMAGENET_MEAN,
+                                                                   IMAGENET_STD, train),
+                               loader=_checked_loader)
+        except FileNotFoundError as e:
+            raise DataError(f"no images found in {p}: expected one subfolder per class "
+                            f"holding .jpg/.png files ({str(e).splitlines()[0][:120]})"
+                            ) from None
+
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        train, val = folder(root / "train", True), folder(root / "val", False)
+        if train.classes != val.classes:
+            raise DataError(f"{root}/train and {root}/val have different classes")
+    else:
+        full_t, full_v = folder(root, True), folder(root, False)
+        g = torch.Generator().manual_seed(seed)
+        perm = torch.randperm(len(full_t), generator=g).tolist()
+        k = max(1, int(len(perm) * val_split))
+        train, val = Subset(full_t, perm[k:]), Subset(full_v, perm[:k])
+        train.classes = full_t.classes  # type: ignore[attr-defined]
+    classes = train.classes
+    return DataSource(str(root), "imagefolder", train, val, len(classes), tuple(size), classes)
+
+
+def _cifar(kind: str, root: Path, size, download: bool) -> DataSource:
+    from torchvision import datasets
+
+    cls = datasets.CIFAR10 if kind == "cifar10" else datasets.CIFAR100
+    folder = "cifar-10-batches-py" if kind == "cifar10" else "cifar-100-python"
+    try:
+        tr = cls(str(root), train=True, download=download,
+                 transform=_image_transforms(size, CIFAR_MEAN, CIFAR_STD, True, cifar=True))
+        va = cls(str(root), train=False, download=download,
+                 transform=_image_transforms(size, CIFAR_MEAN, CIFAR_STD, False, cifar=True))
+    except RuntimeError as e:
+        if "not found or corrupted" in str(e) or "Dataset not found" in str(e):
+            raise DataError(f"{kind.upper()} not found in {root}: put the extracted "
+                            f"'{folder}' folder there (from {cls.url}), or add --download "
+                            f"where there is internet") from None
+        raise DataError(f"{kind.upper()} in {root} is unreadable: {e}") from None
+    return DataSource(f"{kind.upper()} ({root})", kind, tr, va, len(tr.classes), tuple(size),
+                      list(tr.classes))
+
+
+def load_data(spec: str, input_size=None, *, num_classes: int | None = None,
+              val_split: float = 0.2, seed: int = 0, augment: bool = True,
+              download: bool = False) -> DataSource:
+    """The data source named by ``spec`` (module docstring), images shaped ``input_size``."""
+    spec = str(spec)
+    if spec == "demo":
+        return _demo(augment)
+    if spec == "synthetic":
+        if input_size is None:
+            raise DataError("synthetic data needs the model's input size")
+        return _synthetic(input_size, num_classes or 10)
+    kind, _, rest = spec.partition(":")
+    if kind in ("cifar10", "cifar100") and rest:
+        return _cifar(kind, Path(rest).expanduser(), input_size or (3, 32, 32), download)
+    root = Path(spec).expanduser()
+    if not root.exists():
+        raise DataError(f"data source '{spec}' not found: give demo, synthetic, "
+                        f"cifar10:DIR, cifar100:DIR or an image folder")
+    if not root.is_dir():
+        raise DataError(f"{spec} is a file; an image data set is a folder of class subfolders")
+    return _image_folder(root, input_size or (3, 224, 224), val_split, seed)
+
+
+def loader(ds: Dataset, batch_size: int = 64, shuffle: bool = False, seed: int = 0,
+           num_workers: int = 0, sampler=None, drop_last: bool = False) -> DataLoader:
+    g = torch.Generator().manual_seed(seed)
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle and sampler is None,
+                      sampler=sampler, num_workers=num_workers, generator=g,
+                      drop_last=drop_last, persistent_workers=num_workers > 0)

@@ -1,0 +1,263 @@
+"""Data-driven importance criteria, computed in one pass over K calibration batches.
+
+A group's channels, after their activation, are the *input* of the layers that consume
+them (the group's ``in`` members). One forward pre-hook per consuming conv/linear layer
+collects every statistic at once -- there is no pass per layer -- and maps the consumer's
+input channels back to the group's channels:
+
+- ``apoz``: 1 - average percentage of zeros (Hu et al. 2016); more zeros, less important;
+- ``mean_activation``: mean |activation|;
+- ``hrank``: average matrix rank of each channel's feature map (Lin et al. 2020), all
+  ranks of a batch in one batched SVD;
+- ``taylor``: |activation x gradient| summed over the map, averaged over images (Molchanov
+  et al. 2017); needs a backward pass per batch;
+- ``thinet``: ThiNet (Luo et al. 2017) -- on sampled output locations of the consuming
+  layer, each input channel's contribution; a greedy search removes first the channels
+  whose summed contribution stays smallest (Gram-matrix form, O(C^2) per layer);
+- ``pfa``: PCA of the spatially pooled activations (Suau et al. 2020); channels strongly
+  correlated with another go first, dead ones before all; the number of principal
+  components holding 95% of the energy is reported as the group's suggested width.
+
+Members where a criterion does not apply (HRank on a linear layer's input, ThiNet on a
+grouped conv) fall back to mean |activation|. Low scores mean "remove first".
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from studio.core.criteria import GroupScores
+from studio.core.jobs import CancelToken, Events, progress
+from studio.core.structure import Group, Member, StructureMap
+
+DATA_CRITERIA = ("apoz", "mean_activation", "hrank", "taylor", "thinet", "pfa")
+THINET_SAMPLES = 4096  # sampled (image, location, output channel) triples per layer
+THINET_PER_BATCH = 8  # images per batch whose patches are sampled
+PFA_ENERGY = 0.95
+
+
+def _reduce_dims(x: torch.Tensor) -> tuple[int, ...]:
+    return (0,) + tuple(range(2, x.dim())) if x.dim() > 2 else (0,)
+
+
+class _LayerStats:
+    """Per input channel of one consuming layer, accumulated over batches."""
+
+    def __init__(self, name: str, module: nn.Module, criterion: str, rng: torch.Generator):
+        self.name, self.module, self.criterion, self.rng = name, module, criterion, rng
+        self.abs_sum = self.zeros = None
+        self.elems = 0
+        self.rank_sum = None
+        self.images = 0
+        self.taylor = None
+        self.z_rows: list[torch.Tensor] = []  # ThiNet contributions [S, Cin]
+        self.pooled: list[torch.Tensor] = []  # PFA: pooled activations [N, Cin]
+        self.is_conv = isinstance(module, nn.modules.conv._ConvNd)
+        self.grouped = self.is_conv and module.groups > 1
+
+    def observe(self, x: torch.Tensor) -> None:
+        xd = x.detach()
+        dims = _reduce_dims(xd)
+        a = xd.abs().sum(dims)
+        z = (xd == 0).sum(dims)
+        self.abs_sum = a if self.abs_sum is None else self.abs_sum + a
+        self.zeros = z if self.zeros is None else self.zeros + z
+        self.elems += xd.numel() // xd.shape[1]
+        c = self.criterion
+        if c == "hrank" and xd.dim() == 4:
+            r = torch.linalg.matrix_rank(xd.float()).sum(0)  # one batched SVD
+            self.rank_sum = r if self.rank_sum is None else self.rank_sum + r
+            self.images += xd.shape[0]
+        elif c == "taylor" and x.requires_grad:
+            def on_grad(g, xd=xd):
+                t = (xd * g).sum(tuple(range(2, xd.dim()))).abs().sum(0) if xd.dim() > 2 \
+                    else (xd * g).abs().sum(0)
+                self.taylor = t if self.taylor is None else self.taylor + t
+            x.register_hook(on_grad)
+            self.images += xd.shape[0]
+        elif c == "thinet" and not self.grouped:
+            if sum(len(r) for r in self.z_rows) < THINET_SAMPLES:
+                self.z_rows.append(self._contributions(xd))
+        elif c == "pfa":
+            self.pooled.append(xd.mean(tuple(range(2, xd.dim()))) if xd.dim() > 2 else xd)
+
+    def _contributions(self, x: torch.Tensor) -> torch.Tensor:
+        """ThiNet: for sampled output entries y = sum_c z_c, the per-channel terms z_c."""
+        m, g = self.module, self.rng
+        n = min(THINET_PER_BATCH, x.shape[0])
+        if not self.is_conv:  # linear: y[oc] = sum_c W[oc, c] x[c]
+            xs = x[:n].reshape(n, -1)
+            oc = torch.randint(0, m.out_features, (n * 4,), generator=g)
+            rows = xs.repeat_interleave(4, 0)
+            return (m.weight.detach()[oc] * rows).float()
+        cols = F.unfold(x[:n], m.kernel_size, m.dilation, m.padding, m.stride)  # [n, C*k, L]
+        per = 16
+        li = torch.randint(0, cols.shape[2], (n, per), generator=g)
+        patches = torch.stack([cols[i, :, li[i]] for i in range(n)])  # [n, C*k, per]
+        patches = patches.permute(0, 2, 1).reshape(n * per, m.in_channels, -1)
+        oc = torch.randint(0, m.out_channels, (n * per,), generator=g)
+        w = m.weight.detach()[oc].reshape(n * per, m.in_channels, -1)
+        return (w * patches).sum(2).float()
+
+    # -- per input channel results -------------------------------------------------------
+    def mean_abs(self) -> np.ndarray:
+        return (self.abs_sum.double() / max(self.elems, 1)).cpu().numpy()
+
+    def channel_score(self) -> np.ndarray | None:
+        """Scores per input channel, or None when the criterion works in group space."""
+        c = self.criterion
+        if c == "apoz":
+            return 1.0 - (self.zeros.double() / max(self.elems, 1)).cpu().numpy()
+        if c == "hrank" and self.rank_sum is not None:
+            return (self.rank_sum.double() / max(self.images, 1)).cpu().numpy()
+        if c == "taylor" and self.taylor is not None:
+            return (self.taylor.double() / max(self.images, 1)).cpu().numpy()
+        if c in ("thinet", "pfa") and not self._has_group_space_data():
+            return self.mean_abs()
+        if c in ("thinet", "pfa"):
+            return None
+        return self.mean_abs()
+
+    def _has_group_space_data(self) -> bool:
+        return bool(self.z_rows) if self.criterion == "thinet" else bool(self.pooled)
+
+
+def _to_root(g: Group, m: Member, per_channel: np.ndarray) -> np.ndarray:
+    """Average a member's per-channel values over the member channels of each group channel."""
+    s = np.bincount(m.root_idx, weights=per_channel[m.idx], minlength=g.channels)
+    return s / np.maximum(m.counts, 1)
+
+
+def _to_root_cols(g: Group, m: Member, rows: torch.Tensor, reduce: str) -> torch.Tensor:
+    """[S, Cin] -> [S, G]: columns of a member's channels summed/averaged per group channel."""
+    out = torch.zeros(rows.shape[0], g.channels, dtype=torch.float64)
+    idx = torch.as_tensor(m.idx)
+    out.index_add_(1, torch.as_tensor(m.root_idx), rows[:, idx].double())
+    if reduce == "mean":
+        out /= torch.as_tensor(np.maximum(m.counts, 1), dtype=torch.float64)
+    return out
+
+
+def thinet_order(z: torch.Tensor) -> np.ndarray:
+    """Greedy ThiNet: channels in the order they are removed (first = least important).
+
+    Minimises ||sum_{c in removed} z_c||^2 step by step using the Gram matrix."""
+    gram = (z.T @ z).numpy()
+    n = gram.shape[0]
+    removed = np.zeros(n, bool)
+    acc_dot = np.zeros(n)
+    acc = 0.0
+    order = []
+    for _ in range(n):
+        cost = acc + 2 * acc_dot + np.diag(gram)
+        cost[removed] = np.inf
+        j = int(np.argmin(cost))
+        order.append(j)
+        removed[j] = True
+        acc = float(cost[j])
+        acc_dot += gram[j]
+    return np.asarray(order)
+
+
+def pfa_scores(pooled: torch.Tensor, energy: float = PFA_ENERGY) -> tuple[np.ndarray, int]:
+    """(score per channel, suggested width). Dead channels score 0; a channel strongly
+    correlated with another scores low (redundant); variance breaks ties."""
+    x = pooled.double()
+    x = x - x.mean(0, keepdim=True)
+    cov = (x.T @ x) / max(len(x) - 1, 1)
+    var = torch.diag(cov).clamp_min(0)
+    ev = torch.linalg.eigvalsh(cov).flip(0).clamp_min(0)
+    total = float(ev.sum())
+    width = int((torch.cumsum(ev, 0) / total < energy).sum()) + 1 if total > 0 else 1
+    std = var.sqrt()
+    alive = std > 1e-12 * max(float(std.max()), 1e-30)
+    corr = cov / (std[:, None] * std[None, :]).clamp_min(1e-30)
+    corr.fill_diagonal_(0)
+    corr[~alive, :] = 0
+    corr[:, ~alive] = 0
+    uniq = 1.0 - corr.abs().max(1).values  # 0 when an exact copy of another channel exists
+    rel_var = var / var.max().clamp_min(1e-30)
+    score = (uniq + 1e-3 * rel_var) * alive
+    return score.numpy(), min(width, len(ev))
+
+
+def score_data(model: nn.Module, s: StructureMap, criterion: str, data_loader, *,
+               batches: int = 8, device="cpu", cancel: CancelToken | None = None,
+               seed: int = 0) -> Events:
+    """Yields progress per batch; returns ``{group id: GroupScores}``."""
+    if criterion not in DATA_CRITERIA:
+        raise ValueError(f"unknown data criterion '{criterion}' "
+                         f"(choose from {', '.join(DATA_CRITERIA)})")
+    device = torch.device(device)
+    model = model.eval().to(device)
+    rng = torch.Generator().manual_seed(seed)
+    consumers: dict[str, list[tuple[Group, Member]]] = defaultdict(list)
+    for g in s.groups:
+        for m in g.members:
+            if m.dim == "in" and s.table.rows[m.row]["kind"] in ("conv", "linear"):
+                consumers[m.layer].append((g, m))
+    stats = {name: _LayerStats(name, model.get_submodule(name), criterion, rng)
+             for name in consumers}
+    handles = [model.get_submodule(n).register_forward_pre_hook(
+        lambda mod, args, st=st: st.observe(args[0])) for n, st in stats.items()]
+    total = min(batches, len(data_loader))
+    try:
+        for i, (x, y) in enumerate(data_loader):
+            if i >= total:
+                break
+            if cancel is not None:
+                cancel.check()
+            x, y = x.to(device), y.to(device)
+            if criterion == "taylor":
+                with torch.enable_grad():
+                    loss = F.cross_entropy(model(x), y)
+                    loss.backward()
+            else:
+                with torch.no_grad():
+                    model(x)
+            yield progress(i + 1, total, f"scoring ({criterion})")
+    finally:
+        for h in handles:
+            h.remove()
+        if criterion == "taylor":
+            model.zero_grad(set_to_none=True)
+    return _finalize(s, criterion, consumers, stats)
+
+
+def _finalize(s: StructureMap, criterion, consumers, stats) -> dict[str, GroupScores]:
+    per_group: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
+    extras: dict[str, dict] = defaultdict(dict)
+    for name, pairs in consumers.items():
+        st = stats[name]
+        ch = st.channel_score()
+        for g, m in pairs:
+            if ch is not None:
+                per_group[g.id][m.layer] = _to_root(g, m, ch)
+            elif criterion == "thinet":
+                z = _to_root_cols(g, m, torch.cat(st.z_rows), "sum")
+                order = thinet_order(z)
+                rank = np.empty(g.channels)
+                rank[order] = np.arange(g.channels)
+                per_group[g.id][m.layer] = rank / max(g.channels - 1, 1)
+            else:  # pfa
+                pooled = _to_root_cols(g, m, torch.cat(st.pooled), "mean")
+                sc, width = pfa_scores(pooled)
+                per_group[g.id][m.layer] = sc
+                extras[g.id].setdefault("pfa_widths", []).append(width)
+    out = {}
+    for g in s.groups:
+        members = per_group.get(g.id)
+        if not members:  # nothing consumes it (cannot happen for a prunable group)
+            out[g.id] = GroupScores(np.zeros(g.channels), {})
+            continue
+        group = np.mean(np.stack(list(members.values())), 0)
+        extra = dict(extras.get(g.id, {}))
+        if "pfa_widths" in extra:
+            extra["pfa_width"] = int(round(float(np.mean(extra["pfa_widths"]))))
+        out[g.id] = GroupScores(group, members, extra)
+    return out
