@@ -71,3 +71,37 @@ def test_errors_are_one_line(tmp_path, args, needle, code):
 def test_debug_shows_the_traceback():
     r = run("--debug", "inspect", "nonexistent_arch", check=False)
     assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_evaluate_json_with_latency_and_baseline(tmp_path):
+    run("prune", "demo", "--flops-target", "0.5", "--out", str(tmp_path / "p"))
+    d = json.loads(run("evaluate", str(tmp_path / "p"), "--data", "demo", "--latency",
+                       "--latency-batch", "4", "--threads", "1", "--json").stdout)
+    assert {"top1", "top5", "loss"} <= set(d)
+    assert d["baseline"]["top1"] > 0.97 and d["change"]["flops_ratio"] <= 0.5
+    assert set(d["latency"]["speedup"]) == {"1", "4"}
+
+
+def test_score_with_a_data_criterion(tmp_path):
+    out = tmp_path / "s.json"
+    run("score", "demo", "--criterion", "apoz", "--data", "demo", "--batches", "2",
+        "--out", str(out))
+    d = json.loads(out.read_text())
+    assert d["criterion"] == "apoz" and len(d["groups"]) == 12
+    assert len(d["groups"]["layer1.0.conv1"]["group"]) == 16
+
+
+def test_data_criterion_needs_data(tmp_path):
+    r = run("prune", "demo", "--criterion", "taylor", "--flops-target", "0.5", "--out",
+            str(tmp_path / "x"), check=False)
+    assert r.returncode == 2 and "give --data" in r.stderr
+
+
+def test_prune_with_data_then_finetune(tmp_path):
+    run("prune", "demo", "--criterion", "hrank", "--data", "demo", "--batches", "2",
+        "--flops-target", "0.5", "--out", str(tmp_path / "p"))
+    rep = json.loads(run("finetune", str(tmp_path / "p"), "--data", "demo", "--epochs", "1",
+                         "--teacher", "demo", "--out", str(tmp_path / "f"), "--json").stdout)
+    assert rep["after"]["top1"] > rep["before"]["top1"]
+    d = json.loads(run("inspect", str(tmp_path / "f"), "--json").stdout)
+    assert d["flops"] <= 0.5 * 5091082

@@ -55,8 +55,12 @@ class DataSource:
         if tuple(input_size)[0] != self.input_size[0]:
             raise DataError(f"the model takes {input_size[0]}-channel input but {self.name} "
                             f"has {self.input_size[0]} channels")
-        with torch.no_grad():
-            out = model.eval()(torch.zeros(1, *input_size))
+        try:
+            with torch.no_grad():
+                out = model.eval()(torch.zeros(1, *input_size))
+        except RuntimeError as e:
+            raise DataError(f"the model does not run on {self.name}'s input "
+                            f"{list(input_size)}: {str(e).splitlines()[0][:120]}") from None
         if out.shape[-1] != self.num_classes:
             raise DataError(f"the model has {out.shape[-1]} outputs but {self.name} has "
                             f"{self.num_classes} classes")

@@ -1,0 +1,96 @@
+"""Data sources and their errors."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from studio.core.data import SYNTHETIC_NOTE, DataError, load_data
+
+
+def _images(root, classes=("cat", "dog"), n=3, size=12):
+    rng = np.random.default_rng(0)
+    for c in classes:
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            arr = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(arr).save(root / c / f"{i}.png")
+
+
+def test_demo_split():
+    d = load_data("demo")
+    assert (len(d.train), len(d.val), d.num_classes, d.input_size) == (1438, 359, 10, (1, 8, 8))
+    x, y = d.train[0]
+    assert x.shape == (1, 8, 8) and 0 <= int(y) < 10
+
+
+def test_image_folder_train_val(tmp_path):
+    _images(tmp_path / "train")
+    _images(tmp_path / "val", n=2)
+    d = load_data(str(tmp_path), (3, 16, 16))
+    assert (len(d.train), len(d.val), d.classes) == (6, 4, ["cat", "dog"])
+    assert d.val[0][0].shape == (3, 16, 16)
+
+
+def test_image_folder_split_by_seed(tmp_path):
+    _images(tmp_path, n=10)
+    a = load_data(str(tmp_path), (1, 8, 8), val_split=0.3, seed=1)
+    b = load_data(str(tmp_path), (1, 8, 8), val_split=0.3, seed=1)
+    assert len(a.val) == 6 and len(a.train) == 14
+    assert a.val.indices == b.val.indices
+    assert a.train[0][0].shape == (1, 8, 8)  # converted to grey for a 1-channel model
+
+
+def test_empty_folder(tmp_path):
+    (tmp_path / "cls").mkdir()
+    with pytest.raises(DataError, match="no images found"):
+        load_data(str(tmp_path), (3, 8, 8))
+
+
+def test_unreadable_image_is_named(tmp_path):
+    _images(tmp_path / "train")
+    _images(tmp_path / "val")
+    bad = tmp_path / "val" / "dog" / "broken.png"
+    bad.write_bytes(b"not a png")
+    d = load_data(str(tmp_path), (3, 8, 8))
+    with pytest.raises(DataError, match="broken.png"):
+        [d.val[i] for i in range(len(d.val))]
+
+
+def test_class_count_and_channels_must_match_the_model(demo):
+    import torchvision
+
+    d = load_data("demo")
+    syn = load_data("synthetic", (3, 32, 32), num_classes=10)
+    with pytest.raises(DataError, match="1000 outputs but synthetic has 10 classes"):
+        syn.check_model(torchvision.models.resnet18(), (3, 32, 32))
+    with pytest.raises(DataError, match="3-channel input"):
+        d.check_model(demo.model, (3, 8, 8))
+
+
+def test_missing_cifar_says_where_the_files_go(tmp_path):
+    with pytest.raises(DataError, match="cifar-10-batches-py"):
+        load_data(f"cifar10:{tmp_path}")
+    with pytest.raises(DataError, match="cifar-100-python"):
+        load_data(f"cifar100:{tmp_path}")
+
+
+def test_synthetic_is_labelled():
+    d = load_data("synthetic", (3, 16, 16), num_classes=5)
+    assert d.synthetic and d.note == SYNTHETIC_NOTE
+    x, y = d.val[0]
+    assert x.shape == (3, 16, 16) and int(y) < 5
+
+
+def test_unknown_source():
+    with pytest.raises(DataError, match="not found"):
+        load_data("nowhere/at/all")
+
+
+def test_holdout_never_touches_validation():
+    d = load_data("demo", augment=False)
+    fit, held = d.holdout(0.1)
+    assert len(fit) + len(held) == len(d.train)
+    val_x = {tuple(x.flatten().tolist()) for x, _ in d.val}
+    assert not any(tuple(held[i][0].flatten().tolist()) in val_x for i in range(10))
+    assert isinstance(held[0][0], torch.Tensor)

@@ -1,0 +1,56 @@
+"""Evaluation by hand count, latency measurement and realisation."""
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from studio.core.evaluate import compare_latency, evaluate, measure_latency
+from studio.core.jobs import CancelToken, Cancelled, run
+
+
+class Fixed(nn.Module):
+    """Returns the logits stored in its input's first 6 values."""
+
+    def forward(self, x):
+        return x[:, :6]
+
+
+def test_top1_top5_loss_by_hand():
+    logits = torch.tensor([[5., 4, 3, 2, 1, 0],    # label 0: top-1 hit
+                           [0., 1, 2, 3, 4, 5],    # label 0: last -> not in top-5
+                           [1., 5, 0, 0, 0, 0],    # label 0: second -> top-5 hit
+                           [0., 0, 0, 0, 0, 9]])   # label 5: top-1 hit
+    y = torch.tensor([0, 0, 0, 5])
+    res = run(evaluate(Fixed(), DataLoader(TensorDataset(logits, y), batch_size=3)))
+    assert res["n"] == 4
+    assert res["top1"] == pytest.approx(2 / 4)
+    assert res["top5"] == pytest.approx(3 / 4)
+    assert res["loss"] == pytest.approx(float(nn.functional.cross_entropy(logits, y)), 1e-6)
+
+
+def test_evaluate_can_be_cancelled():
+    tok = CancelToken()
+    x = torch.zeros(40, 6)
+    gen = evaluate(Fixed(), DataLoader(TensorDataset(x, torch.zeros(40).long()), batch_size=4),
+                   cancel=tok)
+    next(gen)
+    tok.cancel()
+    with pytest.raises(Cancelled):
+        next(gen)
+
+
+def test_latency_report_shape(demo):
+    lat = measure_latency(demo.model, (1, 8, 8), batch_sizes=(1, 4), threads=1, repeats=5)
+    assert set(lat["batch"]) == {"1", "4"} and lat["threads"] == 1
+    assert all(v["median_ms"] > 0 and v["repeats"] >= 5 for v in lat["batch"].values())
+
+
+def test_realisation_is_speedup_over_flops_reduction():
+    big = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.Conv2d(64, 64, 3, padding=1))
+    small = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1))
+    r = compare_latency(big, small, (3, 32, 32), flops_ratio=0.1, batch_sizes=(2,),
+                        threads=1, repeats=5)
+    sp = r["speedup"]["2"]
+    assert sp > 1
+    assert r["realisation"]["2"] == pytest.approx(sp * 0.1)
