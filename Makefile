@@ -25,7 +25,8 @@ test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_counting.py
+	cd benchmarks && ../$(PY) bench_counting.py && ../$(PY) bench_scoring.py && \
+	  ../$(PY) bench_finetune.py && ../$(PY) bench_criteria.py && ../$(PY) render_docs.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check studio tests benchmarks scripts

@@ -82,6 +82,3 @@ def main() -> dict:
 
 if __name__ == "__main__":
     main()
-    from render_docs import render  # noqa: E402
-
-    render()

@@ -164,3 +164,21 @@ def tp_count(model: nn.Module, example_input: torch.Tensor) -> tuple[int, int]:
 
     macs, params = tp.utils.count_ops_and_params(model, example_input)
     return int(macs), int(params)
+
+
+def tp_default_prune(model: nn.Module, example_input: torch.Tensor, ratio: float,
+                     ignored: list[str]) -> nn.Module:
+    """Torch-Pruning's default pruner (BasePruner + GroupMagnitudeImportance(p=2), local,
+    uniform ratio) on a copy -- the outside reference the benchmarks compare against."""
+    import copy
+
+    import torch_pruning as tp
+
+    m = copy.deepcopy(model).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pruner = tp.pruner.BasePruner(
+            m, example_input, importance=tp.importance.GroupMagnitudeImportance(p=2),
+            pruning_ratio=ratio, ignored_layers=[m.get_submodule(n) for n in ignored])
+        pruner.step()
+    return m

@@ -44,6 +44,7 @@ class FinetuneConfig:
     num_workers: int = 0
     log_every: int = 10  # steps between "step" events (each costs a device sync)
     max_steps: int | None = None  # stop early (tests, quick looks)
+    keep_best: bool = True  # end with the best-validation weights (else the last ones)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -216,7 +217,7 @@ def finetune(model: nn.Module, data: DataSource, cfg: FinetuneConfig | None = No
                 break
     except Cancelled:
         cancelled = True
-    if best_state is not None:
+    if best_state is not None and (cfg.keep_best or cancelled):
         model.load_state_dict(best_state)
     model.eval()
     return {"best": best, "history": history, "cancelled": cancelled, "steps": step,
