@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from studio.core import load_model, map_structure
 from studio.core.data import load_data, loader
 from studio.core.datacriteria import DATA_CRITERIA, score_data, thinet_order
-from studio.core.jobs import CancelToken, Cancelled, run
+from studio.core.jobs import Cancelled, CancelToken, run
 
 DEAD = 11
 

@@ -6,7 +6,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from studio.core.evaluate import compare_latency, evaluate, measure_latency
-from studio.core.jobs import CancelToken, Cancelled, run
+from studio.core.jobs import Cancelled, CancelToken, run
 
 
 class Fixed(nn.Module):
