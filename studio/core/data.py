@@ -37,6 +37,13 @@ class DataSource:
     input_size: tuple[int, int, int]
     classes: list[str] = field(default_factory=list)
     note: str = ""  # e.g. the synthetic warning; shown next to every result
+    train_eval: Dataset | None = None  # the training images without augmentation
+
+    @property
+    def calibration(self) -> Dataset:
+        """Training images as the model sees them at test time: for scoring, BN
+        recalibration and held-out scoring (never the validation split)."""
+        return self.train_eval if self.train_eval is not None else self.train
 
     @property
     def synthetic(self) -> bool:
@@ -48,7 +55,7 @@ class DataSource:
         g = torch.Generator().manual_seed(seed)
         perm = torch.randperm(len(self.train), generator=g).tolist()
         k = max(1, int(len(perm) * fraction))
-        return Subset(self.train, perm[k:]), Subset(self.train, perm[:k])
+        return Subset(self.train, perm[k:]), Subset(self.calibration, perm[:k])
 
     def check_model(self, model: torch.nn.Module, input_size) -> None:
         """One-line errors when the model cannot consume this data."""
@@ -87,9 +94,10 @@ def _demo(augment: bool) -> DataSource:
     xtr, ytr = demo.split_tensors("train")
     xva, yva = demo.split_tensors("val")
     fill = -demo.PIXEL_MEAN / demo.PIXEL_STD
-    train = _Shift(xtr, ytr, fill) if augment else TensorDataset(xtr, ytr)
+    plain = TensorDataset(xtr, ytr)
+    train = _Shift(xtr, ytr, fill) if augment else plain
     return DataSource("demo digits", "demo", train, TensorDataset(xva, yva), 10,
-                      demo.INPUT_SIZE, [str(i) for i in range(10)])
+                      demo.INPUT_SIZE, [str(i) for i in range(10)], train_eval=plain)
 
 
 def _synthetic(input_size, num_classes: int, n_train: int = 256, n_val: int = 128,
@@ -145,6 +153,7 @@ def _image_folder(root: Path, size, val_split: float, seed: int) -> DataSource:
 
     if (root / "train").is_dir() and (root / "val").is_dir():
         train, val = folder(root / "train", True), folder(root / "val", False)
+        train_eval = folder(root / "train", False)
         if train.classes != val.classes:
             raise DataError(f"{root}/train and {root}/val have different classes")
     else:
@@ -153,9 +162,11 @@ def _image_folder(root: Path, size, val_split: float, seed: int) -> DataSource:
         perm = torch.randperm(len(full_t), generator=g).tolist()
         k = max(1, int(len(perm) * val_split))
         train, val = Subset(full_t, perm[k:]), Subset(full_v, perm[:k])
+        train_eval = Subset(full_v, perm[k:])
         train.classes = full_t.classes  # type: ignore[attr-defined]
     classes = train.classes
-    return DataSource(str(root), "imagefolder", train, val, len(classes), tuple(size), classes)
+    return DataSource(str(root), "imagefolder", train, val, len(classes), tuple(size), classes,
+                      train_eval=train_eval)
 
 
 def _cifar(kind: str, root: Path, size, download: bool) -> DataSource:
@@ -166,8 +177,9 @@ def _cifar(kind: str, root: Path, size, download: bool) -> DataSource:
     try:
         tr = cls(str(root), train=True, download=download,
                  transform=_image_transforms(size, CIFAR_MEAN, CIFAR_STD, True, cifar=True))
-        va = cls(str(root), train=False, download=download,
-                 transform=_image_transforms(size, CIFAR_MEAN, CIFAR_STD, False, cifar=True))
+        plain = _image_transforms(size, CIFAR_MEAN, CIFAR_STD, False, cifar=True)
+        va = cls(str(root), train=False, download=download, transform=plain)
+        tr_eval = cls(str(root), train=True, download=False, transform=plain)
     except RuntimeError as e:
         if "not found or corrupted" in str(e) or "Dataset not found" in str(e):
             raise DataError(f"{kind.upper()} not found in {root}: put the extracted "
@@ -175,7 +187,7 @@ def _cifar(kind: str, root: Path, size, download: bool) -> DataSource:
                             f"where there is internet") from None
         raise DataError(f"{kind.upper()} in {root} is unreadable: {e}") from None
     return DataSource(f"{kind.upper()} ({root})", kind, tr, va, len(tr.classes), tuple(size),
-                      list(tr.classes))
+                      list(tr.classes), train_eval=tr_eval)
 
 
 def load_data(spec: str, input_size=None, *, num_classes: int | None = None,

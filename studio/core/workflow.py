@@ -48,7 +48,7 @@ def compute_scores(lm: LoadedModel, s: StructureMap, criterion: str, data=None, 
     if data is None:
         raise StudioError(f"criterion '{criterion}' is data-driven: give --data SOURCE")
     data.check_model(lm.model, lm.input_size)
-    dl = loader(data.train, batch_size, shuffle=True, seed=seed)
+    dl = loader(data.calibration, batch_size, shuffle=True, seed=seed)
     return (yield from score_data(lm.model, s, criterion, dl, batches=batches,
                                   device=device, cancel=cancel, seed=seed))
 
