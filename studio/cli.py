@@ -9,6 +9,7 @@ import logging
 import sys
 
 from studio import __version__
+from studio.format import human
 
 # studio.core.criteria.CRITERIA + studio.core.datacriteria.DATA_CRITERIA (no torch import)
 CRITERIA = ("l1", "l2", "group_norm", "fpgm", "bn_scale", "random", "apoz", "mean_activation",
@@ -28,13 +29,6 @@ def _fraction(name):
                                              f"got {text}")
         return v
     return parse
-
-
-def _human(n: float, unit: str = "") -> str:
-    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= div:
-            return f"{n / div:.2f}{suffix}{unit}"
-    return f"{n:.0f}{unit}"
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -156,7 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    p = sub.add_parser("archs", help="list the torchvision architectures the studio accepts")
+    sub.add_parser("archs", help="list the torchvision architectures the studio accepts")
+    sub.add_parser("gui", help="open the window (the default with no command)",
+                   add_help=False)
     return ap
 
 
@@ -216,10 +212,10 @@ def cmd_inspect(a) -> int:
         print(json.dumps(d, indent=1))
         return 0
     print(f"{lm.name}   input {'x'.join(map(str, s.input_size))}   "
-          f"params {_human(s.original.params)}   FLOPs {_human(s.original.flops)}   "
-          f"MACs {_human(s.original.macs)}   (1 MAC = 2 FLOPs)")
+          f"params {human(s.original.params)}   FLOPs {human(s.original.flops)}   "
+          f"MACs {human(s.original.macs)}   (1 MAC = 2 FLOPs)")
     if a.fvcore:
-        print(f"fvcore MACs {_human(d['fvcore_macs'])} "
+        print(f"fvcore MACs {human(d['fvcore_macs'])} "
               f"({d['fvcore_macs'] / s.original.macs:.4f} of the studio's count)")
     print(f"\nLayers ({len(d['layers'])})")
     print(f"  {'name':34s} {'type':12s} {'in->out':>11s} {'k':>5s} {'s':>3s} {'g':>4s} "
@@ -232,7 +228,7 @@ def cmd_inspect(a) -> int:
         hw = "x".join(map(str, r["out_shape"][1:])) if len(r["out_shape"]) > 1 else "-"
         print(f"  {r['name'][:34]:34s} {r['type'][:12]:12s} "
               f"{r['in_channels']:>5d}->{r['out_channels']:<5d} {k:>5s} {st:>3s} "
-              f"{r['groups']:>4d} {hw:>9s} {_human(r['params']):>9s} {_human(r['flops']):>9s}"
+              f"{r['groups']:>4d} {hw:>9s} {human(r['params']):>9s} {human(r['flops']):>9s}"
               f"  {r['group'] or ''}")
     print(f"\nChannel groups ({len(s.groups)}; the classifier {s.classifier} is protected)")
     for g in s.groups:
@@ -292,7 +288,7 @@ def _plan_from_args(a, lm, s):
 def _summary(before: dict, after: dict, label: str) -> str:
     parts = []
     for k, name in (("params", "params"), ("flops", "FLOPs"), ("macs", "MACs")):
-        parts.append(f"{name} {_human(before[k])} -> {_human(after[k])} "
+        parts.append(f"{name} {human(before[k])} -> {human(after[k])} "
                      f"({after[k] / before[k]:.1%})")
     return f"{label}: " + "   ".join(parts)
 
@@ -388,7 +384,7 @@ def cmd_evaluate(a) -> int:
         return 0
     print(f"{lm.name} on {data.name} ({res['n']} validation images)")
     print(f"  top-1 {res['top1']:.4f}   top-5 {res['top5']:.4f}   loss {res['loss']:.4f}   "
-          f"params {_human(res['params'])}   FLOPs {_human(res['flops'])}")
+          f"params {human(res['params'])}   FLOPs {human(res['flops'])}")
     if "baseline" in res:
         c = res["change"]
         print(f"  vs {res['baseline']['model']}: top-1 {c['top1']:+.4f}   top-5 "
@@ -510,6 +506,11 @@ COMMANDS = {"inspect": cmd_inspect, "plan": cmd_plan, "prune": cmd_prune,
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] == "gui":  # the window; its own parser
+        from studio.gui.app import main as gui_main
+
+        return gui_main(argv[1:])
     ap = build_parser()
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if a.debug else logging.WARNING,

@@ -1,0 +1,128 @@
+"""Background jobs: a core generator in a superqt thread worker, with progress, cancel and
+errors that reach the GUI thread. Only one job that changes the model runs at a time."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+from PySide6.QtCore import QObject, Signal
+from superqt.utils import create_worker
+
+from studio.core.jobs import Cancelled, CancelToken
+
+log = logging.getLogger(__name__)
+
+
+class JobFailure(Exception):
+    """A RuntimeError raised inside a job, re-raised as a plain Exception: superqt treats a
+    RuntimeError as "the worker was deleted" and would swallow it."""
+
+
+class Job(QObject):
+    progress = Signal(str, int, int)  # what, step, total
+    event = Signal(dict)  # every event the generator yields
+    finished = Signal(object)  # the generator's return value
+    failed = Signal(str, str)  # one-line message, details
+    cancelled = Signal()
+    done = Signal()  # after finished/failed/cancelled
+
+    def __init__(self, name: str, gen_factory, mutates: bool, parent=None):
+        super().__init__(parent)
+        self.name, self.mutates = name, mutates
+        self.token = CancelToken()
+        self._factory = gen_factory
+        self.worker = None
+
+    def start(self) -> None:
+        def body():
+            try:
+                gen = self._factory(self.token)
+                return (yield from gen)
+            except RuntimeError as e:
+                raise JobFailure(str(e)) from e
+
+        self.worker = create_worker(body, _start_thread=False)
+        self.worker.yielded.connect(self._on_event)
+        self.worker.returned.connect(self._on_return)
+        self.worker.errored.connect(self._on_error)
+        self.worker.finished.connect(self.done.emit)
+        self.worker.start()
+
+    def cancel(self) -> None:
+        self.token.cancel()
+
+    def _on_event(self, ev) -> None:
+        if isinstance(ev, dict):
+            if ev.get("type") in ("progress", "step"):
+                self.progress.emit(ev.get("what", self.name), int(ev.get("step", 0)),
+                                   int(ev.get("total") or 0))
+            self.event.emit(ev)
+
+    def _on_return(self, value) -> None:
+        if self.token.cancelled and isinstance(value, dict) and value.get("cancelled"):
+            self.cancelled.emit()
+        self.finished.emit(value)
+
+    def _on_error(self, exc: Exception) -> None:
+        if isinstance(exc, Cancelled):
+            self.cancelled.emit()
+            return
+        from studio.core.errors import StudioError
+
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not isinstance(exc, StudioError):
+            msg = f"{type(exc).__name__}: {msg}"
+        details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        log.debug("job %s failed: %s", self.name, details)
+        self.failed.emit(msg, details)
+
+    def is_running(self) -> bool:
+        return self.worker is not None and self.worker.is_running
+
+
+class JobManager(QObject):
+    """Starts jobs, keeps one model-changing job at a time, and waits for all on quit."""
+
+    started = Signal(object)
+    ended = Signal(object)
+    busyChanged = Signal(bool)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.jobs: list[Job] = []
+
+    def mutating(self) -> Job | None:
+        return next((j for j in self.jobs if j.mutates and j.is_running()), None)
+
+    def busy(self) -> bool:
+        return any(j.is_running() for j in self.jobs)
+
+    def run(self, name: str, gen_factory, *, mutates: bool = True) -> Job | None:
+        """Start ``gen_factory(cancel_token)`` in a thread; None if a mutating job runs."""
+        if mutates and self.mutating() is not None:
+            return None
+        job = Job(name, gen_factory, mutates, self)
+        self.jobs.append(job)
+        job.done.connect(lambda j=job: self._ended(j))
+        self.started.emit(job)
+        self.busyChanged.emit(True)
+        job.start()
+        return job
+
+    def _ended(self, job: Job) -> None:
+        if job in self.jobs:
+            self.jobs.remove(job)
+        self.ended.emit(job)
+        self.busyChanged.emit(self.busy())
+
+    def cancel_all(self) -> None:
+        for j in list(self.jobs):
+            j.cancel()
+
+    def wait_all(self, timeout_ms: int = 30000) -> None:
+        """Cancel every job and wait for its thread (connected to ``aboutToQuit``)."""
+        from PySide6.QtCore import QThreadPool
+
+        self.cancel_all()
+        QThreadPool.globalInstance().waitForDone(timeout_ms)

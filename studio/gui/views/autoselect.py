@@ -1,0 +1,139 @@
+"""Auto-select: criterion, scope, FLOPs target slider, round_to, protected layers. Moving
+the slider replaces the plan live (one undo step per drag)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.errors import StudioError
+from studio.core.selection import select
+
+
+class AutoSelectView(QWidget):
+    scoreRequested = Signal(str)
+    message = Signal(str)
+
+    def __init__(self, session, criteria: list[str], data_criteria: set[str], parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.crit = QComboBox()
+        for c in criteria:
+            self.crit.addItem(c + ("  (data)" if c in data_criteria else ""), c)
+        self.scope = QComboBox()
+        self.scope.addItems(["global", "uniform"])
+        self.slider = QSlider(Qt.Horizontal)
+        self.slider.setRange(5, 100)
+        self.slider.setValue(100)
+        self.slider.setTracking(True)
+        self.target_label = QLabel("100% of FLOPs (no pruning)")
+        self.round_to = QSpinBox()
+        self.round_to.setRange(1, 64)
+        self.protect = QLineEdit(placeholderText="layer names, comma-separated")
+        self.apply_btn = QPushButton("Select to target")
+        self.clear_btn = QPushButton("Clear plan")
+        form = QFormLayout()
+        form.addRow("Criterion", self.crit)
+        form.addRow("Scope", self.scope)
+        row = QHBoxLayout()
+        row.addWidget(self.slider, 1)
+        row.addWidget(self.target_label)
+        form.addRow("FLOPs target", row)
+        form.addRow("Round channels to", self.round_to)
+        form.addRow("Protected layers", self.protect)
+        btns = QHBoxLayout()
+        btns.addWidget(self.apply_btn)
+        btns.addWidget(self.clear_btn)
+        btns.addStretch(1)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addLayout(btns)
+        lay.addStretch(1)
+        self.slider.valueChanged.connect(self._slider)
+        self.slider.sliderReleased.connect(self._released)
+        self.apply_btn.clicked.connect(lambda: self.run(merge=False))
+        self.clear_btn.clicked.connect(self._clear)
+        self.crit.currentIndexChanged.connect(self._criterion)
+        session.criterionChanged.connect(self._sync_criterion)
+        session.scoresChanged.connect(self._scores_arrived)
+        self._pending = False
+
+    def sizeHint(self):  # noqa: N802
+        from PySide6.QtCore import QSize
+
+        return QSize(380, 260)
+
+    def _sync_criterion(self, c: str) -> None:
+        i = self.crit.findData(c)
+        if i >= 0 and i != self.crit.currentIndex():
+            self.crit.blockSignals(True)
+            self.crit.setCurrentIndex(i)
+            self.crit.blockSignals(False)
+
+    def _criterion(self) -> None:
+        c = self.crit.currentData()
+        self.session.set_criterion(c)
+        if self.session.loaded and c not in self.session.scores:
+            self.scoreRequested.emit(c)
+
+    def _scores_arrived(self, c: str) -> None:
+        if self._pending and c == self.crit.currentData():
+            self._pending = False
+            self.run(merge=False)
+
+    def _slider(self, v: int) -> None:
+        self.target_label.setText(f"{v}% of FLOPs" + (" (no pruning)" if v == 100 else ""))
+        if self.slider.isSliderDown():
+            self.run(merge=True)
+
+    def _released(self) -> None:
+        self.run(merge=True)
+
+    def _clear(self) -> None:
+        from studio.core.plan import Plan
+
+        if self.session.loaded:
+            self.session.replace_plan(Plan.empty(self.session.structure), "clear plan")
+
+    def target(self) -> float:
+        return self.slider.value() / 100
+
+    def run(self, merge: bool) -> None:
+        s = self.session
+        if not s.loaded:
+            return
+        c = self.crit.currentData()
+        scores = s.scores.get(c)
+        if scores is None:
+            self._pending = True
+            self.scoreRequested.emit(c)
+            return
+        t = self.target()
+        protect = [p.strip() for p in self.protect.text().split(",") if p.strip()]
+        try:
+            if t >= 1.0:
+                from studio.core.plan import Plan
+
+                plan = Plan.empty(s.structure)
+                plan.drop_blocks = list(s.plan.drop_blocks)
+            else:
+                plan = select(s.structure, scores, flops_target=t,
+                              scope=self.scope.currentText(), round_to=self.round_to.value(),
+                              protect=protect, drop_blocks=list(s.plan.drop_blocks),
+                              meta={"criterion": c})
+        except StudioError as e:
+            self.message.emit(str(e))
+            return
+        s.replace_plan(plan, f"auto-select {c} to {t:.0%} FLOPs",
+                       merge_id=s.MERGE_AUTOSELECT if merge else -1)
