@@ -42,7 +42,8 @@ class Job(QObject):
             except RuntimeError as e:
                 raise JobFailure(str(e)) from e
 
-        self.worker = create_worker(body, _start_thread=False)
+        # _ignore_errors: superqt would re-raise in the GUI thread; we show a dialog instead
+        self.worker = create_worker(body, _start_thread=False, _ignore_errors=True)
         self.worker.yielded.connect(self._on_event)
         self.worker.returned.connect(self._on_return)
         self.worker.errored.connect(self._on_error)

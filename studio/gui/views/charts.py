@@ -29,9 +29,11 @@ class ChartsView(QWidget):
         self.top1 = self.acc_plot.plot(pen=pg.mkPen(46, 125, 50, width=2), symbol="o",
                                        symbolSize=5, name="val top-1")
         self.top5 = self.acc_plot.plot(pen=pg.mkPen(129, 199, 132, width=2), name="val top-5")
-        self.train1 = self.acc_plot.plot(pen=pg.mkPen(150, 150, 150, style=Qt.DashLine), name="train top-1")
+        self.train1 = self.acc_plot.plot(pen=pg.mkPen(150, 150, 150, style=Qt.DashLine),
+                                         name="train top-1")
         self.glw.nextRow()
-        self.cost_plot = self.glw.addPlot(title="model cost over prune steps (share of the original)")
+        self.cost_plot = self.glw.addPlot(
+            title="model cost over prune steps (share of the original)")
         self.cost_plot.setLabel("bottom", "prune step")
         self.cost_plot.addLegend(offset=(-10, 10))
         self.cost_plot.setYRange(0, 1.05)

@@ -160,7 +160,7 @@ class HeatmapView(QWidget):
         by_score = self.order.currentIndex() == 1
         img = np.full((len(self.rows), self.W), np.nan, dtype=np.float32)
         self.maps = []
-        for r, (_, gid, v) in enumerate(self.rows):
+        for r, (_, _gid, v) in enumerate(self.rows):
             v = np.asarray(v, dtype=np.float64)
             c = len(v)
             perm = np.argsort(v, kind="stable") if by_score else np.arange(c)

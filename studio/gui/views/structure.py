@@ -19,6 +19,7 @@ from studio.format import human
 COLUMNS = ("Layer", "Type", "In", "Out", "Kernel", "FLOPs", "Params", "Group", "Stage")
 HIGHLIGHT = QColor(255, 236, 179)
 REMOVED = QColor(230, 230, 230)
+_ROOT = QModelIndex()
 
 
 class LayerTable(QAbstractTableModel):
@@ -69,10 +70,10 @@ class LayerTable(QAbstractTableModel):
             self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1,
                                                                len(COLUMNS) - 1))
 
-    def rowCount(self, parent=QModelIndex()):  # noqa: N802
+    def rowCount(self, parent=_ROOT):  # noqa: N802
         return 0 if parent.isValid() else len(self.rows)
 
-    def columnCount(self, parent=QModelIndex()):  # noqa: N802
+    def columnCount(self, parent=_ROOT):  # noqa: N802
         return len(COLUMNS)
 
     def headerData(self, section, orientation, role=Qt.DisplayRole):  # noqa: N802
