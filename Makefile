@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 OUT    := out
 
-.PHONY: install run test bench lint demo-model clean
+.PHONY: install run run-headless screenshots test bench lint demo-model clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,18 +15,31 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job on the built-in demo: map it, prune it to half its FLOPs, show the report.
+# The studio window with the built-in demo loaded.
 run: $(STAMP)
+	$(VENV)/bin/pruning-studio gui demo --data demo
+
+# The headless main job: map the demo, prune it to half its FLOPs, show the result.
+run-headless: $(STAMP)
 	$(VENV)/bin/pruning-studio inspect demo
 	$(VENV)/bin/pruning-studio prune demo --flops-target 0.5 --out $(OUT)/demo-half
 	$(VENV)/bin/pruning-studio inspect $(OUT)/demo-half | head -1
+
+# Real screenshots of the window for the docs (needs xvfb-run).
+screenshots: $(STAMP)
+	for a in "demo --flops-target 0.5 --focus layer2.0.conv2 --screenshot docs/images/window-demo.png" \
+	  "demo --flops-target 0.5 --tour --show charts --screenshot docs/images/window-finetune.png" \
+	  "demo --flops-target 0.5 --tour --show compare --screenshot docs/images/window-compare.png" \
+	  "resnet50 --flops-target 0.5 --focus layer3.0.conv2 --screenshot docs/images/window-resnet50.png"; do \
+	  xvfb-run -a -s "-screen 0 1920x1200x24" $(VENV)/bin/pruning-studio gui $$a; done
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
 bench: $(STAMP)
 	cd benchmarks && ../$(PY) bench_counting.py && ../$(PY) bench_scoring.py && \
-	  ../$(PY) bench_finetune.py && ../$(PY) bench_criteria.py && ../$(PY) render_docs.py
+	  ../$(PY) bench_finetune.py && ../$(PY) bench_criteria.py && ../$(PY) bench_gui.py && \
+	  ../$(PY) render_docs.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check studio tests benchmarks scripts

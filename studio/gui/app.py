@@ -19,6 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--screenshot", metavar="FILE.png", help="save a PNG of the window, exit")
     ap.add_argument("--flops-target", type=float, help="auto-select to this FLOPs share first")
     ap.add_argument("--focus", help="group to focus (for screenshots)")
+    ap.add_argument("--tour", action="store_true", help=argparse.SUPPRESS)  # docs screenshots
+    ap.add_argument("--show", default="widths", help=argparse.SUPPRESS)  # bottom tab to raise
     ap.add_argument("--no-restore", action="store_true", help="ignore a recovery file")
     ap.add_argument("--debug", action="store_true")
     return ap
@@ -80,8 +82,27 @@ def _screenshot(app, win, req, a) -> int:
     if a.flops_target:
         win.autoselect.slider.setValue(int(round(a.flops_target * 100)))
         win.autoselect.run(merge=False)
+    if a.tour:  # the real jobs, as a user would run them: prune, fine-tune, evaluate, time
+        import time
+
+        from studio.core.finetune import FinetuneConfig
+
+        def wait(job):
+            while job is not None and win.jobs.busy():
+                app.processEvents()
+                time.sleep(0.01)
+
+        win.session.data_spec = win.session.data_spec or "demo"
+        wait(win.apply_plan() or win._current_job)
+        wait(win.finetune(FinetuneConfig(epochs=5, log_every=2, kd_weight=0.5)))
+        wait(win.evaluate() or win._current_job)
+        wait(win.measure_latency() or win._current_job)
+        win.autoselect.slider.setValue(60)
+        win.autoselect.run(merge=False)
     if a.focus:
         win.session.set_focus(a.focus)
+    if a.show in win.docks:
+        win.docks[a.show].raise_()
     for _ in range(5):
         app.processEvents()
     win.grab().save(a.screenshot)

@@ -33,6 +33,7 @@ class Job(QObject):
         self.token = CancelToken()
         self._factory = gen_factory
         self.worker = None
+        self._running = False  # from start() until done: the thread may not have begun yet
 
     def start(self) -> None:
         def body():
@@ -47,8 +48,13 @@ class Job(QObject):
         self.worker.yielded.connect(self._on_event)
         self.worker.returned.connect(self._on_return)
         self.worker.errored.connect(self._on_error)
-        self.worker.finished.connect(self.done.emit)
+        self.worker.finished.connect(self._finished)
+        self._running = True
         self.worker.start()
+
+    def _finished(self) -> None:
+        self._running = False
+        self.done.emit()
 
     def cancel(self) -> None:
         self.token.cancel()
@@ -79,7 +85,7 @@ class Job(QObject):
         self.failed.emit(msg, details)
 
     def is_running(self) -> bool:
-        return self.worker is not None and self.worker.is_running
+        return self._running
 
 
 class JobManager(QObject):

@@ -409,9 +409,7 @@ class MainWindow(QMainWindow):
         def done(res):
             new, s2, scores, report = res
             pct = report["after"]["flops"] / report["before"]["flops"]
-            s.adopt_pruned(new, s2, f"prune {len(s.history)}")
-            s.scores.update(scores)
-            s.scoresChanged.emit("l1")
+            s.adopt_pruned(new, s2, f"prune {len(s.history)}", scores)
             self.statusBar().showMessage(f"pruned: FLOPs now {pct:.1%} of the previous model",
                                          6000)
 

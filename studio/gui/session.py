@@ -77,6 +77,7 @@ class Session(QObject):
         self.data_spec: str | None = None
         self.undo_stack = QUndoStack(self)
         self._predicted = None
+        self._widths = None
 
     # -- model --------------------------------------------------------------------------
     def set_model(self, lm: LoadedModel, s: StructureMap, scores: dict | None = None,
@@ -94,16 +95,17 @@ class Session(QObject):
             self.scores.update(scores)
         self.focus = None
         self.undo_stack.clear()
-        self._predicted = None
+        self._predicted = self._widths = None
         if self.data_spec is None and lm.source.get("demo"):
             self.data_spec = "demo"
         self.modelChanged.emit()
         self.planChanged.emit()
         self.historyChanged.emit()
 
-    def adopt_pruned(self, lm: LoadedModel, s: StructureMap, label: str) -> None:
+    def adopt_pruned(self, lm: LoadedModel, s: StructureMap, label: str,
+                     scores: dict | None = None) -> None:
         """The pruned model becomes the working model; the original stays for compare."""
-        self.set_model(lm, s, keep_original=True)
+        self.set_model(lm, s, scores, keep_original=True)
         self.history.append(self._history_entry(label, s))
         self.historyChanged.emit()
 
@@ -126,7 +128,7 @@ class Session(QObject):
         self.edit(ReplacePlan(plan.copy(), text=text), merge_id)
 
     def _plan_edited(self) -> None:
-        self._predicted = None
+        self._predicted = self._widths = None
         self.planChanged.emit()
 
     def predicted(self):
@@ -135,7 +137,10 @@ class Session(QObject):
         return self._predicted
 
     def widths(self) -> dict[str, tuple[int, int]]:
-        return predicted_widths(self.plan, self.structure)
+        """layer -> planned (in, out) channels; cached until the next plan edit."""
+        if self._widths is None:
+            self._widths = predicted_widths(self.plan, self.structure)
+        return self._widths
 
     # -- scores and focus ---------------------------------------------------------------
     def set_scores(self, criterion: str, scores: dict[str, GroupScores]) -> None:

@@ -21,7 +21,6 @@ class ChartsView(QWidget):
         self.loss_plot.setClipToView(True)
         self.loss_plot.setDownsampling(mode="peak", auto=True)
         self.loss_curve = self.loss_plot.plot(pen=pg.mkPen(52, 120, 198, width=1.5))
-        self.glw.nextRow()
         self.acc_plot = self.glw.addPlot(title="accuracy")
         self.acc_plot.setLabel("bottom", "epoch")
         self.acc_plot.addLegend(offset=(-10, -10))
@@ -31,9 +30,7 @@ class ChartsView(QWidget):
         self.top5 = self.acc_plot.plot(pen=pg.mkPen(129, 199, 132, width=2), name="val top-5")
         self.train1 = self.acc_plot.plot(pen=pg.mkPen(150, 150, 150, style=Qt.DashLine),
                                          name="train top-1")
-        self.glw.nextRow()
-        self.cost_plot = self.glw.addPlot(
-            title="model cost over prune steps (share of the original)")
+        self.cost_plot = self.glw.addPlot(title="cost over prune steps (share of original)")
         self.cost_plot.setLabel("bottom", "prune step")
         self.cost_plot.addLegend(offset=(-10, 10))
         self.cost_plot.setYRange(0, 1.05)

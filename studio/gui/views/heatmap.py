@@ -24,6 +24,15 @@ REMOVED_RGBA = (220, 30, 30, 200)
 BLOCKED_RGBA = (120, 120, 120, 170)  # not prunable / inside a dropped block
 
 
+def _cache_axes(plot) -> None:
+    """Axes do not change on an edit: draw them from a pixmap cache instead of re-rendering
+    their text on every repaint (the largest cost of a refresh on big models)."""
+    from PySide6.QtWidgets import QGraphicsItem
+
+    for name in ("left", "bottom", "right", "top"):
+        plot.getAxis(name).setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+
+
 class _Image(pg.ImageItem):
     """ImageItem that reports clicks, drags and hovers in data coordinates."""
 
@@ -53,6 +62,8 @@ class _Image(pg.ImageItem):
 class HeatmapView(QWidget):
     scoreRequested = Signal(str)  # a data-driven criterion without scores yet
     message = Signal(str)
+    HELP = ("Click a channel to mark it for removal · shift-click: range · drag: rectangle · "
+            "ctrl-drag: unmark · red: planned removal, grey: cannot be pruned")
 
     def __init__(self, session, criteria: list[str], data_criteria: set[str], parent=None):
         super().__init__(parent)
@@ -68,8 +79,7 @@ class HeatmapView(QWidget):
         self.order.addItems(["channels by index", "channels by score"])
         self.mode = QComboBox()
         self.mode.addItems(["rows: channel groups", "rows: layers of the focused group"])
-        self.info = QLabel("Click a channel to mark it for removal · shift-click: range · "
-                           "drag: rectangle · ctrl-drag: unmark")
+        self.info = QLabel(self.HELP)
         self.info.setStyleSheet("color:#555")
         top = QHBoxLayout()
         top.addWidget(QLabel("Criterion"))
@@ -85,6 +95,7 @@ class HeatmapView(QWidget):
         self.plot.getViewBox().setMouseEnabled(False, False)
         self.plot.getViewBox().invertY(True)
         self.plot.setLabel("bottom", "channels (each row stretched to full width)")
+        _cache_axes(self.plot)
         self.img = _Image(self)
         self.overlay = pg.ImageItem()
         self.plot.addItem(self.img)
@@ -147,6 +158,7 @@ class HeatmapView(QWidget):
             self.info.setText(f"Scores for '{s.criterion}' are not computed yet"
                               + (" (needs data)" if s.criterion in self.data_criteria else ""))
             return
+        self.info.setText(self.HELP)
         if self.mode.currentIndex() == 1 and s.focus:
             g = s.structure.group_index[s.focus]
             self.rows = [(layer, g.id, v) for layer, v in sc[g.id].members.items()]

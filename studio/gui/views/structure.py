@@ -20,6 +20,8 @@ COLUMNS = ("Layer", "Type", "In", "Out", "Kernel", "FLOPs", "Params", "Group", "
 HIGHLIGHT = QColor(255, 236, 179)
 REMOVED = QColor(230, 230, 230)
 _ROOT = QModelIndex()
+_HIGHLIGHT, _REMOVED = QBrush(HIGHLIGHT), QBrush(REMOVED)
+_ROLES = {Qt.DisplayRole: 0, Qt.BackgroundRole: 1, Qt.UserRole: 2, Qt.ToolTipRole: 3}
 
 
 class LayerTable(QAbstractTableModel):
@@ -52,11 +54,23 @@ class LayerTable(QAbstractTableModel):
         idx = s.structure.table.index
         self.planned = {}
         self.cost = {}
+        self.text = []  # display strings per row, built once per plan edit
         for r in self.rows:
             i = idx[r.name]
             gone = dropped is not None and dropped[i]
-            self.planned[r.name] = (0, 0) if gone else (int(cin[i]), int(cout[i]))
-            self.cost[r.name] = (int(flops[i]), int(params[i]))
+            pin, pout = (0, 0) if gone else (int(cin[i]), int(cout[i]))
+            f, p = int(flops[i]), int(params[i])
+            self.planned[r.name] = (pin, pout)
+            self.cost[r.name] = (f, p)
+            group = self.owner.get(r.name, "")
+            self.text.append((
+                r.name, r.type,
+                f"{r.in_channels}" if pin == r.in_channels else f"{r.in_channels} → {pin}",
+                f"{r.out_channels}" if pout == r.out_channels else f"{r.out_channels} → {pout}",
+                "×".join(map(str, r.kernel)) or "-",
+                human(r.flops) if f == r.flops else f"{human(r.flops)} → {human(f)}",
+                human(r.params) if p == r.params else f"{human(r.params)} → {human(p)}",
+                group, self.stage_of.get(group, "")))
 
     def plan_changed(self) -> None:
         if not self.rows:
@@ -65,6 +79,8 @@ class LayerTable(QAbstractTableModel):
         self.dataChanged.emit(self.index(0, 2), self.index(len(self.rows) - 1, 6))
 
     def set_members(self, layers: set[str]) -> None:
+        if layers == self.members:
+            return
         self.members = layers
         if self.rows:
             self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1,
@@ -82,39 +98,22 @@ class LayerTable(QAbstractTableModel):
         return None
 
     def data(self, index, role=Qt.DisplayRole):
+        # Called for every visible cell and role on each repaint: one dict lookup decides.
+        kind = _ROLES.get(role)
+        if kind == 0:
+            return self.text[index.row()][index.column()]
+        if kind is None:
+            return None
         r = self.rows[index.row()]
         c = index.column()
-        pin, pout = self.planned.get(r.name, (r.in_channels, r.out_channels))
-        if role == Qt.DisplayRole:
-            if c == 0:
-                return r.name
-            if c == 1:
-                return r.type
-            if c == 2:
-                return f"{r.in_channels}" if pin == r.in_channels else f"{r.in_channels} → {pin}"
-            if c == 3:
-                return f"{r.out_channels}" if pout == r.out_channels else \
-                    f"{r.out_channels} → {pout}"
-            if c == 4:
-                return "×".join(map(str, r.kernel)) or "-"
-            if c == 5:
-                f = self.cost[r.name][0]
-                return human(r.flops) if f == r.flops else f"{human(r.flops)} → {human(f)}"
-            if c == 6:
-                p = self.cost[r.name][1]
-                return human(r.params) if p == r.params else f"{human(r.params)} → {human(p)}"
-            if c == 7:
-                return self.owner.get(r.name, "")
-            if c == 8:
-                return self.stage_of.get(self.owner.get(r.name, ""), "")
         if role == Qt.UserRole:  # sort keys
             return (r.name, r.type, r.in_channels, r.out_channels, r.kernel, r.flops, r.params,
                     self.owner.get(r.name, ""), "")[c]
         if role == Qt.BackgroundRole:
             if r.name in self.members:
-                return QBrush(HIGHLIGHT)
-            if (pin, pout) == (0, 0):
-                return QBrush(REMOVED)
+                return _HIGHLIGHT
+            if self.planned.get(r.name) == (0, 0):
+                return _REMOVED
         if role == Qt.ToolTipRole and c == 7:
             return "Channel group that owns this layer's output channels"
         return None
