@@ -634,13 +634,9 @@ class MainWindow(QMainWindow):
             images["Fine-tuning accuracy"] = png(self.charts.acc_plot)
         if len(s.history) > 1:
             images["Cost over prune steps"] = png(self.charts.cost_plot)
-        widths = []
-        cur = s.structure.table
-        orig_rows = {r["name"]: r for r in _rows(s.original_structure)}
-        for name, r in orig_rows.items():
-            if r["kind"] in ("conv", "linear"):
-                i = cur.index.get(name)
-                widths.append((name, int(r["cout"]), int(cur.cout[i]) if i is not None else 0))
+            images["Per-layer widths: original vs current"] = png(
+                self.compare.plot.getPlotItem())
+        widths = self.compare.widths()
         plan_lines = [f"{len(s.lm.plans)} prune step(s) applied to {s.original.name}"]
         for k, p in enumerate(s.lm.plans, 1):
             n = sum(len(v) for v in p["groups"].values())
@@ -714,6 +710,3 @@ class MainWindow(QMainWindow):
         self.recovery_file().unlink(missing_ok=True)  # a clean exit needs no recovery
         ev.accept()
 
-
-def _rows(structure):
-    return structure.table.rows if structure is not None else []

@@ -3,7 +3,10 @@ latency, speed-up and its realisation."""
 
 from __future__ import annotations
 
+import numpy as np
+import pyqtgraph as pg
 from PySide6.QtWidgets import (
+    QHBoxLayout,
     QHeaderView,
     QLabel,
     QTableWidget,
@@ -31,10 +34,23 @@ class CompareView(QWidget):
         self.note = QLabel("Run Evaluate (and Measure latency) to fill this table.")
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color:#555")
-        lay = QVBoxLayout(self)
+        self.plot = pg.PlotWidget(background="w", title="per-layer output channels: original "
+                                  "(grey) vs current (green)")
+        self.plot.setMenuEnabled(False)
+        self.plot.setLabel("bottom", "layer (execution order of the original)")
+        self.orig_bars = pg.BarGraphItem(x=[], height=[], width=0.85,
+                                         brush=pg.mkBrush(205, 205, 205), pen=None)
+        self.cur_bars = pg.BarGraphItem(x=[], height=[], width=0.55,
+                                        brush=pg.mkBrush(46, 125, 50), pen=None)
+        self.plot.addItem(self.orig_bars)
+        self.plot.addItem(self.cur_bars)
+        left = QVBoxLayout()
+        left.addWidget(self.table)
+        left.addWidget(self.note)
+        lay = QHBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
-        lay.addWidget(self.table)
-        lay.addWidget(self.note)
+        lay.addLayout(left, 3)
+        lay.addWidget(self.plot, 2)
         session.resultsChanged.connect(self.refresh)
         session.modelChanged.connect(self.refresh)
 
@@ -63,7 +79,25 @@ class CompareView(QWidget):
                 out.append((f"realisation batch {label}", None, lat["realisation"][b]))
         return out
 
+    def widths(self) -> list[tuple[str, int, int]]:
+        """(layer, original out channels, current out channels or 0 when removed)."""
+        s = self.session
+        if not s.loaded or s.original_structure is None:
+            return []
+        o, c = s.original_structure.table, s.structure.table
+        kinds = {r["name"]: r["kind"] for r in o.rows}
+        out = []
+        for n in o.executed_order:
+            if kinds.get(n) in ("conv", "linear"):
+                i = c.index.get(n)
+                out.append((n, int(o.cout[o.index[n]]), int(c.cout[i]) if i is not None else 0))
+        return out
+
     def refresh(self) -> None:
+        w = self.widths()
+        x = np.arange(len(w), dtype=float)
+        self.orig_bars.setOpts(x=x, height=np.array([a for _, a, _ in w], dtype=float))
+        self.cur_bars.setOpts(x=x, height=np.array([b for _, _, b in w], dtype=float))
         self.table.clearContents()
         data = {name: (a, b) for name, a, b in self.rows()}
         for i, name in enumerate(ROWS):
