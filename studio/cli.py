@@ -150,6 +150,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
+    p = sub.add_parser("run", help="execute a recipe headless (works under torchrun)",
+                       description="Execute a recipe (JSON or YAML; docs/recipes.md): load, "
+                       "prune by plans / target / pipeline, fine-tune, write the outputs.")
+    p.add_argument("--recipe", required=True, metavar="FILE")
+    p.add_argument("--out", metavar="DIR", help="override the recipe's outputs.dir")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    p = sub.add_parser("sensitivity", help="accuracy per group as its removal ratio grows",
+                       description="Per channel group, held-out accuracy (after BN "
+                       "re-estimation) at removal ratios 0.1 ... 0.9; with --flops-target "
+                       "also the suggested per-group ratios as a plan.")
+    _model_args(p)
+    _data_args(p)
+    p.add_argument("--criterion", choices=CRITERIA, default="l1")
+    p.add_argument("--ratios", default="0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9")
+    p.add_argument("--flops-target", type=_fraction("--flops-target"), metavar="F")
+    p.add_argument("--plan-out", metavar="PLAN.json", help="write the suggested plan here")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, metavar="FILE.json")
+
     sub.add_parser("archs", help="list the torchvision architectures the studio accepts")
     sub.add_parser("gui", help="open the window (the default with no command)",
                    add_help=False)
@@ -491,6 +511,61 @@ def cmd_finetune(a) -> int:
     return 0
 
 
+def cmd_run(a) -> int:
+    from studio.core.finetune import distributed
+    from studio.core.recipe import load_recipe, run_recipe
+
+    rank, _ = distributed()
+    rec = load_recipe(a.recipe)
+    report = _drive(run_recipe(rec, out_dir=a.out), "recipe", quiet=rank != 0)
+    if rank != 0:
+        return 0
+    if a.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    b, f = report["before"], report["after"]
+    print(f"ran {a.recipe}: FLOPs {human(b['flops'])} -> {human(f['flops'])} "
+          f"({f['flops'] / b['flops']:.1%}), params {human(b['params'])} -> "
+          f"{human(f['params'])}" + (f", top-1 {report['top1_before']:.4f} -> "
+                                     f"{report['top1_after']:.4f}"
+                                     if report.get("top1_after") is not None else ""))
+    print(f"wrote {report['out']}/")
+    return 0
+
+
+def cmd_sensitivity(a) -> int:
+    from pathlib import Path
+
+    from studio.core.io import atomic_write_text
+    from studio.core.pipelines import PipelineConfig, scores_for, sensitivity, suggest_ratios
+
+    lm, s = _load(a)
+    data = _data(a, lm)
+    try:
+        ratios = tuple(float(r) for r in a.ratios.split(","))
+    except ValueError:
+        from studio.core.errors import StudioError
+
+        raise StudioError(f"--ratios must be numbers separated by commas, got {a.ratios}"
+                          ) from None
+    cfg = PipelineConfig(criterion=a.criterion, ratios=ratios, seed=a.seed)
+    res = _drive(sensitivity(lm, data, cfg), "sensitivity")
+    out = {"model": lm.name, "data": data.name, **res}
+    if a.flops_target:
+        scores = _drive(scores_for(lm.model, s, a.criterion, data, 8, a.seed, None), "scores")
+        plan = suggest_ratios(s, scores, res, a.flops_target)
+        out["suggested"] = plan.meta["ratios"]
+        if a.plan_out:
+            plan.save(a.plan_out)
+    atomic_write_text(Path(a.out), json.dumps(out, indent=1))
+    worst = sorted(res["curves"].items(), key=lambda kv: kv[1][len(kv[1]) // 2])
+    print(f"base held-out top-1 {res['base_top1']:.4f}; {res['evaluations']} evaluations")
+    print("most sensitive at 50% removal: " + ", ".join(
+        f"{g} ({c[len(c) // 2]:.3f})" for g, c in worst[:3]))
+    print(f"wrote {a.out}" + (f" and {a.plan_out}" if a.flops_target and a.plan_out else ""))
+    return 0
+
+
 def cmd_archs(a) -> int:
     from studio.core import zoo
 
@@ -502,6 +577,7 @@ def cmd_archs(a) -> int:
 
 COMMANDS = {"inspect": cmd_inspect, "plan": cmd_plan, "prune": cmd_prune,
             "evaluate": cmd_evaluate, "score": cmd_score, "finetune": cmd_finetune,
+            "run": cmd_run, "sensitivity": cmd_sensitivity,
             "archs": cmd_archs}
 
 

@@ -14,7 +14,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 import pyqtgraph as pg  # noqa: E402
-from PySide6.QtCore import QPointF, QThreadPool, Qt  # noqa: E402
+from PySide6.QtCore import QPointF, Qt, QThreadPool  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
 pg.setConfigOptions(imageAxisOrder="row-major")
@@ -207,7 +207,8 @@ def test_exports(win, qtbot, tmp_path):
     assert Plan.load(tmp_path / "plan.json").groups == s.plan.groups  # the CLI's format
     win.export_recipe(str(tmp_path / "recipe.json"))
     rec = json.loads((tmp_path / "recipe.json").read_text())
-    assert rec["format"] == "pruning-studio/recipe" and rec["plan"]["groups"] == s.plan.to_dict()["groups"]
+    assert rec["format"] == "pruning-studio/recipe"
+    assert rec["plans"][-1]["groups"] == s.plan.to_dict()["groups"]
     _wait_job(qtbot, win, win.apply_plan() or win._current_job)
     win.export_model(str(tmp_path / "model"))
     assert load_model(str(tmp_path / "model")).model is not None

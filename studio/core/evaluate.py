@@ -39,6 +39,7 @@ def evaluate(model: nn.Module, data_loader, device="cpu", cancel: CancelToken | 
     c1 = c5 = loss = torch.zeros((), device=device, dtype=torch.float64)
     n = 0
     total = len(data_loader) if max_batches is None else min(max_batches, len(data_loader))
+    # (a list of (x, y) batches works as well as a DataLoader)
     with torch.inference_mode():
         for i, (x, y) in enumerate(data_loader):
             if i >= total:

@@ -47,12 +47,18 @@ def export_onnx(model: nn.Module, input_size, path, atol: float = 1e-4) -> dict:
     return {"path": str(path), "max_abs_diff": diff, "opset": 17}
 
 
-def make_recipe(source: dict, plan: dict | None, *, data: str | None = None,
-                finetune: dict | None = None, output: str = "out/recipe-run") -> dict:
-    """A recipe: what to load, the plan to apply, how to fine-tune, where to write.
-    ``pruning-studio run --recipe`` (pipelines issue) executes it headless."""
-    return {"format": RECIPE_FORMAT, "version": 1, "model": source, "data": data,
-            "plan": plan, "finetune": finetune, "outputs": {"dir": output}}
+def make_recipe(source: dict, plans: list[dict], *, data: str | None = None,
+                finetune: dict | None = None, pipeline: dict | None = None,
+                target: dict | None = None, output: str = "out/recipe-run") -> dict:
+    """A recipe: what to load, the plans to apply in order (or a target and a pipeline),
+    how to fine-tune, where to write. ``pruning-studio run --recipe`` executes it."""
+    rec = {"format": RECIPE_FORMAT, "version": 1, "model": source, "data": data,
+           "plans": plans, "finetune": finetune, "outputs": {"dir": output}}
+    if pipeline:
+        rec["pipeline"] = pipeline
+    if target:
+        rec["target"] = target
+    return rec
 
 
 def save_recipe(recipe: dict, path) -> None:

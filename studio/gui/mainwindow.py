@@ -590,22 +590,26 @@ class MainWindow(QMainWindow):
         self._start("export ONNX", gen, lambda r: self.statusBar().showMessage(
             f"wrote {r['path']} (onnxruntime max |diff| {r['max_abs_diff']:.1e})", 8000))
 
-    def recipe(self) -> dict:
+    def recipe(self, finetune: dict | None = None) -> dict:
+        """What ``run --recipe`` needs to redo this session headless: the original model,
+        every applied plan and the one being edited, in order."""
         from studio.core.export import make_recipe
 
         s = self.session
         src = dict(s.original.source) if s.original else {}
-        return make_recipe(src, s.plan.to_dict() if s.plan else None, data=s.data_spec,
-                           finetune={"epochs": 5, "lr": 0.05, "kd_weight": 0.5})
+        if s.original is not None and s.original.folder:
+            src = {"spec": s.original.folder}
+        plans = list(s.lm.plans[len(s.original.plans):]) if s.original else []
+        if s.plan is not None and not s.plan.is_empty():
+            plans.append(s.plan.to_dict())
+        return make_recipe(src, plans, data=s.data_spec, finetune=finetune)
 
     def export_recipe(self, path: str | None = None) -> None:
         from studio.core.export import save_recipe
 
         path = path or self._ask_path("Export recipe", "recipe.json", "Recipe (*.json)")
         if path and self.session.loaded:
-            rec = self.recipe()
-            rec["applied_plans"] = self.session.lm.plans
-            save_recipe(rec, path)
+            save_recipe(self.recipe(), path)
             self.statusBar().showMessage(f"wrote {path}", 5000)
 
     def export_report(self, path: str | None = None) -> Path | None:
