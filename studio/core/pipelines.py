@@ -235,7 +235,10 @@ def _iterative(lm, data, cfg, cancel) -> Events:
                           meta={"criterion": cfg.criterion, "round": r})
             model = apply_plan(cur.model, s, plan)
             yield progress(r, cfg.rounds, f"round {r}: fine-tune {epochs[r - 1]} epochs")
-            yield from _finetune(model, data, cfg.finetune, epochs[r - 1], teacher, cancel)
+            ft = yield from _finetune(model, data, cfg.finetune, epochs[r - 1], teacher,
+                                      cancel)
+            if ft.get("cancelled") or (cancel is not None and cancel.cancelled):
+                break  # an unfinished round: keep the last finished one
             cur = _new_lm(cur, model, plan, f"round {r}")
             val = yield from _val(model, data, cancel)
             rec = {"round": r, "flops": predict(plan, s).flops, "params": predict(plan, s).params,
@@ -262,15 +265,20 @@ def _candidate(lm, s, scores, shape, cfg, evaluator, cancel):
 
 
 def _finish(lm, data, cfg, s, best, candidates, name, cancel) -> Events:
+    """Fine-tune the chosen candidate. The validation split is first read here, by the
+    fine-tuning's own epoch reports -- never while candidates are compared."""
     plan, model, acc = best
     teacher = lm.model if cfg.finetune.kd_weight > 0 else None
+    ft = {}
     try:
-        yield from _finetune(model, data, cfg.finetune, cfg.finetune.epochs, teacher, cancel)
+        ft = yield from _finetune(model, data, cfg.finetune, cfg.finetune.epochs, teacher,
+                                  cancel)
     except Cancelled:
         pass
-    val = yield from _val(model, data, None)
     chosen = {"flops": predict(plan, s).flops, "params": predict(plan, s).params,
-              "heldout_top1": acc, "val_top1": val["top1"]}
+              "heldout_top1": acc}
+    if ft.get("history"):
+        chosen["val_top1"] = ft["history"][-1]["val_top1"]
     return {"model": _new_lm(lm, model, plan, name),
             "history": {"pipeline": name, "candidates": candidates, "chosen": chosen,
                         "base_flops": s.original.flops}}
@@ -480,14 +488,16 @@ def _sensitivity_guided(lm, data, cfg, cancel) -> Events:
     plan = suggest_ratios(s, scores, sens, cfg.flops_target)
     model = apply_plan(lm.model, s, plan)
     teacher = lm.model if cfg.finetune.kd_weight > 0 else None
+    ft = {}
     try:
-        yield from _finetune(model, data, cfg.finetune, cfg.finetune.epochs, teacher, cancel)
+        ft = yield from _finetune(model, data, cfg.finetune, cfg.finetune.epochs, teacher,
+                                  cancel)
     except Cancelled:
         pass
-    val = yield from _val(model, data, None)
+    chosen = {"flops": predict(plan, s).flops, "params": predict(plan, s).params,
+              "ratios": plan.meta["ratios"]}
+    if ft.get("history"):
+        chosen["val_top1"] = ft["history"][-1]["val_top1"]
     return {"model": _new_lm(lm, model, plan, "sensitivity"),
-            "history": {"pipeline": "sensitivity", "sensitivity": sens,
-                        "chosen": {"flops": predict(plan, s).flops,
-                                   "params": predict(plan, s).params,
-                                   "val_top1": val["top1"], "ratios": plan.meta["ratios"]},
+            "history": {"pipeline": "sensitivity", "sensitivity": sens, "chosen": chosen,
                         "base_flops": s.original.flops}}
