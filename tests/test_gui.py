@@ -282,3 +282,38 @@ def test_real_window_under_xvfb(tmp_path):
     colours = {img.pixel(x, y) for x in range(0, img.width(), 37)
                for y in range(0, img.height(), 29)}
     assert len(colours) > 20
+
+
+def test_pipeline_panel_sampling_and_recipe_export(win, qtbot, tmp_path):
+    from studio.core.recipe import load_recipe
+
+    s = win.session
+    s.data_spec = "demo"
+    cfg = win.pipeline.config()
+    cfg.pipeline, cfg.candidates, cfg.bn_batches, cfg.flops_target = "sampling", 3, 2, 0.5
+    cfg.finetune.epochs, cfg.finetune.max_steps = 1, 2
+    flops0 = s.structure.original.flops
+    _wait_job(qtbot, win, win.run_pipeline(cfg))
+    assert len(win.pipeline.points) == 3
+    assert s.structure.original.flops <= 0.5 * flops0 and s.history[-1]["label"] == "sampling"
+    rec = win.export_pipeline_recipe(win.pipeline.config(), str(tmp_path / "r.json"))
+    assert load_recipe(tmp_path / "r.json")["pipeline"]["pipeline"] == rec["pipeline"]["pipeline"]
+    assert rec["applied_plans"]  # the sampling result's plan is replayed first
+
+
+def test_pipeline_panel_sensitivity_suggests_an_undoable_plan(win, qtbot):
+    s = win.session
+    s.data_spec = "demo"
+    cfg = win.pipeline.config()
+    cfg.pipeline, cfg.ratios, cfg.bn_batches = "sensitivity", (0.3, 0.7), 2
+    _wait_job(qtbot, win, win.run_pipeline(cfg))
+    assert len(win.pipeline.curves) == 12
+    win.pipeline.suggest_target.setValue(0.6)
+    win.pipeline._use_suggestion()
+    assert s.predicted().flops <= 0.6 * s.structure.original.flops
+    s.undo_stack.undo()
+    assert s.plan.is_empty()
+    # clicking a curve focuses its group
+    g, item = next(iter(win.pipeline.curves.items()))
+    item.sigClicked.emit(item, None)
+    assert s.focus == g

@@ -67,9 +67,10 @@ def validate_recipe(rec) -> dict:
         raise RecipeError(f"unknown recipe field(s): {', '.join(sorted(unknown))}")
     if not isinstance(rec.get("model"), dict):
         raise RecipeError("recipe field 'model' must be an object, e.g. {\"spec\": \"demo\"}")
-    plans = _plans(rec)
+    plans = list(rec.get("plans") or []) + ([rec["plan"]] if rec.get("plan") else [])
     if plans and (rec.get("target") or rec.get("pipeline")):
-        raise RecipeError("give either 'plans' or a 'target'/'pipeline', not both")
+        raise RecipeError("give either 'plans' or a 'target'/'pipeline', not both "
+                          "('applied_plans' go first and combine with either)")
     if (rec.get("pipeline") or (rec.get("finetune") and rec["finetune"].get("epochs"))) \
             and not rec.get("data"):
         raise RecipeError("pipelines and fine-tuning need 'data'")
@@ -134,14 +135,21 @@ def run_recipe(rec: dict, out_dir=None, cancel: CancelToken | None = None) -> Ev
     lm = lm0
     ft_cfg = FinetuneConfig(**(rec.get("finetune") or {"epochs": 0}))
     yield progress(1, 4, "pruning")
-    if _plans(rec):
-        for pd in _plans(rec):
-            plan = Plan.from_dict(pd)
-            s = map_structure(lm)
-            validate(plan, s)
-            model = apply_plan(lm.model, s, plan)
-            lm = LoadedModel(model, lm.source, lm.name, lm.arch, lm.input_size,
-                             lm.plans + [plan.to_dict()])
+
+    def apply(lm, pd):
+        plan = Plan.from_dict(pd)
+        s = map_structure(lm)
+        validate(plan, s)
+        model = apply_plan(lm.model, s, plan)
+        return LoadedModel(model, lm.source, lm.name, lm.arch, lm.input_size,
+                           lm.plans + [plan.to_dict()])
+
+    for pd in rec.get("applied_plans") or []:  # what the session had applied already
+        lm = apply(lm, pd)
+    s_cur = map_structure(lm)
+    if len(_plans(rec)) > len(rec.get("applied_plans") or []):
+        for pd in _plans(rec)[len(rec.get("applied_plans") or []):]:
+            lm = apply(lm, pd)
     elif rec.get("pipeline"):
         t = rec.get("target") or {}
         pc = dict(rec["pipeline"])
@@ -154,12 +162,12 @@ def run_recipe(rec: dict, out_dir=None, cancel: CancelToken | None = None) -> Ev
     elif rec.get("target"):
         t = rec["target"]
         crit = t.get("criterion", "l1")
-        scores = yield from compute_scores(lm, s0, crit, data, cancel=cancel)
-        plan = auto_plan(lm, s0, crit, flops_target=float(t["flops"]),
+        scores = yield from compute_scores(lm, s_cur, crit, data, cancel=cancel)
+        plan = auto_plan(lm, s_cur, crit, flops_target=float(t["flops"]),
                          scope=t.get("scope", "global"), round_to=int(t.get("round_to", 1)),
                          protect=t.get("protect", ()), drop_blocks=t.get("drop_blocks", ()),
                          scores=scores)
-        model = apply_plan(lm.model, s0, plan)
+        model = apply_plan(lm.model, s_cur, plan)
         lm = LoadedModel(model, lm.source, lm.name, lm.arch, lm.input_size,
                          lm.plans + [plan.to_dict()])
     if ft_cfg.epochs and data is not None:

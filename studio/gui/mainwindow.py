@@ -35,6 +35,7 @@ from studio.gui.views.blocks import BlocksView
 from studio.gui.views.charts import ChartsView
 from studio.gui.views.compare import CompareView
 from studio.gui.views.heatmap import HeatmapView
+from studio.gui.views.pipeline import PipelineView
 from studio.gui.views.structure import StructureView
 from studio.gui.views.summary import SummaryBar
 from studio.gui.views.widths import WidthsView
@@ -122,6 +123,9 @@ class MainWindow(QMainWindow):
         self.autoselect = AutoSelectView(s, ALL, set(DATA_CRITERIA))
         self.charts = ChartsView(s)
         self.compare = CompareView(s)
+        self.pipeline = PipelineView(s)
+        self.pipeline.startRequested.connect(self.run_pipeline)
+        self.pipeline.exportRequested.connect(self.export_pipeline_recipe)
         self.undo_view = QUndoView(s.undo_stack)
         self.undo_view.setEmptyLabel("<loaded model>")
         L, R, B = (Qt.LeftDockWidgetArea, Qt.RightDockWidgetArea, Qt.BottomDockWidgetArea)
@@ -133,6 +137,7 @@ class MainWindow(QMainWindow):
             "widths": self._dock("Channel widths", self.widths, B, "dock_widths"),
             "charts": self._dock("Live charts", self.charts, B, "dock_charts"),
             "compare": self._dock("Compare", self.compare, B, "dock_compare"),
+            "pipeline": self._dock("Pipelines", self.pipeline, B, "dock_pipeline"),
         }
         self._sized = False
         for v in (self.heatmap, self.autoselect):
@@ -152,6 +157,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(d["blocks"], d["history"])
         self.tabifyDockWidget(d["widths"], d["charts"])
         self.tabifyDockWidget(d["charts"], d["compare"])
+        self.tabifyDockWidget(d["compare"], d["pipeline"])
         d["blocks"].raise_()
         d["widths"].raise_()
         state = self.settings.value("window/state")
@@ -525,6 +531,74 @@ class MainWindow(QMainWindow):
                 f"{best.get('top1', float('nan')):.4f}", 8000)
 
         return self._start("fine-tune", gen, done, self.charts.on_event)
+
+    def run_pipeline(self, cfg):
+        """Run a pipeline on the current model; its result becomes the working model
+        (sensitivity only analyses: its suggestion is applied as an undoable plan edit)."""
+        s = self.session
+        if not s.loaded:
+            return None
+        if not s.data_spec:
+            self.statusBar().showMessage("Pipelines need data: Model ▸ Data source…", 8000)
+            return None
+        lm = s.lm
+        self.pipeline.reset(cfg.pipeline)
+        self.docks["pipeline"].raise_()
+
+        def gen(token):
+            import torch
+
+            from studio.core.pipelines import run_pipeline, sensitivity
+
+            torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+            data = self._data()
+            if cfg.pipeline == "sensitivity":
+                return ("sensitivity", (yield from sensitivity(lm, data, cfg, token)))
+            res = yield from run_pipeline(lm, data, cfg, token)
+            from studio.core import map_structure
+            from studio.core.criteria import score
+
+            new = res["model"]
+            s2 = map_structure(new)
+            return ("model", (new, s2, {"l1": score(new.model, s2, "l1")}, res["history"]))
+
+        def done(out):
+            kind, res = out
+            if kind == "sensitivity":
+                s.results["sensitivity"] = res
+                self.pipeline.finished_sensitivity(res)
+                return
+            new, s2, scores, history = res
+            s.results["pipeline"] = history
+            s.adopt_pruned(new, s2, cfg.pipeline, scores)
+            self.statusBar().showMessage(f"{cfg.pipeline} done: FLOPs now "
+                                         f"{s2.original.flops / s.original_cost.flops:.1%} of "
+                                         f"the original", 8000)
+
+        return self._start(f"pipeline ({cfg.pipeline})", gen, done, self.pipeline.on_event)
+
+    def export_pipeline_recipe(self, cfg, path: str | None = None) -> dict | None:
+        """The recipe ``run --recipe`` executes for this pipeline on the current model."""
+        from studio.core.export import make_recipe, save_recipe
+
+        s = self.session
+        path = path or self._ask_path("Export recipe", "recipe.json", "Recipe (*.json)")
+        if not path or not s.loaded:
+            return None
+        base = self.recipe()
+        pc = cfg.as_dict()
+        ft = pc.pop("finetune")
+        rec = make_recipe(base["model"], base["plans"][:len(s.lm.plans) - len(s.original.plans)],
+                          data=s.data_spec, finetune={"epochs": ft["epochs"],
+                                                      "kd_weight": ft["kd_weight"]},
+                          pipeline={k: pc[k] for k in ("pipeline", "rounds", "candidates",
+                                                       "generations", "criterion", "seed")},
+                          target={"flops": pc["flops_target"], "criterion": pc["criterion"]})
+        if rec["plans"]:  # plans already applied in the session come first, then the job
+            rec["applied_plans"] = rec.pop("plans")
+        save_recipe(rec, path)
+        self.statusBar().showMessage(f"wrote {path}", 5000)
+        return rec
 
     # -- plans and exports ---------------------------------------------------------------
     def load_plan(self) -> None:
