@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--focus", help="group to focus (for screenshots)")
     ap.add_argument("--tour", action="store_true", help=argparse.SUPPRESS)  # docs screenshots
     ap.add_argument("--show", default="widths", help=argparse.SUPPRESS)  # bottom tab to raise
+    ap.add_argument("--pipeline", help=argparse.SUPPRESS)  # docs: run this pipeline first
     ap.add_argument("--no-restore", action="store_true", help="ignore a recovery file")
     ap.add_argument("--debug", action="store_true")
     return ap
@@ -99,6 +100,19 @@ def _screenshot(app, win, req, a) -> int:
         wait(win.measure_latency() or win._current_job)
         win.autoselect.slider.setValue(60)
         win.autoselect.run(merge=False)
+    if a.pipeline:
+        import time
+
+        win.session.data_spec = win.session.data_spec or "demo"
+        cfg = win.pipeline.config()
+        cfg.pipeline, cfg.candidates, cfg.generations = a.pipeline, 8, 3
+        cfg.finetune.epochs = 3
+        i = win.pipeline.mode.findData(a.pipeline)
+        win.pipeline.mode.setCurrentIndex(i)
+        job = win.run_pipeline(cfg)
+        while job is not None and win.jobs.busy():
+            app.processEvents()
+            time.sleep(0.01)
     if a.focus:
         win.session.set_focus(a.focus)
     if a.show in win.docks:

@@ -37,7 +37,9 @@ class AutoSelectView(QWidget):
         self.slider.setRange(5, 100)
         self.slider.setValue(100)
         self.slider.setTracking(True)
-        self.target_label = QLabel("100% of FLOPs (no pruning)")
+        self.slider.setMinimumWidth(140)
+        self.target_label = QLabel("100%")
+        self.target_label.setMinimumWidth(40)
         self.round_to = QSpinBox()
         self.round_to.setRange(1, 64)
         self.protect = QLineEdit(placeholderText="layer names, comma-separated")
@@ -93,7 +95,8 @@ class AutoSelectView(QWidget):
             self.run(merge=False)
 
     def _slider(self, v: int) -> None:
-        self.target_label.setText(f"{v}% of FLOPs" + (" (no pruning)" if v == 100 else ""))
+        self.target_label.setText(f"{v}%")
+        self.slider.setToolTip("keep this share of the original FLOPs (100%: no pruning)")
         if self.slider.isSliderDown():
             self.run(merge=True)
 

@@ -93,6 +93,8 @@ class PipelineView(QWidget):
         self.plot = pg.PlotWidget(background="w")
         self.plot.setMenuEnabled(False)
         self.plot.showGrid(x=True, y=True, alpha=0.2)
+        for ax in ("bottom", "left"):  # shares and accuracies: no "x0.001" SI scaling
+            self.plot.getAxis(ax).enableAutoSIPrefix(False)
         self.legend = self.plot.addLegend(offset=(-10, 10))
         lay = QHBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
