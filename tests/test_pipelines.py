@@ -18,8 +18,14 @@ from studio.core.counting import count_model
 from studio.core.data import load_data
 from studio.core.finetune import FinetuneConfig
 from studio.core.jobs import CancelToken, run
-from studio.core.pipelines import (PIPELINES, Evaluator, PipelineConfig, run_pipeline,
-                                   sensitivity, suggest_ratios)
+from studio.core.pipelines import (
+    PIPELINES,
+    Evaluator,
+    PipelineConfig,
+    run_pipeline,
+    sensitivity,
+    suggest_ratios,
+)
 from studio.core.recipe import RecipeError, load_recipe, run_recipe
 
 FAST = dict(candidates=3, generations=2, bn_batches=2, rounds=2, score_batches=2,
