@@ -264,10 +264,10 @@ def _candidate(lm, s, scores, shape, cfg, evaluator, cancel):
     return plan, model, acc
 
 
-def _finish(lm, data, cfg, s, best, candidates, name, cancel) -> Events:
-    """Fine-tune the chosen candidate. The validation split is first read here, by the
-    fine-tuning's own epoch reports -- never while candidates are compared."""
-    plan, model, acc = best
+def _tune_chosen(lm, data, cfg, s, plan, model, cancel, **extra) -> Events:
+    """Fine-tune the chosen model with the whole budget; a cancel keeps its best weights.
+    The validation split is first read here, by the fine-tuning's epoch reports -- never
+    while candidates are compared. Returns the chosen one's record."""
     teacher = lm.model if cfg.finetune.kd_weight > 0 else None
     ft = {}
     try:
@@ -275,10 +275,15 @@ def _finish(lm, data, cfg, s, best, candidates, name, cancel) -> Events:
                                   cancel)
     except Cancelled:
         pass
-    chosen = {"flops": predict(plan, s).flops, "params": predict(plan, s).params,
-              "heldout_top1": acc}
+    chosen = {"flops": predict(plan, s).flops, "params": predict(plan, s).params, **extra}
     if ft.get("history"):
         chosen["val_top1"] = ft["history"][-1]["val_top1"]
+    return chosen
+
+
+def _finish(lm, data, cfg, s, best, candidates, name, cancel) -> Events:
+    plan, model, acc = best
+    chosen = yield from _tune_chosen(lm, data, cfg, s, plan, model, cancel, heldout_top1=acc)
     return {"model": _new_lm(lm, model, plan, name),
             "history": {"pipeline": name, "candidates": candidates, "chosen": chosen,
                         "base_flops": s.original.flops}}
@@ -487,17 +492,8 @@ def _sensitivity_guided(lm, data, cfg, cancel) -> Events:
                                    cfg.seed, cancel)
     plan = suggest_ratios(s, scores, sens, cfg.flops_target)
     model = apply_plan(lm.model, s, plan)
-    teacher = lm.model if cfg.finetune.kd_weight > 0 else None
-    ft = {}
-    try:
-        ft = yield from _finetune(model, data, cfg.finetune, cfg.finetune.epochs, teacher,
-                                  cancel)
-    except Cancelled:
-        pass
-    chosen = {"flops": predict(plan, s).flops, "params": predict(plan, s).params,
-              "ratios": plan.meta["ratios"]}
-    if ft.get("history"):
-        chosen["val_top1"] = ft["history"][-1]["val_top1"]
+    chosen = yield from _tune_chosen(lm, data, cfg, s, plan, model, cancel,
+                                     ratios=plan.meta["ratios"])
     return {"model": _new_lm(lm, model, plan, "sensitivity"),
             "history": {"pipeline": "sensitivity", "sensitivity": sens, "chosen": chosen,
                         "base_flops": s.original.flops}}

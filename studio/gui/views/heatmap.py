@@ -19,18 +19,10 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.edits import ReplacePlan, SetChannels
+from studio.gui.views.plotting import cache_axes
 
 REMOVED_RGBA = (220, 30, 30, 200)
 BLOCKED_RGBA = (120, 120, 120, 170)  # not prunable / inside a dropped block
-
-
-def _cache_axes(plot) -> None:
-    """Axes do not change on an edit: draw them from a pixmap cache instead of re-rendering
-    their text on every repaint (the largest cost of a refresh on big models)."""
-    from PySide6.QtWidgets import QGraphicsItem
-
-    for name in ("left", "bottom", "right", "top"):
-        plot.getAxis(name).setCacheMode(QGraphicsItem.DeviceCoordinateCache)
 
 
 class _Image(pg.ImageItem):
@@ -95,7 +87,7 @@ class HeatmapView(QWidget):
         self.plot.getViewBox().setMouseEnabled(False, False)
         self.plot.getViewBox().invertY(True)
         self.plot.setLabel("bottom", "channels (each row stretched to full width)")
-        _cache_axes(self.plot)
+        cache_axes(self.plot)
         self.img = _Image(self)
         self.overlay = pg.ImageItem()
         self.plot.addItem(self.img)

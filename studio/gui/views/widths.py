@@ -8,7 +8,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from studio.gui.views.heatmap import _cache_axes
+from studio.gui.views.plotting import cache_axes
 
 ORIGINAL = pg.mkBrush(205, 205, 205)
 PLANNED = pg.mkBrush(52, 120, 198)
@@ -25,7 +25,7 @@ class WidthsView(QWidget):
         self.plot.setLabel("left", "output channels")
         self.plot.setLabel("bottom", "layer (execution order)")
         self.plot.showGrid(y=True, alpha=0.2)
-        _cache_axes(self.plot.getPlotItem())
+        cache_axes(self.plot.getPlotItem())
         self.plot.getViewBox().setMouseEnabled(x=True, y=False)
         self.orig = pg.BarGraphItem(x=[], height=[], width=0.85, brush=ORIGINAL, pen=None)
         self.planned = pg.BarGraphItem(x=[], height=[], width=0.55, brush=PLANNED, pen=None)

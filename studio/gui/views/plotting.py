@@ -1,0 +1,12 @@
+"""pyqtgraph helpers shared by the views."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QGraphicsItem
+
+
+def cache_axes(plot) -> None:
+    """Axes do not change on an edit: draw them from a pixmap cache instead of re-rendering
+    their text on every repaint (the largest cost of a refresh on big models)."""
+    for name in ("left", "bottom", "right", "top"):
+        plot.getAxis(name).setCacheMode(QGraphicsItem.DeviceCoordinateCache)
