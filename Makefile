@@ -39,7 +39,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	cd benchmarks && ../$(PY) bench_counting.py && ../$(PY) bench_scoring.py && \
 	  ../$(PY) bench_finetune.py && ../$(PY) bench_criteria.py && ../$(PY) bench_gui.py && \
-	  ../$(PY) bench_pipelines.py && \
+	  ../$(PY) bench_pipelines.py && ../$(PY) bench_sensitivity.py && \
 	  ../$(PY) render_docs.py
 
 lint: $(STAMP)

@@ -317,3 +317,23 @@ def test_pipeline_panel_sensitivity_suggests_an_undoable_plan(win, qtbot):
     g, item = next(iter(win.pipeline.curves.items()))
     item.sigClicked.emit(item, None)
     assert s.focus == g
+
+
+def test_pause_resume_and_close_during_a_job(win, qtbot, monkeypatch):
+    from studio.core.finetune import FinetuneConfig
+
+    steps = []
+    job = win.finetune(FinetuneConfig(epochs=30, log_every=1))
+    job.event.connect(lambda e: e["type"] == "step" and steps.append(e["step"]))
+    qtbot.waitUntil(lambda: len(steps) >= 2, timeout=60000)
+    win.pause_btn.setChecked(True)
+    qtbot.waitUntil(lambda: job.worker.is_paused, timeout=10000)
+    n = len(steps)
+    qtbot.wait(400)
+    assert len(steps) <= n + 1  # at most the step that was already under way
+    win.pause_btn.setChecked(False)
+    qtbot.waitUntil(lambda: len(steps) > n + 1, timeout=60000)
+    # closing asks, then cancels and waits for the worker
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
+    win.close()
+    assert not win.jobs.busy()

@@ -202,3 +202,23 @@ def test_unknown_pipeline_setting():
     with pytest.raises(ValueError, match="unknown pipeline setting"):
         PipelineConfig.from_dict({"pipeline": "search", "populaton": 3})
     assert np.isclose(PipelineConfig.from_dict({"ratios": [0.5]}).ratios[0], 0.5)
+
+
+def test_iterative_schedules():
+    from studio.core.pipelines import round_targets
+
+    geo = round_targets(PipelineConfig(flops_target=0.25, rounds=2))
+    assert np.allclose(geo, [0.5, 0.25])
+    lin = round_targets(PipelineConfig(flops_target=0.4, rounds=3, schedule="linear"))
+    assert np.allclose(lin, [0.8, 0.6, 0.4])
+    assert round_targets(PipelineConfig(schedule=[0.7, 0.3])) == [0.7, 0.3]
+    with pytest.raises(ValueError, match="decreasing"):
+        round_targets(PipelineConfig(schedule=[0.3, 0.7]))
+
+
+def test_iterative_with_an_explicit_schedule(demo):
+    cfg = PipelineConfig(pipeline="iterative", schedule=[0.7, 0.45], flops_target=0.45,
+                         score_batches=2, finetune=FinetuneConfig(epochs=2, max_steps=2))
+    res = run(run_pipeline(demo, load_data("demo"), cfg))
+    shares = [r["flops"] / r["base_flops"] for r in res["history"]["rounds"]]
+    assert len(shares) == 2 and shares[0] <= 0.7 and shares[1] <= 0.45

@@ -19,6 +19,7 @@ cancel between steps leaves a usable result.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -48,6 +49,7 @@ class PipelineConfig:
     criterion: str = "l1"
     # iterative
     rounds: int = 3
+    schedule: str | list = "geometric"  # geometric | linear | explicit FLOPs shares per round
     # sampling / search
     candidates: int = 16  # sampling: how many; search: population size
     generations: int = 4
@@ -60,6 +62,7 @@ class PipelineConfig:
     eval_batches: int | None = None
     # sensitivity
     ratios: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    sensitivity_bn_batches: int = 4  # fewer than candidates get: a curve needs ranks only
     # fine-tuning: the total budget in epochs, shared by all rounds of a pipeline
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     seed: int = 0
@@ -219,16 +222,35 @@ def _oneshot(lm, data, cfg, cancel) -> Events:
             "history": {"pipeline": "oneshot", "rounds": [rec], "finetune": ft.get("history")}}
 
 
+def round_targets(cfg: PipelineConfig) -> list[float]:
+    """FLOPs share (of the original) each round ends at: geometric t^(r/k), linear
+    1 - r(1-t)/k, or an explicit list whose last entry must be the target."""
+    k, t = cfg.rounds, cfg.flops_target
+    if isinstance(cfg.schedule, (list, tuple)):
+        sched = [float(x) for x in cfg.schedule]
+        if not sched or any(not 0 < x < 1 for x in sched) or sorted(sched, reverse=True) != sched:
+            raise ValueError("an explicit schedule is a decreasing list of FLOPs shares in (0, 1)")
+        return sched
+    if cfg.schedule == "geometric":
+        return [t ** (r / k) for r in range(1, k + 1)]
+    if cfg.schedule == "linear":
+        return [1 - r * (1 - t) / k for r in range(1, k + 1)]
+    raise ValueError(f"unknown schedule '{cfg.schedule}' (geometric, linear or a list)")
+
+
 def _iterative(lm, data, cfg, cancel) -> Events:
-    """k rounds; round r keeps target^(r/k) of the original FLOPs (a geometric schedule)."""
+    """Rounds of score -> prune -> fine-tune down the schedule of FLOPs targets."""
     base_flops = _map(lm).original.flops
+    targets = round_targets(cfg)
+    cfg = copy.copy(cfg)
+    cfg.rounds = len(targets)
     teacher = lm.model if cfg.finetune.kd_weight > 0 else None
     epochs = _split(cfg.finetune.epochs, cfg.rounds)
     cur, rounds = lm, []
     try:
         for r in range(1, cfg.rounds + 1):
             s = _map(cur)
-            goal = base_flops * cfg.flops_target ** (r / cfg.rounds)
+            goal = base_flops * targets[r - 1]
             scores = yield from scores_for(cur.model, s, cfg.criterion, data,
                                            cfg.score_batches, cfg.seed, cancel)
             plan = select(s, scores, flops_target=min(0.999, goal / s.original.flops),
@@ -377,7 +399,8 @@ def sensitivity(lm: LoadedModel, data: DataSource, cfg: PipelineConfig,
     s = _map(lm)
     scores = yield from scores_for(lm.model, s, cfg.criterion, data, cfg.score_batches,
                                    cfg.seed, cancel)
-    ev = Evaluator(data, cfg)
+    ev = Evaluator(data, dataclasses.replace(cfg, bn_batches=min(cfg.bn_batches,
+                                                          cfg.sensitivity_bn_batches)))
     model = copy.deepcopy(lm.model).eval()
     bn_state = {k: v.clone() for k, v in model.state_dict().items()
                 if "running" in k or "num_batches" in k}

@@ -58,6 +58,16 @@ class Job(QObject):
 
     def cancel(self) -> None:
         self.token.cancel()
+        self.set_paused(False)
+
+    def set_paused(self, paused: bool) -> None:
+        """superqt's generator workers pause between two yields."""
+        if self.worker is None:
+            return
+        if paused and not self.worker.is_paused:
+            self.worker.pause()
+        elif not paused and self.worker.is_paused:
+            self.worker.resume()
 
     def _on_event(self, ev) -> None:
         if isinstance(ev, dict):
@@ -129,7 +139,8 @@ class JobManager(QObject):
 
     def wait_all(self, timeout_ms: int = 30000) -> None:
         """Cancel every job and wait for its thread (connected to ``aboutToQuit``)."""
-        from PySide6.QtCore import QThreadPool
+        from PySide6.QtCore import QCoreApplication, QThreadPool
 
         self.cancel_all()
         QThreadPool.globalInstance().waitForDone(timeout_ms)
+        QCoreApplication.processEvents()  # deliver the workers' last (queued) signals

@@ -242,10 +242,15 @@ class MainWindow(QMainWindow):
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.setVisible(False)
         self.cancel_btn.clicked.connect(self.cancel_job)
+        self.pause_btn = QPushButton("Pause")
+        self.pause_btn.setCheckable(True)
+        self.pause_btn.setVisible(False)
+        self.pause_btn.toggled.connect(self.pause_job)
         self.data_label = QLabel("data: —")
         sb.addPermanentWidget(self.data_label)
         sb.addPermanentWidget(self.job_label)
         sb.addPermanentWidget(self.progress)
+        sb.addPermanentWidget(self.pause_btn)
         sb.addPermanentWidget(self.cancel_btn)
 
     # -- jobs ----------------------------------------------------------------------------
@@ -278,6 +283,9 @@ class MainWindow(QMainWindow):
     def _busy(self, busy: bool) -> None:
         self.progress.setVisible(busy)
         self.cancel_btn.setVisible(busy)
+        self.pause_btn.setVisible(busy)
+        if not busy:
+            self.pause_btn.setChecked(False)
         if not busy:
             self.job_label.setText("")
         for a in (self.act_apply, self.act_eval, self.act_latency, self.act_ft,
@@ -285,7 +293,14 @@ class MainWindow(QMainWindow):
             a.setEnabled(not busy and self.session.loaded)
 
     def cancel_job(self) -> None:
+        self.pause_btn.setChecked(False)  # a paused worker must run on to see the cancel
         self.jobs.cancel_all()
+
+    def pause_job(self, paused: bool) -> None:
+        """Pause or resume the running jobs between two progress events."""
+        for job in self.jobs.jobs:
+            job.set_paused(paused)
+        self.job_label.setText("paused" if paused else "")
 
     # -- loading -------------------------------------------------------------------------
     def open_dialog(self) -> None:
