@@ -337,3 +337,10 @@ def test_pause_resume_and_close_during_a_job(win, qtbot, monkeypatch):
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
     win.close()
     assert not win.jobs.busy()
+
+
+def test_pareto_front():
+    from studio.gui.views.pipeline import pareto
+
+    pts = np.array([[0.30, 0.5], [0.28, 0.6], [0.29, 0.4], [0.25, 0.2], [0.31, 0.7]])
+    assert list(pareto(pts)) == [3, 1, 4]  # by FLOPs: each more accurate than all cheaper

@@ -62,12 +62,6 @@ def _module_names(model: nn.Module, dg) -> dict[int, str]:
     return names
 
 
-def loose_parameter_dims(model: nn.Module, example_input: torch.Tensor) -> dict[str, int]:
-    """Loose ``nn.Parameter`` names (not owned by a known layer) → the dim that is pruned."""
-    dg = _quiet_graph(model, example_input)
-    return _loose_dims(dg)
-
-
 def _loose_dims(dg) -> dict[str, int]:
     out = {}
     for up in dg.unwrapped_parameters:

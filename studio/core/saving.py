@@ -81,10 +81,6 @@ def save_pruned(out_dir, lm, model: nn.Module, plan: Plan | None, report: dict,
     return out
 
 
-def is_pruned_dir(path) -> bool:
-    return (Path(path) / "model.json").is_file()
-
-
 def load_pruned(folder, trust: bool = False):
     """Rebuild a model saved by ``save_pruned``."""
     from studio.core.loader import LoadedModel, _torch_load, _unwrap, sha256_of
