@@ -311,17 +311,20 @@ def _finish(lm, data, cfg, s, best, candidates, name, cancel) -> Events:
                         "base_flops": s.original.flops}}
 
 
-def _sampling(lm, data, cfg, cancel) -> Events:
+def _candidates_setup(lm, data, cfg, cancel) -> Events:
+    """What sampling and search share: the map, the criterion's scores, the evaluator."""
     s = _map(lm)
     scores = yield from scores_for(lm.model, s, cfg.criterion, data, cfg.score_batches,
                                    cfg.seed, cancel)
-    ev = Evaluator(data, cfg)
-    rng = np.random.default_rng(cfg.seed)
-    groups = _prunable(s)
+    return s, scores, Evaluator(data, cfg), np.random.default_rng(cfg.seed), _prunable(s)
+
+
+def _sampling(lm, data, cfg, cancel) -> Events:
+    s, scores, ev, rng, groups = yield from _candidates_setup(lm, data, cfg, cancel)
     # importance weighting: groups whose mean score is high tend to keep more
     weight = {g: float(np.mean(scores[g].group)) for g in groups}
     wmax = max(weight.values()) or 1.0
-    best, candidates = None, []
+    best, best_i, candidates = None, -1, []
     try:
         for i in range(cfg.candidates):
             shape = {g: float(rng.uniform(cfg.min_keep, 1.0)) for g in groups}
@@ -334,12 +337,12 @@ def _sampling(lm, data, cfg, cancel) -> Events:
                    **rec}
             yield progress(i + 1, cfg.candidates, "sampling sub-models")
             if best is None or acc > best[2]:
-                best = (plan, model, acc)
+                best, best_i = (plan, model, acc), i
     except Cancelled:
         if best is None:
             raise
     for c in candidates:
-        c["chosen"] = c["heldout_top1"] == best[2] and c["flops"] == predict(best[0], s).flops
+        c["chosen"] = c["index"] == best_i
     return (yield from _finish(lm, data, cfg, s, best, candidates, "sampling", cancel))
 
 
@@ -347,12 +350,7 @@ def _search(lm, data, cfg, cancel) -> Events:
     """Evolution over per-group keep-ratio shapes: keep the top half, refill with uniform
     crossover of two parents plus Gaussian mutation; every shape is projected onto the
     FLOPs target before it is scored."""
-    s = _map(lm)
-    scores = yield from scores_for(lm.model, s, cfg.criterion, data, cfg.score_batches,
-                                   cfg.seed, cancel)
-    ev = Evaluator(data, cfg)
-    rng = np.random.default_rng(cfg.seed)
-    groups = _prunable(s)
+    s, scores, ev, rng, groups = yield from _candidates_setup(lm, data, cfg, cancel)
     pop = [np.ones(len(groups))] + [rng.uniform(cfg.min_keep, 1.0, len(groups))
                                     for _ in range(cfg.candidates - 1)]
     best, candidates, scored = None, [], []
