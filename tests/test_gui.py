@@ -210,7 +210,7 @@ def test_exports(win, qtbot, tmp_path):
     assert rec["format"] == "pruning-studio/recipe"
     assert rec["plans"][-1]["groups"] == s.plan.to_dict()["groups"]
     _wait_job(qtbot, win, win.apply_plan() or win._current_job)
-    win.export_model(str(tmp_path / "model"))
+    _wait_job(qtbot, win, win.export_model(str(tmp_path / "model")))
     assert load_model(str(tmp_path / "model")).model is not None
     win.export_onnx(str(tmp_path / "m.onnx"))
     _wait_job(qtbot, win, win._current_job)

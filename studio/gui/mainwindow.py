@@ -645,23 +645,26 @@ class MainWindow(QMainWindow):
             return QFileDialog.getSaveFileName(self, title, default, "Folder (*)")[0]
         return QFileDialog.getSaveFileName(self, title, default, filt)[0]
 
-    def export_model(self, path: str | None = None) -> None:
-        from studio.core import save_pruned
-        from studio.core.errors import StudioError
-
+    def export_model(self, path: str | None = None):
+        """Save the current model (the CLI's folder format) in a worker: large weights
+        must not freeze the window."""
         s = self.session
         path = path or self._ask_path("Export pruned model (folder)", "pruned-model", "",
                                       folder=True)
         if not path or not s.loaded:
-            return
-        report = {"model": s.lm.name, "before": s.original_cost.as_dict(),
+            return None
+        lm = s.lm
+        report = {"model": lm.name, "before": s.original_cost.as_dict(),
                   "after": s.structure.original.as_dict(), "results": s.results}
-        try:
-            save_pruned(path, s.lm, s.lm.model, None, report)
-        except StudioError as e:
-            dialogs.error_box(self, "Export failed", str(e))
-            return
-        self.statusBar().showMessage(f"exported {path}", 5000)
+
+        def gen(token):
+            from studio.core import save_pruned
+
+            yield core_jobs.progress(0, 1, "saving the model")
+            return save_pruned(path, lm, lm.model, None, report)
+
+        return self._start("export model", gen,
+                           lambda out: self.statusBar().showMessage(f"exported {out}", 5000))
 
     def export_onnx(self, path: str | None = None) -> None:
         s = self.session

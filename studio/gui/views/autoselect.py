@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.errors import StudioError
 from studio.core.selection import select
+from studio.gui.views.criterion import CriterionPicker
 
 
 class AutoSelectView(QWidget):
@@ -28,9 +29,7 @@ class AutoSelectView(QWidget):
     def __init__(self, session, criteria: list[str], data_criteria: set[str], parent=None):
         super().__init__(parent)
         self.session = session
-        self.crit = QComboBox()
-        for c in criteria:
-            self.crit.addItem(c + ("  (data)" if c in data_criteria else ""), c)
+        self.crit = CriterionPicker(session, criteria, data_criteria)
         self.scope = QComboBox()
         self.scope.addItems(["global", "uniform"])
         self.slider = QSlider(Qt.Horizontal)
@@ -66,8 +65,7 @@ class AutoSelectView(QWidget):
         self.slider.sliderReleased.connect(self._released)
         self.apply_btn.clicked.connect(lambda: self.run(merge=False))
         self.clear_btn.clicked.connect(self._clear)
-        self.crit.currentIndexChanged.connect(self._criterion)
-        session.criterionChanged.connect(self._sync_criterion)
+        self.crit.scoreRequested.connect(self.scoreRequested)
         session.scoresChanged.connect(self._scores_arrived)
         self._pending = False
 
@@ -75,19 +73,6 @@ class AutoSelectView(QWidget):
         from PySide6.QtCore import QSize
 
         return QSize(380, 260)
-
-    def _sync_criterion(self, c: str) -> None:
-        i = self.crit.findData(c)
-        if i >= 0 and i != self.crit.currentIndex():
-            self.crit.blockSignals(True)
-            self.crit.setCurrentIndex(i)
-            self.crit.blockSignals(False)
-
-    def _criterion(self) -> None:
-        c = self.crit.currentData()
-        self.session.set_criterion(c)
-        if self.session.loaded and c not in self.session.scores:
-            self.scoreRequested.emit(c)
 
     def _scores_arrived(self, c: str) -> None:
         if self._pending and c == self.crit.currentData():

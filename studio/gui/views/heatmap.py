@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.edits import ReplacePlan, SetChannels
+from studio.gui.views.criterion import CriterionPicker
 from studio.gui.views.plotting import cache_axes
 
 REMOVED_RGBA = (220, 30, 30, 200)
@@ -64,9 +65,8 @@ class HeatmapView(QWidget):
         self.rows: list[tuple[str, str, np.ndarray]] = []  # (label, group id, scores)
         self.W = 1
         self._anchor = None
-        self.crit = QComboBox()
-        for c in criteria:
-            self.crit.addItem(c + ("  (data)" if c in data_criteria else ""), c)
+        self.crit = CriterionPicker(session, criteria, data_criteria)
+        self.crit.scoreRequested.connect(self.scoreRequested)
         self.order = QComboBox()
         self.order.addItems(["channels by index", "channels by score"])
         self.mode = QComboBox()
@@ -108,30 +108,15 @@ class HeatmapView(QWidget):
         lay.addLayout(top)
         lay.addWidget(self.glw)
         lay.addWidget(self.info)
-        self.crit.currentIndexChanged.connect(self._criterion_picked)
         self.order.currentIndexChanged.connect(self._rebuild)
         self.mode.currentIndexChanged.connect(self._rebuild)
         session.modelChanged.connect(self._rebuild)
         session.scoresChanged.connect(lambda c: c == session.criterion and self._rebuild())
-        session.criterionChanged.connect(self._criterion_changed)
+        session.criterionChanged.connect(lambda _c: self._rebuild())
         session.planChanged.connect(self._update_overlay)
         session.focusChanged.connect(self._focus_changed)
 
     # -- data ---------------------------------------------------------------------------
-    def _criterion_picked(self) -> None:
-        c = self.crit.currentData()
-        self.session.set_criterion(c)
-        if self.session.loaded and c not in self.session.scores:
-            self.scoreRequested.emit(c)
-
-    def _criterion_changed(self, c: str) -> None:
-        i = self.crit.findData(c)
-        if i >= 0 and i != self.crit.currentIndex():
-            self.crit.blockSignals(True)
-            self.crit.setCurrentIndex(i)
-            self.crit.blockSignals(False)
-        self._rebuild()
-
     def _focus_changed(self, _gid) -> None:
         if self.mode.currentIndex() == 1:
             self._rebuild()
