@@ -235,6 +235,22 @@ def test_recovery_round_trip(win, qtbot, studio_home):
     other.jobs.wait_all()
 
 
+def test_recent_models_survive_a_restart_and_bad_settings(win, qtbot, studio_home):
+    """One recent model used to come back from QSettings as a bare string and stop the
+    next start; unreadable entries are skipped."""
+    from studio.gui.mainwindow import MainWindow
+
+    assert [a.text() for a in win.recent_menu.actions()] == ["demo"]
+    again = MainWindow()  # a second start reads the same settings
+    qtbot.addWidget(again)
+    assert [a.text() for a in again.recent_menu.actions()] == ["demo"]
+    for junk in ("{", '{"spec": "demo"}', ["{", "x"], '[1, {"spec": 2}]'):
+        again.settings.setValue("recent", junk)
+        third = MainWindow()
+        qtbot.addWidget(third)
+        assert [a.text() for a in third.recent_menu.actions()] == []
+
+
 def test_plan_edit_refresh_is_fast_enough_on_resnet50(qtbot):
     """Not a timing assertion: the refresh must work on ResNet-50's 37 groups and 11k
     channels; the ms figure lives in the benchmarks."""

@@ -330,17 +330,26 @@ class MainWindow(QMainWindow):
             return
         self._failed(f"open {req['spec']}", msg, details)
 
+    def _recent(self) -> list[dict]:
+        """The recent-models list, stored as one JSON string. Anything unreadable in the
+        settings (hand-edited, an older format) is skipped, never fatal."""
+        raw = self.settings.value("recent")
+        try:
+            items = json.loads(raw) if isinstance(raw, str) else []
+        except ValueError:
+            items = []
+        return [r for r in items if isinstance(r, dict) and isinstance(r.get("spec"), str)] \
+            if isinstance(items, list) else []
+
     def _remember(self, req: dict) -> None:
-        recent = [json.loads(r) for r in (self.settings.value("recent") or [])]
-        recent = [r for r in recent if r != req]
+        recent = [r for r in self._recent() if r != req]
         recent.insert(0, req)
-        self.settings.setValue("recent", [json.dumps(r) for r in recent[:8]])
+        self.settings.setValue("recent", json.dumps(recent[:8]))
         self._fill_recent()
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
-        for r in (self.settings.value("recent") or []):
-            req = json.loads(r)
+        for req in self._recent():
             self.recent_menu.addAction(req["spec"], lambda req=req: self.load(req))
 
     def dragEnterEvent(self, ev):  # noqa: N802
