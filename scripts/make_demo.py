@@ -2,6 +2,8 @@
 
     python scripts/make_demo.py            # both (needs scikit-learn for the data)
     python scripts/make_demo.py --model    # retrain the checkpoint from the shipped data
+    python scripts/make_demo.py --split 1 --out base1.pt   # a baseline for split 1
+                                           # (load it with: --arch demo, data demo:1)
 
 The digits come from scikit-learn's bundled copy of the UCI "Optical Recognition of
 Handwritten Digits" test set (1,797 images, 8x8, values 0..16).
@@ -20,7 +22,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from studio.core import demo  # noqa: E402
 
-VAL_FRACTION = 0.2
 SPLIT_SEED = 0
 
 
@@ -30,30 +31,23 @@ def make_data() -> None:
     d = load_digits()
     images = d.images.astype(np.uint8)
     labels = d.target.astype(np.int64)
-    rng = np.random.default_rng(SPLIT_SEED)
-    train_idx, val_idx = [], []
-    for c in range(10):  # stratified: the same fraction of every class held out
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        n_val = int(round(len(idx) * VAL_FRACTION))
-        val_idx += idx[:n_val].tolist()
-        train_idx += idx[n_val:].tolist()
+    train_idx, val_idx = demo.stratified_split(labels, SPLIT_SEED)
     demo.DIGITS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
-        demo.DIGITS_FILE, images=images, labels=labels,
-        train_idx=np.sort(np.array(train_idx)), val_idx=np.sort(np.array(val_idx)),
-    )
+    np.savez_compressed(demo.DIGITS_FILE, images=images, labels=labels,
+                        train_idx=train_idx, val_idx=val_idx)
     print(f"wrote {demo.DIGITS_FILE}: {len(train_idx)} train, {len(val_idx)} val")
 
 
-def make_model(epochs: int) -> None:
+def make_model(epochs: int, split: int = 0, out: Path = demo.CHECKPOINT) -> float:
     torch.set_num_threads(1)  # one thread: bit-identical results on every run
-    model, acc = demo.train_demo(epochs=epochs)
-    demo.CHECKPOINT.parent.mkdir(parents=True, exist_ok=True)
-    tmp = demo.CHECKPOINT.with_suffix(".tmp")
+    model, acc = demo.train_demo(epochs=epochs, split=split)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
     torch.save(model.state_dict(), tmp)
-    tmp.replace(demo.CHECKPOINT)
-    sha = hashlib.sha256(demo.CHECKPOINT.read_bytes()).hexdigest()[:16]
-    print(f"wrote {demo.CHECKPOINT}: val top-1 {acc:.4f}, sha256 {sha}")
+    tmp.replace(out)
+    sha = hashlib.sha256(out.read_bytes()).hexdigest()[:16]
+    print(f"wrote {out}: split {split}, val top-1 {acc:.4f}, sha256 {sha}")
+    return acc
 
 
 if __name__ == "__main__":
@@ -61,7 +55,15 @@ if __name__ == "__main__":
     ap.add_argument("--data", action="store_true", help="only rebuild the data file")
     ap.add_argument("--model", action="store_true", help="only retrain the checkpoint")
     ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--split", type=int, default=0,
+                    help="train on another split of the shipped digits (needs --out)")
+    ap.add_argument("--out", type=Path, help="where to write that checkpoint")
     a = ap.parse_args()
+    if a.split:
+        if not a.out:
+            ap.error("--split needs --out (the demo checkpoint is split 0's)")
+        make_model(a.epochs, a.split, a.out)
+        sys.exit(0)
     if a.data or not a.model:
         make_data()
     if a.model or not a.data:

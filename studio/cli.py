@@ -14,8 +14,9 @@ from studio.format import human
 # studio.core.criteria.CRITERIA + studio.core.datacriteria.DATA_CRITERIA (no torch import)
 CRITERIA = ("l1", "l2", "group_norm", "fpgm", "bn_scale", "random", "apoz", "mean_activation",
             "hrank", "taylor", "thinet", "pfa")
-DATA_HELP = ("demo, synthetic, cifar10:DIR, cifar100:DIR, or an image folder (train/ and val/ "
-             "class subfolders, or class subfolders split by --seed)")
+DATA_HELP = ("demo (demo:N: another split of its digits), synthetic, cifar10:DIR, "
+             "cifar100:DIR, or an image folder (train/ and val/ class subfolders, or class "
+             "subfolders split by --seed)")
 
 
 def _fraction(name):

@@ -24,6 +24,25 @@ def test_demo_split():
     assert x.shape == (1, 8, 8) and 0 <= int(y) < 10
 
 
+def test_other_demo_splits_are_stratified_and_disjoint():
+    from studio.core import demo
+
+    d = demo.load_digits()
+    # the stored split is exactly what the splitting function draws with seed 0
+    t0, v0 = demo.stratified_split(d["labels"], 0)
+    assert (t0 == d["train_idx"]).all() and (v0 == d["val_idx"]).all()
+    t1, v1 = demo.split_indices(1)
+    assert not set(t1) & set(v1) and len(t1) + len(v1) == len(d["labels"])
+    assert set(v1) != set(v0)
+    assert np.array_equal(np.bincount(d["labels"][v1]), np.bincount(d["labels"][v0]))
+    ds = load_data("demo:1")
+    assert "split 1" in ds.name and len(ds.val) == len(v1)
+    x, _ = ds.val[0]
+    assert torch.equal(x, demo.to_tensor(d["images"][v1[:1]])[0])
+    with pytest.raises(DataError, match="demo:1"):
+        load_data("demo:x")
+
+
 def test_image_folder_train_val(tmp_path):
     _images(tmp_path / "train")
     _images(tmp_path / "val", n=2)

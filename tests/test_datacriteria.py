@@ -92,3 +92,25 @@ def test_scoring_is_cancellable(planted):
     with pytest.raises(Cancelled):
         next(gen)
     assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("criterion", ["apoz", "mean_activation", "hrank", "taylor", "pfa"])
+def test_passes_add_up_to_the_whole_batch(planted, criterion):
+    """Scoring a batch in passes of a few images (to bound memory) gives the same scores."""
+    model, s = planted
+    dl = loader(load_data("demo", augment=False).train, 64)
+    whole = run(score_data(copy.deepcopy(model), s, criterion, dl, batches=2))
+    parts = run(score_data(copy.deepcopy(model), s, criterion, dl, batches=2, pass_images=5))
+    for gid, sc in whole.items():
+        np.testing.assert_allclose(parts[gid].group, sc.group, rtol=1e-4, atol=1e-6)
+
+
+def test_pass_size_bounds_activation_memory():
+    from studio.core.datacriteria import SCORING_MEMORY, pass_size
+
+    s = map_structure(load_model("resnet50"))
+    biggest = max(int(np.prod(r["out_shape"])) for r in s.table.rows if r.get("out_shape"))
+    n = pass_size(s, "apoz")
+    assert 1 <= n < 64 and n * 16 * biggest <= SCORING_MEMORY
+    assert pass_size(s, "taylor") < n  # the backward keeps every activation
+    assert pass_size(map_structure(load_model("demo")), "apoz") == 64

@@ -44,6 +44,12 @@ def _reaches(out_fn, target) -> tuple[bool, bool]:
     return memo.get(out_fn, False), found_add
 
 
+def trace_only():
+    """For a forward whose autograd graph is only walked, never run backward: drop the
+    tensors autograd would save for the backward (ResNet-50 at 224x224: ~150 MiB)."""
+    return torch.autograd.graph.saved_tensors_hooks(lambda t: None, lambda _: None)
+
+
 def find_blocks(model: nn.Module, example_input: torch.Tensor) -> list[BlockInfo]:
     """The innermost residual blocks of ``model``, in execution order."""
     found: dict[str, BlockInfo] = {}
@@ -79,7 +85,7 @@ def find_blocks(model: nn.Module, example_input: torch.Tensor) -> list[BlockInfo
     was_training = model.training
     model.eval()
     try:
-        with torch.enable_grad():
+        with torch.enable_grad(), trace_only():
             x = example_input.detach().clone().requires_grad_(True) * 1.0
             model(x)
     finally:

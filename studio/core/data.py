@@ -2,7 +2,9 @@
 on-disk format, or synthetic data of the model's input shape (structure-only runs: every
 accuracy computed on it is labelled meaningless).
 
-``load_data(spec)`` with ``spec`` one of ``demo``, ``synthetic``, ``cifar10:DIR``,
+``load_data(spec)`` with ``spec`` one of ``demo``, ``demo:N`` (the same digits under another
+stratified train/validation split, N >= 1; the shipped demo checkpoint was trained on split
+0, so pair ``demo:N`` with a model trained on that split), ``synthetic``, ``cifar10:DIR``,
 ``cifar100:DIR``, or a directory (``train/`` and ``val/`` class subfolders, or one folder of
 class subfolders split by a seed).
 """
@@ -88,24 +90,42 @@ class _Shift(Dataset):
         return img[:, dy:dy + 8, dx:dx + 8], self.y[i]
 
 
-def _demo(augment: bool) -> DataSource:
+def _demo(augment: bool, split: int = 0) -> DataSource:
     from studio.core import demo
 
-    xtr, ytr = demo.split_tensors("train")
-    xva, yva = demo.split_tensors("val")
+    xtr, ytr = demo.split_tensors("train", split)
+    xva, yva = demo.split_tensors("val", split)
     fill = -demo.PIXEL_MEAN / demo.PIXEL_STD
     plain = TensorDataset(xtr, ytr)
     train = _Shift(xtr, ytr, fill) if augment else plain
-    return DataSource("demo digits", "demo", train, TensorDataset(xva, yva), 10,
+    name = "demo digits" + (f" (split {split})" if split else "")
+    return DataSource(name, "demo", train, TensorDataset(xva, yva), 10,
                       demo.INPUT_SIZE, [str(i) for i in range(10)], train_eval=plain)
+
+
+class _Synthetic(Dataset):
+    """Random images made on demand: image ``i`` is the same on every read (seeded by
+    ``seed`` and ``i``) and nothing is held in memory -- 384 ImageNet-sized images would
+    otherwise be 230 MiB."""
+
+    def __init__(self, n: int, input_size, num_classes: int, seed: int):
+        self.n, self.size, self.seed = n, tuple(input_size), seed
+        g = torch.Generator().manual_seed(seed)
+        self.labels = torch.randint(0, num_classes, (n,), generator=g)
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + int(i))
+        return torch.randn(self.size, generator=g), self.labels[i]
 
 
 def _synthetic(input_size, num_classes: int, n_train: int = 256, n_val: int = 128,
                seed: int = 0) -> DataSource:
-    g = torch.Generator().manual_seed(seed)
-    mk = lambda n: TensorDataset(torch.randn(n, *input_size, generator=g),  # noqa: E731
-                                 torch.randint(0, num_classes, (n,), generator=g))
-    return DataSource("synthetic", "synthetic", mk(n_train), mk(n_val), num_classes,
+    return DataSource("synthetic", "synthetic",
+                      _Synthetic(n_train, input_size, num_classes, seed),
+                      _Synthetic(n_val, input_size, num_classes, seed + 1), num_classes,
                       tuple(input_size), note=SYNTHETIC_NOTE)
 
 
@@ -197,6 +217,11 @@ def load_data(spec: str, input_size=None, *, num_classes: int | None = None,
     spec = str(spec)
     if spec == "demo":
         return _demo(augment)
+    if spec.startswith("demo:"):
+        n = spec.partition(":")[2]
+        if not n.isdigit():
+            raise DataError(f"'{spec}': the demo digits' other splits are demo:1, demo:2, ...")
+        return _demo(augment, int(n))
     if spec == "synthetic":
         if input_size is None:
             raise DataError("synthetic data needs the model's input size")

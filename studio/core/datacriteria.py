@@ -63,10 +63,11 @@ class _LayerStats:
     def observe(self, x: torch.Tensor) -> None:
         xd = x.detach()
         dims = _reduce_dims(xd)
-        a = xd.abs().sum(dims)
-        z = (xd == 0).sum(dims)
+        a = torch.linalg.vector_norm(xd, 1, dims)  # sum |x| without an |x| copy
         self.abs_sum = a if self.abs_sum is None else self.abs_sum + a
-        self.zeros = z if self.zeros is None else self.zeros + z
+        if self.criterion == "apoz":
+            z = (xd == 0).sum(dims, dtype=torch.int32).long()  # no int64 copy of the map
+            self.zeros = z if self.zeros is None else self.zeros + z
         self.elems += xd.numel() // xd.shape[1]
         c = self.criterion
         if c == "hrank" and xd.dim() == 4:
@@ -186,10 +187,31 @@ def pfa_scores(pooled: torch.Tensor, energy: float = PFA_ENERGY) -> tuple[np.nda
     return score.numpy(), min(width, len(ev))
 
 
+# Bytes of activations one scoring pass may hold. On a CPU a pass of one or two ImageNet
+# images is as fast per image as a large batch, and it keeps the window's peak memory
+# near the model's own (docs/benchmarks.md, memory); a GPU wants large batches.
+SCORING_MEMORY = 32 * 2**20
+SCORING_MEMORY_CUDA = 2 * 2**30
+
+
+def pass_size(s: StructureMap, criterion: str, budget: int = SCORING_MEMORY) -> int:
+    """Images per forward pass so that scoring stays within ``budget`` bytes of
+    activations: a plain forward holds a few layer outputs at a time (the largest one,
+    times 4, bounds it); Taylor's backward keeps every output of the forward."""
+    sizes = [int(np.prod(r["out_shape"])) for r in s.table.rows if r.get("out_shape")]
+    if not sizes:
+        return 64
+    per_image = 4 * (2 * sum(sizes) if criterion == "taylor" else 4 * max(sizes))
+    return int(max(1, min(64, budget // per_image)))
+
+
 def score_data(model: nn.Module, s: StructureMap, criterion: str, data_loader, *,
                batches: int = 8, device="cpu", cancel: CancelToken | None = None,
-               seed: int = 0) -> Events:
-    """Yields progress per batch; returns ``{group id: GroupScores}``."""
+               seed: int = 0, pass_images: int | None = None) -> Events:
+    """Yields progress per batch; returns ``{group id: GroupScores}``. Each batch runs in
+    passes of ``pass_images`` images (default: ``pass_size``), so a large model at a
+    large batch does not hold a whole batch of activations; the statistics add up over
+    passes to the same result."""
     if criterion not in DATA_CRITERIA:
         raise ValueError(f"unknown data criterion '{criterion}' "
                          f"(choose from {', '.join(DATA_CRITERIA)})")
@@ -206,20 +228,23 @@ def score_data(model: nn.Module, s: StructureMap, criterion: str, data_loader, *
     handles = [model.get_submodule(n).register_forward_pre_hook(
         lambda mod, args, st=st: st.observe(args[0])) for n, st in stats.items()]
     total = min(batches, len(data_loader))
+    step = pass_images or pass_size(
+        s, criterion, SCORING_MEMORY_CUDA if device.type == "cuda" else SCORING_MEMORY)
     try:
         for i, (x, y) in enumerate(data_loader):
             if i >= total:
                 break
-            if cancel is not None:
-                cancel.check()
-            x, y = x.to(device), y.to(device)
-            if criterion == "taylor":
-                with torch.enable_grad():
-                    loss = F.cross_entropy(model(x), y)
-                    loss.backward()
-            else:
-                with torch.no_grad():
-                    model(x)
+            for xp, yp in zip(x.split(step), y.split(step)):
+                if cancel is not None:
+                    cancel.check()
+                xp, yp = xp.to(device), yp.to(device)
+                if criterion == "taylor":
+                    with torch.enable_grad():  # the batch's mean loss, pass by pass
+                        loss = F.cross_entropy(model(xp), yp, reduction="sum") / len(x)
+                        loss.backward()
+                else:
+                    with torch.no_grad():
+                        model(xp)
             yield progress(i + 1, total, f"scoring ({criterion})")
     finally:
         for h in handles:

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from studio.core.blocks import trace_only
+
 log = logging.getLogger(__name__)
 
 
@@ -48,7 +50,7 @@ def _quiet_graph(model: nn.Module, example_input: torch.Tensor):
         # Torch-Pruning warns about every loose nn.Parameter (e.g. ConvNeXt's layer scale);
         # its default, pruning the parameter's channel dim, is what we want.
         warnings.simplefilter("ignore")
-        with torch.enable_grad():
+        with torch.enable_grad(), trace_only():
             dg = tp.DependencyGraph().build_dependency(
                 model, example_inputs=example_input, verbose=False
             )

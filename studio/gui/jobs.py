@@ -1,9 +1,18 @@
 """Background jobs: a core generator in a superqt thread worker, with progress, cancel and
-errors that reach the GUI thread. Only one job that changes the model runs at a time."""
+errors that reach the GUI thread. Only one job that changes the model runs at a time.
+
+Threads and OpenMP: every thread that runs parallel torch ops owns a GNU OpenMP team for as
+long as it lives, and once a process holds more team threads than cores, libgomp stops
+spin-waiting and small ops pay a wake-up each (measured: training the demo at 0.45x).
+So a job's thread exits when the job ends (pool expiry 0) and the GUI thread never runs
+torch work; each job uses PyTorch's default thread count (``worker_threads``).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import traceback
 
 from PySide6.QtCore import QObject, Signal
@@ -12,6 +21,38 @@ from superqt.utils import create_worker
 from studio.core.jobs import Cancelled, CancelToken
 
 log = logging.getLogger(__name__)
+
+
+def _default_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+_DEFAULT_THREADS = _default_threads()  # before anything in this process changes it
+
+
+def release_memory() -> None:
+    """Hand memory that a finished job freed back to the OS. glibc keeps freed blocks in
+    its heaps, so a scoring pass's activations would stay in the window's resident size
+    and the next job's peak would stack on them. No-op off glibc."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def worker_threads() -> int:
+    """CPU threads for a job's torch work: PyTorch's default (one per physical core), as a
+    plain PyTorch script would use; PRUNING_STUDIO_THREADS overrides. Leaving the GUI
+    thread a core of its own would halve training on a 2-core machine and buys nothing:
+    the event loop needs little CPU (docs/benchmarks.md, event-loop lag)."""
+    env = os.environ.get("PRUNING_STUDIO_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else _DEFAULT_THREADS
 
 
 class JobFailure(Exception):
@@ -37,11 +78,16 @@ class Job(QObject):
 
     def start(self) -> None:
         def body():
+            import torch
+
+            torch.set_num_threads(worker_threads())
             try:
                 gen = self._factory(self.token)
                 return (yield from gen)
             except RuntimeError as e:
                 raise JobFailure(str(e)) from e
+            finally:
+                release_memory()
 
         # _ignore_errors: superqt would re-raise in the GUI thread; we show a dialog instead
         self.worker = create_worker(body, _start_thread=False, _ignore_errors=True)
@@ -108,6 +154,9 @@ class JobManager(QObject):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.jobs: list[Job] = []
+        from PySide6.QtCore import QThreadPool
+
+        QThreadPool.globalInstance().setExpiryTimeout(0)  # module docstring: OpenMP teams
 
     def mutating(self) -> Job | None:
         return next((j for j in self.jobs if j.mutates and j.is_running()), None)

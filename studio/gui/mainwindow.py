@@ -28,7 +28,7 @@ from studio.core.criteria import CRITERIA
 from studio.core.datacriteria import DATA_CRITERIA
 from studio.core.errors import UntrustedFileError
 from studio.gui import dialogs
-from studio.gui.jobs import JobManager
+from studio.gui.jobs import JobManager, worker_threads
 from studio.gui.session import Session
 from studio.gui.views.autoselect import AutoSelectView
 from studio.gui.views.blocks import BlocksView
@@ -385,8 +385,9 @@ class MainWindow(QMainWindow):
 
     def choose_data(self) -> None:
         text, ok = QInputDialog.getText(
-            self, "Data source", "demo, synthetic, cifar10:DIR, cifar100:DIR, or an image "
-            "folder (train/ and val/ class subfolders):", text=self.session.data_spec or "")
+            self, "Data source", "demo (demo:N: another split of its digits), synthetic, "
+            "cifar10:DIR, cifar100:DIR, or an image folder (train/ and val/ class "
+            "subfolders):", text=self.session.data_spec or "")
         if ok:
             self.session.data_spec = text.strip() or None
             self._model_changed()
@@ -494,9 +495,8 @@ class MainWindow(QMainWindow):
             from studio.core.evaluate import compare_latency
 
             yield core_jobs.progress(0, 1, "measuring latency")
-            threads = max(1, (os.cpu_count() or 2) - 1)  # leave the window a core
             return compare_latency(orig, cur, size, ratio, batch_sizes=(1, 16),
-                                   threads=threads, repeats=15)
+                                   threads=worker_threads(), repeats=15)
 
         def done(lat):
             s.results["latency"] = lat
@@ -534,11 +534,9 @@ class MainWindow(QMainWindow):
         self.docks["charts"].raise_()
 
         def gen(token):
-            import torch
 
             from studio.core.finetune import finetune
 
-            torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # leave the GUI a core
             return (yield from finetune(model, self._data(), cfg, teacher=teacher,
                                         cancel=token))
 
@@ -570,11 +568,9 @@ class MainWindow(QMainWindow):
         self.docks["pipeline"].raise_()
 
         def gen(token):
-            import torch
 
             from studio.core.pipelines import run_pipeline, sensitivity
 
-            torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
             data = self._data()
             if cfg.pipeline == "sensitivity":
                 return ("sensitivity", (yield from sensitivity(lm, data, cfg, token)))

@@ -61,7 +61,7 @@ class ChartsView(QWidget):
             self.t1.append(ev["train_top1"])
         self._redraw()
 
-    @qthrottled(timeout=150)
+    @qthrottled(timeout=400)  # ~2.5 redraws/s: each takes the GIL from the training thread
     def _redraw(self) -> None:
         self.loss_curve.setData(np.asarray(self.steps, float), np.asarray(self.losses, float))
         e = np.asarray(self.epochs, float)
