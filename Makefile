@@ -37,10 +37,7 @@ test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
 bench: $(STAMP)
-	cd benchmarks && ../$(PY) bench_counting.py && ../$(PY) bench_scoring.py && \
-	  ../$(PY) bench_finetune.py && ../$(PY) bench_criteria.py && ../$(PY) bench_gui.py && \
-	  ../$(PY) bench_pipelines.py && ../$(PY) bench_sensitivity.py && \
-	  ../$(PY) render_docs.py
+	cd benchmarks && ../$(PY) run_all.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check studio tests benchmarks scripts

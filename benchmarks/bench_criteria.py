@@ -4,7 +4,10 @@ prune to 50% and 25% of the FLOPs, fine-tune with the same budget, same run.
 Fine-tuning: 10 epochs, SGD lr 0.05, cosine, label smoothing 0.05, no distillation, seed 0;
 top-1 is reported for the *last* epoch (no checkpoint picked on the validation split).
 
-    python benchmarks/bench_criteria.py [--epochs 10] [--targets 0.5,0.25]
+    python benchmarks/bench_criteria.py [--epochs 10] [--targets 0.5,0.25] [--split 0]
+
+``--split N`` runs the same table on another split of the digits (``demo:N``) with a
+baseline trained on that split (benchmarks/common.py).
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ import time
 
 import torch
 
-from common import machine, save
+from common import demo_setup, machine, result_name, save
 
-from studio.core import auto_plan, load_model, map_structure, prune
+from studio.core import auto_plan, map_structure, prune
 from studio.core.counting import count_model
-from studio.core.data import load_data, loader
+from studio.core.data import loader
 from studio.core.datacriteria import DATA_CRITERIA
 from studio.core.criteria import CRITERIA
 from studio.core.depgraph import tp_default_prune
@@ -48,11 +51,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--targets", default="0.5,0.25")
+    ap.add_argument("--split", type=int, default=0)
     a = ap.parse_args()
-    torch.set_num_threads(2)
-    lm = load_model("demo")
+    lm, data = demo_setup(a.split)
     s = map_structure(lm)
-    data = load_data("demo")
     val = loader(data.val, 512)
     base = run(evaluate(lm.model, val))
     rows = []
@@ -81,8 +83,9 @@ def main():
                          "prune_s": t_prune, "finetune_s": res["seconds"]})
             print(f"{target:.2f} {crit:42s} FLOPs {rows[-1]['flops_ratio']:.3f} "
                   f"pruned {pre['top1']:.4f} -> fine-tuned {post['top1']:.4f}", flush=True)
-    save("criteria", {"base_top1": base["top1"], "base_top5": base["top5"],
-                      "epochs": a.epochs, "rows": rows, **machine()})
+    save(result_name("criteria", a.split),
+         {"base_top1": base["top1"], "base_top5": base["top5"], "split": a.split,
+          "data": data.name, "epochs": a.epochs, "rows": rows, **machine()})
 
 
 if __name__ == "__main__":

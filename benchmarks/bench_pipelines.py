@@ -1,21 +1,23 @@
 """The result that matters: the demo at 30% of the original FLOPs, every pipeline with the
 same fine-tuning budget (10 epochs in total), three seeds, and Torch-Pruning's default
 pruner as the outside reference. Top-1 is the last epoch's (no checkpoint chosen on the
-validation split)."""
+validation split). ``--split N``: the same on another split of the digits (``demo:N``) with a
+baseline trained on that split."""
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 
 import torch
 
-from common import machine, save
+from common import demo_setup, machine, result_name, save
 
 from bench_criteria import tp_to_target
-from studio.core import load_model, map_structure
+from studio.core import map_structure
 from studio.core.counting import count_model
-from studio.core.data import load_data, loader
+from studio.core.data import loader
 from studio.core.evaluate import evaluate
 from studio.core.finetune import FinetuneConfig, finetune
 from studio.core.jobs import run
@@ -33,10 +35,11 @@ TP = "torch-pruning default (group L2, uniform)"
 
 
 def main():
-    torch.set_num_threads(2)
-    lm = load_model("demo")
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--split", type=int, default=0)
+    a = ap.parse_args()
+    lm, data = demo_setup(a.split)
     s = map_structure(lm)
-    data = load_data("demo")
     val = loader(data.val, 512)
     rows = {name: [] for name in list(METHODS) + [TP]}
     for seed in SEEDS:
@@ -70,8 +73,9 @@ def main():
                          "std_top1": statistics.pstdev(accs), "min_top1": min(accs),
                          "flops": statistics.mean(r["flops"] for r in rs),
                          "seconds": statistics.mean(r["seconds"] for r in rs), "runs": rs})
-    save("pipelines", {"target": TARGET, "epochs": EPOCHS, "seeds": list(SEEDS),
-                       "base_top1": base, "rows": summary, **machine()})
+    save(result_name("pipelines", a.split),
+         {"target": TARGET, "epochs": EPOCHS, "seeds": list(SEEDS), "split": a.split,
+          "data": data.name, "base_top1": base, "rows": summary, **machine()})
 
 
 if __name__ == "__main__":

@@ -171,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, metavar="FILE.json")
 
+    p = sub.add_parser("export", help="ONNX (checked in onnxruntime) and/or an HTML report",
+                       description="Export a model to ONNX, verified against PyTorch in "
+                       "onnxruntime; --report writes a stakeholder report for a folder "
+                       "written by 'prune' or 'finetune' (its report.json).")
+    _model_args(p)
+    p.add_argument("--onnx", metavar="FILE.onnx")
+    p.add_argument("--report", metavar="FILE.html")
+
     sub.add_parser("archs", help="list the torchvision architectures the studio accepts")
     sub.add_parser("gui", help="open the window (the default with no command)",
                    add_help=False)
@@ -567,6 +575,47 @@ def cmd_sensitivity(a) -> int:
     return 0
 
 
+def cmd_export(a) -> int:
+    from pathlib import Path
+
+    from studio.core import load_model
+    from studio.core.errors import StudioError
+    from studio.core.export import export_onnx, html_report
+
+    if not (a.onnx or a.report):
+        raise StudioError("nothing to export: give --onnx FILE and/or --report FILE")
+    lm = load_model(a.model, arch=a.arch, trust=a.trust, pretrained=a.pretrained,
+                    input_size=a.input_size)
+    if a.report:
+        rep = Path(lm.folder or "", "report.json")
+        if not lm.folder or not rep.is_file():
+            raise StudioError("--report needs a folder written by 'prune' or 'finetune' "
+                              "(it reads the folder's report.json)")
+        r = json.loads(rep.read_text())
+        b, f = r.get("before", {}), r.get("after", {})
+        metrics = [(k, b[k], f[k]) for k in ("params", "flops", "macs") if k in b and k in f]
+        if isinstance(f.get("top1"), float) and isinstance(b.get("top1"), float):
+            metrics.append(("top-1", b["top1"], f["top1"]))
+        steps = [f"step {k}: {sum(len(v) for v in p['groups'].values())} channels in "
+                 f"{len(p['groups'])} groups, blocks dropped: "
+                 f"{', '.join(p.get('drop_blocks', [])) or 'none'}"
+                 for k, p in enumerate(lm.plans, 1)]
+        widths = [(x["name"], x["before"][1], x["after"][1] if x["after"] else 0)
+                  for x in r.get("layers", [])]
+        out = html_report(a.report, title=f"Pruning report — {r.get('model', lm.name)}",
+                          summary={"model": lm.name, "architecture": lm.arch,
+                                   "input size": "×".join(map(str, lm.input_size))},
+                          metrics=metrics, images={}, plan_summary=steps, widths=widths)
+        print(f"wrote {out}")
+    if a.onnx:
+        res = export_onnx(lm.model, lm.input_size, a.onnx)
+        print(f"wrote {res['path']} (opset {res['opset']}, onnxruntime max |diff| "
+              f"{res['max_abs_diff']:.1e})")
+        if res["hint"]:
+            print(f"note: {res['hint']}")
+    return 0
+
+
 def cmd_archs(a) -> int:
     from studio.core import zoo
 
@@ -578,7 +627,7 @@ def cmd_archs(a) -> int:
 
 COMMANDS = {"inspect": cmd_inspect, "plan": cmd_plan, "prune": cmd_prune,
             "evaluate": cmd_evaluate, "score": cmd_score, "finetune": cmd_finetune,
-            "run": cmd_run, "sensitivity": cmd_sensitivity,
+            "run": cmd_run, "sensitivity": cmd_sensitivity, "export": cmd_export,
             "archs": cmd_archs}
 
 

@@ -15,7 +15,7 @@ def run(*args, check=True):
     return r
 
 
-@pytest.mark.parametrize("cmd", [[], ["inspect"], ["plan"], ["prune"], ["archs"]])
+@pytest.mark.parametrize("cmd", [[], ["inspect"], ["plan"], ["prune"], ["export"], ["archs"]])
 def test_help(cmd):
     assert "usage" in run(*cmd, "--help").stdout
 
@@ -105,3 +105,21 @@ def test_prune_with_data_then_finetune(tmp_path):
     assert rep["after"]["top1"] > rep["before"]["top1"]
     d = json.loads(run("inspect", str(tmp_path / "f"), "--json").stdout)
     assert d["flops"] <= 0.5 * 5091082
+
+
+def test_export_onnx_and_report(tmp_path):
+    odd, even = tmp_path / "odd", tmp_path / "even"
+    run("prune", "demo", "--flops-target", "0.5", "--scope", "uniform", "--out", str(odd))
+    run("prune", "demo", "--flops-target", "0.5", "--scope", "uniform", "--round-to", "8",
+        "--out", str(even))
+    out = run("export", str(odd), "--onnx", str(tmp_path / "odd.onnx"), "--report",
+              str(tmp_path / "r.html")).stdout
+    assert (tmp_path / "odd.onnx").stat().st_size > 1000
+    assert "note:" in out and "--round-to 8" in out  # odd widths: the onnxruntime hint
+    page = (tmp_path / "r.html").read_text()
+    assert "Pruning report" in page and "layer1.0.conv1" in page
+    out = run("export", str(even), "--onnx", str(tmp_path / "even.onnx")).stdout
+    assert "wrote" in out and "note:" not in out
+    r = run("export", "demo", "--report", str(tmp_path / "x.html"), check=False)
+    assert r.returncode == 2 and "folder written by 'prune'" in r.stderr
+    assert not (tmp_path / "x.html").exists()

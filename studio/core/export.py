@@ -22,7 +22,8 @@ RECIPE_FORMAT = "pruning-studio/recipe"
 
 def export_onnx(model: nn.Module, input_size, path, atol: float = 1e-4) -> dict:
     """Export to ONNX (dynamic batch), load it in onnxruntime and compare with PyTorch.
-    Returns ``{"path", "max_abs_diff", "opset"}``; raises if outputs disagree."""
+    Returns ``{"path", "max_abs_diff", "opset", "hint"}`` (``hint``: ``width_hint``, or
+    None); raises if outputs disagree."""
     path = Path(path)
     model = model.eval()
     x = torch.randn(2, *input_size)
@@ -44,7 +45,20 @@ def export_onnx(model: nn.Module, input_size, path, atol: float = 1e-4) -> dict:
         if diff > atol * max(1.0, float(np.abs(ref).max())):
             raise StudioError(f"ONNX export differs from PyTorch by {diff:.2e}; not saved")
         atomic_write_bytes(path, f.read_bytes())
-    return {"path": str(path), "max_abs_diff": diff, "opset": 17}
+    return {"path": str(path), "max_abs_diff": diff, "opset": 17, "hint": width_hint(model)}
+
+
+def width_hint(model: nn.Module, multiple: int = 8) -> str | None:
+    """A one-line hint when many conv widths are not multiples of ``multiple``:
+    onnxruntime's CPU convolutions work on blocks of 8/16 channels, and such a model can
+    run slower than the unpruned one there (docs/benchmarks.md, realisation)."""
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    odd = sum(1 for m in convs if m.out_channels % multiple)
+    if not convs or odd <= len(convs) // 10:
+        return None
+    return (f"{odd} of {len(convs)} conv layers have widths that are not multiples of "
+            f"{multiple}; onnxruntime may run this model slower than expected. Prune with "
+            f"round_to={multiple} (CLI --round-to {multiple}) for deployment.")
 
 
 def make_recipe(source: dict, plans: list[dict], *, data: str | None = None,

@@ -685,7 +685,8 @@ class MainWindow(QMainWindow):
             return export_onnx(model, size, path)
 
         self._start("export ONNX", gen, lambda r: self.statusBar().showMessage(
-            f"wrote {r['path']} (onnxruntime max |diff| {r['max_abs_diff']:.1e})", 8000))
+            f"wrote {r['path']} (onnxruntime max |diff| {r['max_abs_diff']:.1e})"
+            + (f" — {r['hint']}" if r.get("hint") else ""), 15000))
 
     def recipe(self, finetune: dict | None = None) -> dict:
         """What ``run --recipe`` needs to redo this session headless: the original model,
