@@ -364,7 +364,7 @@ def _plots() -> None:
         w = pg.GraphicsLayoutWidget(size=(1000, 420))
         p = w.addPlot(title=f"Top-1 at {rows[0][1]['target']:.0%} of the FLOPs, mean ± std "
                       f"over {len(rows[0][1]['seeds'])} seeds")
-        p.addLegend(offset=(10, 10))
+        p.addLegend(offset=(-10, 5), colCount=2)
         cols = [(52, 120, 198), (239, 140, 32)]
         for i, (label, r) in enumerate(rows):
             by = {x["method"]: x for x in r["rows"]}
@@ -377,7 +377,7 @@ def _plots() -> None:
                                              brush=pg.mkBrush(*cols[i])), label)
             p.addItem(pg.ErrorBarItem(x=x, y=y, height=2 * e, beam=0.1))
         p.getAxis("bottom").setTicks([[(i, m.split(" (")[0]) for i, m in enumerate(methods)]])
-        p.setYRange(0.9, 1.0, padding=0)
+        p.setYRange(0.9, 1.015, padding=0)
         p.setXRange(-0.5, len(methods) - 0.5, padding=0)
         p.setLabel("left", "top-1 (last epoch)")
         _export(app, w, img / "bench-pipelines.png")
