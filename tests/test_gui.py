@@ -360,3 +360,27 @@ def test_pareto_front():
 
     pts = np.array([[0.30, 0.5], [0.28, 0.6], [0.29, 0.4], [0.25, 0.2], [0.31, 0.7]])
     assert list(pareto(pts)) == [3, 1, 4]  # by FLOPs: each more accurate than all cheaper
+
+
+def test_jobs_use_the_default_threads_and_their_threads_exit(win, qtbot, monkeypatch):
+    """Jobs run with PyTorch's default thread count (PRUNING_STUDIO_THREADS overrides) in a
+    thread that exits afterwards: an idle thread keeping its OpenMP team would slow every
+    later job (docs/benchmarks.md)."""
+    import torch
+
+    from studio.gui.jobs import _DEFAULT_THREADS
+
+    def probe(token):
+        yield {"type": "progress", "step": 0, "total": 1}
+        return torch.get_num_threads()
+
+    seen = []
+    for env, want in ((None, _DEFAULT_THREADS), ("1", 1)):
+        if env:
+            monkeypatch.setenv("PRUNING_STUDIO_THREADS", env)
+        job = win.jobs.run("probe", probe, mutates=False)
+        job.finished.connect(seen.append)
+        _wait_job(qtbot, win, job)
+        assert seen[-1] == want
+    assert QThreadPool.globalInstance().expiryTimeout() == 0
+    qtbot.waitUntil(lambda: QThreadPool.globalInstance().activeThreadCount() == 0)
