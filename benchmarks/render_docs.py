@@ -109,11 +109,11 @@ Differences of a few percent are within this machine's drift (the core loop and 
 run the same code). The window's job shares the interpreter with
 the GUI thread: each chart redraw holds the GIL for ~10 ms (pyqtgraph paints in Python), so
 redraws are throttled to 2.5 per second; the rest of the gap is that, on a model whose steps
-take milliseconds. What was fixed on the way: the window's jobs left the GUI thread a core
-(half of this 2-core machine: 0.84 of the core loop even on the demo, ~0.5 on any model that
-scales), and a process in which two threads had run parallel torch ops trained at 0.45x
-(GNU OpenMP stops spin-waiting once it manages more threads than cores): jobs now use
-PyTorch's default thread count and their threads exit when the job ends.
+take milliseconds. What was fixed on the way (the previous run measured the window at 0.84x
+the core loop): the window's jobs used one thread fewer than the cores -- one of two on
+this machine -- and a process in which two live threads had run parallel torch ops trained
+at 0.45x (GNU OpenMP stops spin-waiting once it manages more threads than cores). Jobs now
+use PyTorch's default thread count and their threads exit when the job ends.
 """
 
 
