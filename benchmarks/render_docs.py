@@ -293,9 +293,8 @@ the next job's peak stacks on it). Before: 2.0–2.9 GiB, 2.5–3.6x.
 
 def _run(r: dict) -> str:
     rows = "\n".join(f"| {k} | {v / 60:.1f} min |" for k, v in r["steps_s"].items())
-    reruns = "".join(f" `{k}` was re-run alone afterwards ({v / 60:.1f} min), after a change "
-                     "to how it isolates its loops; its section shows that re-run."
-                     for k, v in r.get("reruns", {}).items())
+    reruns = "".join(f" `{k}` was re-run alone afterwards ({t / 60:.1f} min), after {why}; "
+                     "its section shows that re-run." for k, (t, why) in r.get("reruns", {}).items())
     return f"""## This run
 
 `make bench` took **{r['total_s'] / 60:.1f} minutes** on this 2-core machine (goal: under 20).{reruns}

@@ -197,11 +197,16 @@ SCORING_MEMORY_CUDA = 2 * 2**30
 def pass_size(s: StructureMap, criterion: str, budget: int = SCORING_MEMORY) -> int:
     """Images per forward pass so that scoring stays within ``budget`` bytes of
     activations: a plain forward holds a few layer outputs at a time (the largest one,
-    times 4, bounds it); Taylor's backward keeps every output of the forward."""
+    times 4, bounds it). Taylor's backward keeps every output of the forward, as training
+    does: it gets 8x the budget, or small images would be scored in passes so short that
+    per-layer overheads dominate (ResNet-18 at 64x64: 5.3x a plain forward instead of 3.6x)."""
     sizes = [int(np.prod(r["out_shape"])) for r in s.table.rows if r.get("out_shape")]
     if not sizes:
         return 64
-    per_image = 4 * (2 * sum(sizes) if criterion == "taylor" else 4 * max(sizes))
+    if criterion == "taylor":
+        budget, per_image = 8 * budget, 4 * 2 * sum(sizes)
+    else:
+        per_image = 4 * 4 * max(sizes)
     return int(max(1, min(64, budget // per_image)))
 
 
