@@ -107,7 +107,8 @@ the worst case for a loop's fixed per-step costs (a step is a few milliseconds).
 
 Differences of a few percent are within this machine's drift (the core loop and the CLI
 run the same code). The window's job shares the interpreter with
-the GUI thread: each chart redraw holds the GIL for ~10 ms (pyqtgraph paints in Python), so
+the GUI thread: each chart repaint held the GIL for 10–15 ms in a profile (pyqtgraph paints
+in Python), so
 redraws are throttled to 2.5 per second; the rest of the gap is that, on a model whose steps
 take milliseconds. What was fixed on the way (the previous run measured the window at 0.84x
 the core loop): the window's jobs used one thread fewer than the cores -- one of two on
@@ -255,11 +256,12 @@ latency does not depend on them.
   the product of its input and output cuts, but BatchNorm, ReLU, additions and pooling
   scale with the activations (linearly), and per-operator dispatch is a fixed cost per
   layer. At batch 1 these fixed costs weigh most
-  (studio realisation at batch 1: {span(studio, 'b1_realisation')}); MobileNetV2's depthwise
-  convs are memory-bound and barely shrink in time when their FLOPs do.
-- *Odd channel counts fall off the fast kernels.* onnxruntime's CPU convolutions use a
-  blocked channel layout (8 or 16 channels per block on AVX2/AVX-512); a pruned model
-  with arbitrary widths runs partly on slower paths: realisation {span(ort_odd, 'b16_realisation')}
+  (studio realisation at batch 1: {span(studio, 'b1_realisation')}). MobileNetV2, whose
+  depthwise convs do little arithmetic per byte moved, realises least.
+- *Odd channel counts fall off the fast kernels.* onnxruntime's CPU convolutions prefer
+  its blocked channel layout (NCHWc: 8 or 16 channels per block on AVX2/AVX-512), which
+  arbitrary widths do not fill -- the likely reason that a pruned model without rounding
+  realises far less: realisation {span(ort_odd, 'b16_realisation')}
   at batch 16, against {span(ort_r8, 'b16_realisation')} with `round_to=8`{slower_txt}.
   **Export with
   `round_to=8`** (CLI `--round-to 8`, the auto-select panel's "Round channels to") when the model
@@ -284,10 +286,11 @@ Goal: at most 1.5x. What it took (measured one at a time with the same script):
 tracing the dependency graph and the residual blocks *without keeping autograd's saved
 activations* (the graph is only walked, never run backward; ~150 MiB less at 224x224);
 data-driven scoring in passes of a few images with a fixed activation budget (32 MiB on
-a CPU, where a pass of 2 ImageNet images is as fast per image as a batch of 64; the scores
-are the same -- tested); synthetic data generated on demand instead of 230 MiB of random
+a CPU, where ResNet-50 runs as fast per image at batch 1 as at batch 16 -- see the
+realisation table; the scores are the same -- tested); synthetic data generated on demand instead of 230 MiB of random
 images; and returning freed heap to the OS after each job (glibc keeps it otherwise, and
-the next job's peak stacks on it). Before: 2.0–2.9 GiB, 2.5–3.6x.
+the next job's peak stacks on it). Before, in runs of the same script: 2.0–2.9 GiB,
+2.5–3.7x.
 """
 
 

@@ -580,7 +580,7 @@ def cmd_export(a) -> int:
 
     from studio.core import load_model
     from studio.core.errors import StudioError
-    from studio.core.export import export_onnx, html_report
+    from studio.core.export import export_onnx, html_report, plan_steps
 
     if not (a.onnx or a.report):
         raise StudioError("nothing to export: give --onnx FILE and/or --report FILE")
@@ -596,16 +596,13 @@ def cmd_export(a) -> int:
         metrics = [(k, b[k], f[k]) for k in ("params", "flops", "macs") if k in b and k in f]
         if isinstance(f.get("top1"), float) and isinstance(b.get("top1"), float):
             metrics.append(("top-1", b["top1"], f["top1"]))
-        steps = [f"step {k}: {sum(len(v) for v in p['groups'].values())} channels in "
-                 f"{len(p['groups'])} groups, blocks dropped: "
-                 f"{', '.join(p.get('drop_blocks', [])) or 'none'}"
-                 for k, p in enumerate(lm.plans, 1)]
         widths = [(x["name"], x["before"][1], x["after"][1] if x["after"] else 0)
                   for x in r.get("layers", [])]
         out = html_report(a.report, title=f"Pruning report — {r.get('model', lm.name)}",
                           summary={"model": lm.name, "architecture": lm.arch,
                                    "input size": "×".join(map(str, lm.input_size))},
-                          metrics=metrics, images={}, plan_summary=steps, widths=widths)
+                          metrics=metrics, images={}, plan_summary=plan_steps(lm.plans),
+                          widths=widths)
         print(f"wrote {out}")
     if a.onnx:
         res = export_onnx(lm.model, lm.input_size, a.onnx)

@@ -112,5 +112,6 @@ def test_pass_size_bounds_activation_memory():
     biggest = max(int(np.prod(r["out_shape"])) for r in s.table.rows if r.get("out_shape"))
     n = pass_size(s, "apoz")
     assert 1 <= n < 64 and n * 16 * biggest <= SCORING_MEMORY
+    assert pass_size(s, "apoz", "cuda") == 64  # a GPU gets large passes
     assert pass_size(s, "taylor") < n  # the backward keeps every activation
     assert pass_size(map_structure(load_model("demo")), "apoz") == 64

@@ -187,22 +187,28 @@ def pfa_scores(pooled: torch.Tensor, energy: float = PFA_ENERGY) -> tuple[np.nda
     return score.numpy(), min(width, len(ev))
 
 
-# Bytes of activations one scoring pass may hold. On a CPU a pass of one or two ImageNet
-# images is as fast per image as a large batch, and it keeps the window's peak memory
-# near the model's own (docs/benchmarks.md, memory); a GPU wants large batches.
+# Bytes of activations one scoring pass may hold. On a CPU ResNet-50 runs as fast per image
+# at batch 1 as at batch 16 (docs/benchmarks.md, realisation), and small passes keep the
+# window's peak memory near the model's own (docs/benchmarks.md, memory); a GPU wants
+# large batches.
 SCORING_MEMORY = 32 * 2**20
 SCORING_MEMORY_CUDA = 2 * 2**30
 
 
-def pass_size(s: StructureMap, criterion: str, budget: int = SCORING_MEMORY) -> int:
+def pass_size(s: StructureMap, criterion: str, device="cpu",
+              budget: int | None = None) -> int:
     """Images per forward pass so that scoring stays within ``budget`` bytes of
-    activations: a plain forward holds a few layer outputs at a time (the largest one,
+    activations (default: ``SCORING_MEMORY``, on CUDA ``SCORING_MEMORY_CUDA``): a plain
+    forward holds a few layer outputs at a time (the largest one,
     times 4, bounds it). Taylor's backward keeps every output of the forward, as training
     does: it gets 8x the budget, or small images would be scored in passes so short that
     per-layer overheads dominate (ResNet-18 at 64x64: 5.3x a plain forward instead of 3.6x)."""
     sizes = [int(np.prod(r["out_shape"])) for r in s.table.rows if r.get("out_shape")]
     if not sizes:
         return 64
+    if budget is None:
+        cuda = torch.device(device).type == "cuda"
+        budget = SCORING_MEMORY_CUDA if cuda else SCORING_MEMORY
     if criterion == "taylor":
         budget, per_image = 8 * budget, 4 * 2 * sum(sizes)
     else:
@@ -233,8 +239,7 @@ def score_data(model: nn.Module, s: StructureMap, criterion: str, data_loader, *
     handles = [model.get_submodule(n).register_forward_pre_hook(
         lambda mod, args, st=st: st.observe(args[0])) for n, st in stats.items()]
     total = min(batches, len(data_loader))
-    step = pass_images or pass_size(
-        s, criterion, SCORING_MEMORY_CUDA if device.type == "cuda" else SCORING_MEMORY)
+    step = pass_images or pass_size(s, criterion, device)
     try:
         for i, (x, y) in enumerate(data_loader):
             if i >= total:

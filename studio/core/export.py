@@ -61,6 +61,15 @@ def width_hint(model: nn.Module, multiple: int = 8) -> str | None:
             f"round_to={multiple} (CLI --round-to {multiple}) for deployment.")
 
 
+def plan_steps(plans: list[dict]) -> list[str]:
+    """One line per applied plan, for reports."""
+    return [f"step {k}: {sum(len(v) for v in p['groups'].values())} channels in "
+            f"{len(p['groups'])} groups, blocks dropped: "
+            f"{', '.join(p.get('drop_blocks', [])) or 'none'} "
+            f"({p.get('meta', {}).get('criterion', 'manual')})"
+            for k, p in enumerate(plans, 1)]
+
+
 def make_recipe(source: dict, plans: list[dict], *, data: str | None = None,
                 finetune: dict | None = None, pipeline: dict | None = None,
                 target: dict | None = None, output: str = "out/recipe-run") -> dict:

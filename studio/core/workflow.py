@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import time
 
-import torch
 from torch import nn
 
 from studio.core import criteria as crit
 from studio.core.counting import build_cost_table
 from studio.core.data import loader
-from studio.core.datacriteria import (
-    DATA_CRITERIA,
-    SCORING_MEMORY,
-    SCORING_MEMORY_CUDA,
-    pass_size,
-    score_data,
-)
+from studio.core.datacriteria import DATA_CRITERIA, pass_size, score_data
 from studio.core.errors import LoadError, StudioError
 from studio.core.jobs import CancelToken, Events
 from studio.core.loader import LoadedModel
@@ -57,8 +50,7 @@ def compute_scores(lm: LoadedModel, s: StructureMap, criterion: str, data=None, 
     data.check_model(lm.model, lm.input_size)
     # Read the images a pass at a time: the same images in the same order as batches of
     # ``batch_size`` (one shuffled order), without holding a whole batch of large images.
-    budget = SCORING_MEMORY_CUDA if torch.device(device).type == "cuda" else SCORING_MEMORY
-    step = min(batch_size, pass_size(s, criterion, budget))
+    step = min(batch_size, pass_size(s, criterion, device))
     dl = loader(data.calibration, step, shuffle=True, seed=seed)
     return (yield from score_data(lm.model, s, criterion, dl,
                                   batches=-(-batches * batch_size // step), device=device,

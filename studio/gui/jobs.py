@@ -15,6 +15,7 @@ import os
 import sys
 import traceback
 
+import torch
 from PySide6.QtCore import QObject, Signal
 from superqt.utils import create_worker
 
@@ -23,13 +24,7 @@ from studio.core.jobs import Cancelled, CancelToken
 log = logging.getLogger(__name__)
 
 
-def _default_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
-
-
-_DEFAULT_THREADS = _default_threads()  # before anything in this process changes it
+_DEFAULT_THREADS = torch.get_num_threads()  # before anything in this process changes it
 
 
 def release_memory() -> None:
@@ -78,8 +73,6 @@ class Job(QObject):
 
     def start(self) -> None:
         def body():
-            import torch
-
             torch.set_num_threads(worker_threads())
             try:
                 gen = self._factory(self.token)

@@ -714,7 +714,7 @@ class MainWindow(QMainWindow):
         import pyqtgraph.exporters as exporters
         from PySide6.QtCore import QBuffer, QIODevice
 
-        from studio.core.export import html_report
+        from studio.core.export import html_report, plan_steps
 
         s = self.session
         path = path or self._ask_path("Export report", "report.html", "HTML (*.html)")
@@ -739,12 +739,8 @@ class MainWindow(QMainWindow):
             images["Per-layer widths: original vs current"] = png(
                 self.compare.plot.getPlotItem())
         widths = self.compare.widths()
-        plan_lines = [f"{len(s.lm.plans)} prune step(s) applied to {s.original.name}"]
-        for k, p in enumerate(s.lm.plans, 1):
-            n = sum(len(v) for v in p["groups"].values())
-            plan_lines.append(f"step {k}: {n} channels in {len(p['groups'])} groups, blocks "
-                              f"dropped: {', '.join(p['drop_blocks']) or 'none'} "
-                              f"({p.get('meta', {}).get('criterion', 'manual')})")
+        plan_lines = [f"{len(s.lm.plans)} prune step(s) applied to {s.original.name}",
+                      *plan_steps(s.lm.plans)]
         if not s.plan.is_empty():
             plan_lines.append(f"pending (not applied): {s.plan.n_removed()} channels, "
                               f"{len(s.plan.drop_blocks)} blocks")
