@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from studio.core import auto_plan, load_model, map_structure, predict  # noqa: E402
-from studio.core.depgraph import tp_count  # noqa: E402
-from studio.core.fvcore_count import fvcore_macs  # noqa: E402
-from studio.core.surgery import apply_plan  # noqa: E402
+from studio.core.structure.depgraph import tp_count  # noqa: E402
+from studio.core.structure.fvcore_count import fvcore_macs  # noqa: E402
+from studio.core.plan.surgery import apply_plan  # noqa: E402
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:

@@ -20,15 +20,15 @@ import torch
 from common import demo_setup, machine, result_name, save
 
 from studio.core import auto_plan, map_structure, prune
-from studio.core.counting import count_model
-from studio.core.data import loader
-from studio.core.datacriteria import DATA_CRITERIA
-from studio.core.criteria import CRITERIA
-from studio.core.depgraph import tp_default_prune
-from studio.core.evaluate import evaluate
-from studio.core.finetune import FinetuneConfig, finetune
+from studio.core.structure.counting import count_model
+from studio.core.train.data import loader
+from studio.core.criteria.activations import DATA_CRITERIA
+from studio.core.criteria.weights import CRITERIA
+from studio.core.structure.depgraph import tp_default_prune
+from studio.core.train.evaluate import evaluate
+from studio.core.train.finetune import FinetuneConfig, finetune
 from studio.core.jobs import run
-from studio.core.workflow import compute_scores
+from studio.core.verbs import compute_scores
 
 TP_NAME = "torch-pruning default (group L2, uniform)"
 

@@ -38,8 +38,8 @@ from torch.nn import functional as F  # noqa: E402
 from common import ROOT, machine, save  # noqa: E402
 
 from studio.core import load_model  # noqa: E402
-from studio.core.data import load_data, loader  # noqa: E402
-from studio.core.finetune import FinetuneConfig, finetune  # noqa: E402
+from studio.core.train.data import load_data, loader  # noqa: E402
+from studio.core.train.finetune import FinetuneConfig, finetune  # noqa: E402
 from studio.core.jobs import run  # noqa: E402
 
 EPOCHS, BATCH, ROUNDS = 4, 64, 3

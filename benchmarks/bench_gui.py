@@ -75,7 +75,7 @@ def refresh_bench(app, MainWindow):
 def lag_bench(app, MainWindow):
     from PySide6.QtCore import QElapsedTimer, QTimer
 
-    from studio.core.finetune import FinetuneConfig
+    from studio.core.train.finetune import FinetuneConfig
 
     def measure(seconds, busy_fn=None):
         """Run the real event loop (as app.exec does) with a 20 ms timer in it."""

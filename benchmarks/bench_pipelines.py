@@ -16,12 +16,12 @@ from common import demo_setup, machine, result_name, save
 
 from bench_criteria import tp_to_target
 from studio.core import map_structure
-from studio.core.counting import count_model
-from studio.core.data import loader
-from studio.core.evaluate import evaluate
-from studio.core.finetune import FinetuneConfig, finetune
+from studio.core.structure.counting import count_model
+from studio.core.train.data import loader
+from studio.core.train.evaluate import evaluate
+from studio.core.train.finetune import FinetuneConfig, finetune
 from studio.core.jobs import run
-from studio.core.pipelines import PipelineConfig, run_pipeline
+from studio.core.pipelines.common import PipelineConfig, run_pipeline
 
 TARGET, EPOCHS, SEEDS = 0.3, 10, (0, 1, 2)
 METHODS = {

@@ -34,9 +34,9 @@ from torch.nn.utils import prune as torch_prune
 from common import machine, save
 
 from studio.core import auto_plan, load_model, map_structure
-from studio.core.counting import count_model
-from studio.core.export import export_onnx
-from studio.core.surgery import apply_plan
+from studio.core.structure.counting import count_model
+from studio.core.export.common import export_onnx
+from studio.core.plan.surgery import apply_plan
 
 ARCHS = ("resnet18", "resnet50", "mobilenet_v2", "vgg16_bn")
 TARGETS = (0.5, 0.25)

@@ -14,8 +14,8 @@ import torch
 from common import machine, save
 
 from studio.core import load_model, map_structure
-from studio.core.data import load_data, loader
-from studio.core.datacriteria import DATA_CRITERIA, score_data
+from studio.core.train.data import load_data, loader
+from studio.core.criteria.activations import DATA_CRITERIA, score_data
 from studio.core.jobs import run
 
 

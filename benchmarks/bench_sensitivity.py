@@ -13,12 +13,12 @@ import torch
 from common import machine, save
 
 from studio.core import load_model, map_structure
-from studio.core.criteria import score
-from studio.core.data import load_data
+from studio.core.criteria.weights import score
+from studio.core.train.data import load_data
 from studio.core.jobs import run
-from studio.core.pipelines import Evaluator, PipelineConfig, sensitivity
-from studio.core.plan import Plan
-from studio.core.surgery import apply_plan
+from studio.core.pipelines.common import Evaluator, PipelineConfig, sensitivity
+from studio.core.plan.plan import Plan
+from studio.core.plan.surgery import apply_plan
 
 
 def naive(lm, data, cfg) -> float:

@@ -32,7 +32,7 @@ def demo_setup(split: int = 0):
     demo; for another split a baseline is trained on that split's training part (same
     recipe as the demo, deterministic, ~30 s) and cached in benchmarks/.cache/."""
     from studio.core import demo, load_model
-    from studio.core.data import load_data
+    from studio.core.train.data import load_data
 
     if split == 0:
         return load_model("demo"), load_data("demo")

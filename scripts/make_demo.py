@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from studio.core import demo  # noqa: E402
+from studio.core.model import demo  # noqa: E402
 
 SPLIT_SEED = 0
 

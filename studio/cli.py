@@ -213,7 +213,7 @@ def _drive(gen, desc: str, quiet: bool = False):
 
 
 def _data(a, lm):
-    from studio.core.data import load_data
+    from studio.core.train.data import load_data
 
     d = load_data(a.data, lm.input_size, num_classes=lm.num_classes, seed=getattr(a, "seed", 0),
                   download=getattr(a, "download", False))
@@ -234,7 +234,7 @@ def cmd_inspect(a) -> int:
     d = s.as_dict()
     d["model"] = lm.name
     if a.fvcore:
-        from studio.core.fvcore_count import fvcore_macs
+        from studio.core.structure.fvcore_count import fvcore_macs
 
         d["fvcore_macs"] = fvcore_macs(lm.model, s.input_size)
     if a.json:
@@ -297,8 +297,8 @@ def _plan_from_args(a, lm, s):
             return plan
         raise PlanError("say what to prune: --plan FILE, or --flops-target F / --ratio R, "
                         "or --drop-block NAME")
-    from studio.core.evaluate import pick_device
-    from studio.core.workflow import compute_scores
+    from studio.core.train.evaluate import pick_device
+    from studio.core.verbs import compute_scores
 
     criterion = a.criterion or "l1"
     data = _data(a, lm) if a.data else None
@@ -380,9 +380,9 @@ def _baseline(a, lm):
 
 
 def cmd_evaluate(a) -> int:
-    from studio.core.counting import count_model
-    from studio.core.data import loader
-    from studio.core.evaluate import compare_latency, evaluate, measure_latency, pick_device
+    from studio.core.structure.counting import count_model
+    from studio.core.train.data import loader
+    from studio.core.train.evaluate import compare_latency, evaluate, measure_latency, pick_device
 
     lm, s = _load(a)
     data = _data(a, lm)
@@ -436,9 +436,9 @@ def cmd_evaluate(a) -> int:
 
 
 def cmd_score(a) -> int:
-    from studio.core.evaluate import pick_device
+    from studio.core.train.evaluate import pick_device
     from studio.core.io import atomic_write_text
-    from studio.core.workflow import compute_scores
+    from studio.core.verbs import compute_scores
 
     lm, s = _load(a)
     data = _data(a, lm) if a.data else None
@@ -462,7 +462,7 @@ def cmd_score(a) -> int:
 
 def cmd_finetune(a) -> int:
     from studio.core import load_model, save_pruned
-    from studio.core.finetune import FinetuneConfig, distributed, finetune
+    from studio.core.train.finetune import FinetuneConfig, distributed, finetune
 
     rank, world = distributed()
     lm, s = _load(a)
@@ -477,8 +477,8 @@ def cmd_finetune(a) -> int:
                          kd_weight=kd, kd_temperature=a.kd_temperature, device=a.device,
                          seed=a.seed, max_steps=a.max_steps)
     log: list[dict] = []
-    from studio.core.data import loader
-    from studio.core.evaluate import evaluate, pick_device
+    from studio.core.train.data import loader
+    from studio.core.train.evaluate import evaluate, pick_device
 
     val = loader(data.val, 256)
     before = _drive(evaluate(lm.model, val, pick_device(a.device)), "evaluate", rank != 0)
@@ -521,7 +521,7 @@ def cmd_finetune(a) -> int:
 
 
 def cmd_run(a) -> int:
-    from studio.core.finetune import distributed
+    from studio.core.train.finetune import distributed
     from studio.core.recipe import load_recipe, run_recipe
 
     rank, _ = distributed()
@@ -546,7 +546,7 @@ def cmd_sensitivity(a) -> int:
     from pathlib import Path
 
     from studio.core.io import atomic_write_text
-    from studio.core.pipelines import PipelineConfig, scores_for, sensitivity, suggest_ratios
+    from studio.core.pipelines.common import PipelineConfig, scores_for, sensitivity, suggest_ratios
 
     lm, s = _load(a)
     data = _data(a, lm)
@@ -580,7 +580,7 @@ def cmd_export(a) -> int:
 
     from studio.core import load_model
     from studio.core.errors import StudioError
-    from studio.core.export import export_onnx, html_report, plan_steps
+    from studio.core.export.common import export_onnx, html_report, plan_steps
 
     if not (a.onnx or a.report):
         raise StudioError("nothing to export: give --onnx FILE and/or --report FILE")
@@ -614,7 +614,7 @@ def cmd_export(a) -> int:
 
 
 def cmd_archs(a) -> int:
-    from studio.core import zoo
+    from studio.core.model import zoo
 
     for name in zoo.architectures():
         why = zoo.unsupported_reason(name)

@@ -10,7 +10,7 @@ class Block:
         if name.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6', 'pyqtgraph', 'superqt'):
             raise ImportError('Qt is blocked in this test: ' + name)
 sys.meta_path.insert(0, Block())
-import studio.core, studio.core.fvcore_count, studio.cli
+import studio.core, studio.core.structure.fvcore_count, studio.cli
 from studio.core import load_model, map_structure, auto_plan, prune
 lm = load_model('demo'); s = map_structure(lm)
 pruned, report = prune(lm, s, auto_plan(lm, s, flops_target=0.5))

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from studio.core.counting import build_cost_table, count_model
-from studio.core.fvcore_count import fvcore_by_operator, fvcore_macs
+from studio.core.structure.counting import build_cost_table, count_model
+from studio.core.structure.fvcore_count import fvcore_by_operator, fvcore_macs
 
 
 class Tiny(nn.Module):

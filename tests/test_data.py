@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from studio.core.data import SYNTHETIC_NOTE, DataError, load_data
+from studio.core.train.data import SYNTHETIC_NOTE, DataError, load_data
 
 
 def _images(root, classes=("cat", "dog"), n=3, size=12):
@@ -25,7 +25,7 @@ def test_demo_split():
 
 
 def test_other_demo_splits_are_stratified_and_disjoint():
-    from studio.core import demo
+    from studio.core.model import demo
 
     d = demo.load_digits()
     # the stored split is exactly what the splitting function draws with seed 0

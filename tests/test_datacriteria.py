@@ -9,8 +9,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from studio.core import load_model, map_structure
-from studio.core.data import load_data, loader
-from studio.core.datacriteria import DATA_CRITERIA, score_data, thinet_order
+from studio.core.train.data import load_data, loader
+from studio.core.criteria.activations import DATA_CRITERIA, score_data, thinet_order
 from studio.core.jobs import Cancelled, CancelToken, run
 
 DEAD = 11
@@ -52,7 +52,7 @@ def test_apoz_and_mean_activation_by_hand():
     torch.manual_seed(0)
     m = TwoConv().eval()
     lm = type("LM", (), {})()
-    from studio.core.structure import StructureMap
+    from studio.core.structure.map import StructureMap
 
     s = StructureMap(m, (2, 5, 5), "twoconv")
     x = torch.randn(8, 2, 5, 5)
@@ -106,7 +106,7 @@ def test_passes_add_up_to_the_whole_batch(planted, criterion):
 
 
 def test_pass_size_bounds_activation_memory():
-    from studio.core.datacriteria import SCORING_MEMORY, pass_size
+    from studio.core.criteria.activations import SCORING_MEMORY, pass_size
 
     s = map_structure(load_model("resnet50"))
     biggest = max(int(np.prod(r["out_shape"])) for r in s.table.rows if r.get("out_shape"))

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from studio.core.evaluate import compare_latency, evaluate, measure_latency
+from studio.core.train.evaluate import compare_latency, evaluate, measure_latency
 from studio.core.jobs import Cancelled, CancelToken, run
 
 

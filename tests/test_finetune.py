@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from studio.core import auto_plan, prune
-from studio.core.data import load_data, loader
-from studio.core.evaluate import evaluate
-from studio.core.finetune import FinetuneConfig, finetune, recalibrate_bn
+from studio.core.train.data import load_data, loader
+from studio.core.train.evaluate import evaluate
+from studio.core.train.finetune import FinetuneConfig, finetune, recalibrate_bn
 from studio.core.jobs import CancelToken, run
 
 

@@ -147,7 +147,7 @@ def test_apply_evaluate_and_finetune_jobs(win, qtbot):
     _wait_job(qtbot, win, win.evaluate() or win._current_job)
     assert s.results["eval_original"]["top1"] > 0.97
     assert win.compare.table.item(0, 0).text() != "—"
-    from studio.core.finetune import FinetuneConfig
+    from studio.core.train.finetune import FinetuneConfig
 
     events = []
     job = win.finetune(FinetuneConfig(epochs=1, max_steps=8, log_every=2, kd_weight=0.5))
@@ -159,7 +159,7 @@ def test_apply_evaluate_and_finetune_jobs(win, qtbot):
 
 
 def test_cancel_a_finetune(win, qtbot):
-    from studio.core.finetune import FinetuneConfig
+    from studio.core.train.finetune import FinetuneConfig
 
     job = win.finetune(FinetuneConfig(epochs=50, log_every=1))
     with qtbot.waitSignal(job.event, timeout=60000):
@@ -185,7 +185,7 @@ def test_bad_file_shows_an_error_and_keeps_the_model(win, qtbot, tmp_path):
 def test_untrusted_pickle_asks_and_respects_no(win, qtbot, tmp_path, monkeypatch):
     import torch
 
-    from studio.core.demo import DemoResNet
+    from studio.core.model.demo import DemoResNet
     from studio.gui import dialogs
 
     f = tmp_path / "whole.pt"
@@ -336,7 +336,7 @@ def test_pipeline_panel_sensitivity_suggests_an_undoable_plan(win, qtbot):
 
 
 def test_pause_resume_and_close_during_a_job(win, qtbot, monkeypatch):
-    from studio.core.finetune import FinetuneConfig
+    from studio.core.train.finetune import FinetuneConfig
 
     steps = []
     job = win.finetune(FinetuneConfig(epochs=30, log_every=1))

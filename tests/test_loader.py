@@ -9,7 +9,7 @@ import torch
 import torchvision
 
 from studio.core import LoadError, UntrustedFileError, load_model
-from studio.core import demo as demo_mod
+from studio.core.model import demo as demo_mod
 
 
 class Evil:

@@ -14,11 +14,11 @@ import torch
 from torch.utils.data import Dataset
 
 from studio.core import load_model, map_structure
-from studio.core.counting import count_model
-from studio.core.data import load_data
-from studio.core.finetune import FinetuneConfig
+from studio.core.structure.counting import count_model
+from studio.core.train.data import load_data
+from studio.core.train.finetune import FinetuneConfig
 from studio.core.jobs import CancelToken, run
-from studio.core.pipelines import (
+from studio.core.pipelines.common import (
     PIPELINES,
     Evaluator,
     PipelineConfig,
@@ -70,7 +70,7 @@ def test_selection_never_reads_the_validation_split(demo, pipeline):
 def test_heldout_is_part_of_the_training_split():
     data = load_data("demo")
     ev = Evaluator(data, PipelineConfig())
-    d = __import__("studio.core.demo", fromlist=["x"]).load_digits()
+    d = __import__("studio.core.model.demo", fromlist=["x"]).load_digits()
     assert len(ev.held_indices) > 100
     assert max(ev.held_indices) < len(d["train_idx"])  # indices into the training set
 
@@ -104,7 +104,7 @@ def test_sensitivity_finds_a_planted_useless_group(demo):
     curves = sens["curves"]
     drop = {g: sens["base_top1"] - c[-1] for g, c in curves.items()}
     assert drop["layer3.1.conv1"] == min(drop.values())
-    from studio.core import criteria
+    from studio.core.criteria import weights as criteria
 
     plan = suggest_ratios(s, criteria.score(lm.model, s, "l1"), sens, 0.85)
     assert plan.meta["ratios"].get("layer3.1.conv1") == max(plan.meta["ratios"].values())
@@ -112,7 +112,7 @@ def test_sensitivity_finds_a_planted_useless_group(demo):
 
 def test_recipe_round_trip_from_the_window_format(tmp_path, demo, demo_map):
     from studio.core import auto_plan
-    from studio.core.export import make_recipe, save_recipe
+    from studio.core.export.common import make_recipe, save_recipe
 
     plan = auto_plan(demo, demo_map, "fpgm", flops_target=0.5, drop_blocks=["layer3.2"])
     rec = make_recipe(dict(demo.source), [plan.to_dict()], data=None)
@@ -205,7 +205,7 @@ def test_unknown_pipeline_setting():
 
 
 def test_iterative_schedules():
-    from studio.core.pipelines import round_targets
+    from studio.core.pipelines.common import round_targets
 
     geo = round_targets(PipelineConfig(flops_target=0.25, rounds=2))
     assert np.allclose(geo, [0.5, 0.25])

@@ -79,7 +79,7 @@ def test_failed_save_leaves_the_old_folder(pruned_demo, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr("studio.core.saving.atomic_write_text", boom)
+    monkeypatch.setattr("studio.core.model.saving.atomic_write_text", boom)
     with pytest.raises(OSError):
         save_pruned(out, lm, model, None, report)
     assert (out / "weights.pt").read_bytes() == before

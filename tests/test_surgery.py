@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from studio.core import Plan, SurgeryError, apply_plan, load_model, map_structure, predict
-from studio.core.counting import count_model
+from studio.core.structure.counting import count_model
 
 ARCHS = [("resnet18", 64), ("resnet50", 64), ("mobilenet_v2", 64), ("mobilenet_v3_small", 64),
          ("vgg11_bn", 32), ("efficientnet_b0", 64), ("regnet_x_400mf", 64),

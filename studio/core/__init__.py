@@ -9,15 +9,15 @@ Typical use::
     pruned, report = prune(lm, s, plan)
 """
 
-from studio.core.criteria import CRITERIA, score
+from studio.core.criteria.weights import CRITERIA, score
 from studio.core.errors import LoadError, PlanError, StudioError, SurgeryError, UntrustedFileError
-from studio.core.loader import LoadedModel, load_model
-from studio.core.plan import Plan, predict, validate
-from studio.core.saving import load_pruned, save_pruned
-from studio.core.selection import select
-from studio.core.structure import StructureMap
-from studio.core.surgery import apply_plan
-from studio.core.workflow import auto_plan, build_report, map_structure, prune
+from studio.core.model.loader import LoadedModel, load_model
+from studio.core.plan.plan import Plan, predict, validate
+from studio.core.model.saving import load_pruned, save_pruned
+from studio.core.plan.selection import select
+from studio.core.structure.map import StructureMap
+from studio.core.plan.surgery import apply_plan
+from studio.core.verbs import auto_plan, build_report, map_structure, prune
 
 __all__ = [
     "CRITERIA", "LoadError", "LoadedModel", "Plan", "PlanError", "StructureMap", "StudioError",

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from studio.core.errors import StudioError
-from studio.core.export import RECIPE_FORMAT
+from studio.core.export.common import RECIPE_FORMAT
 from studio.core.jobs import CancelToken, Events, progress
 
 KEYS = {"format", "version", "model", "data", "plans", "plan", "target", "pipeline",
@@ -107,14 +107,14 @@ def model_request(model: dict) -> dict:
 def run_recipe(rec: dict, out_dir=None, cancel: CancelToken | None = None) -> Events:
     """Execute a recipe; returns its report. Only rank 0 writes (under torchrun)."""
     from studio.core import load_model, map_structure, save_pruned
-    from studio.core.data import load_data, loader
-    from studio.core.evaluate import evaluate
-    from studio.core.finetune import FinetuneConfig, distributed, finetune
-    from studio.core.loader import LoadedModel
-    from studio.core.pipelines import PipelineConfig, run_pipeline
-    from studio.core.plan import Plan, validate
-    from studio.core.surgery import apply_plan
-    from studio.core.workflow import auto_plan, compute_scores
+    from studio.core.train.data import load_data, loader
+    from studio.core.train.evaluate import evaluate
+    from studio.core.train.finetune import FinetuneConfig, distributed, finetune
+    from studio.core.model.loader import LoadedModel
+    from studio.core.pipelines.common import PipelineConfig, run_pipeline
+    from studio.core.plan.plan import Plan, validate
+    from studio.core.plan.surgery import apply_plan
+    from studio.core.verbs import auto_plan, compute_scores
 
     rec = validate_recipe(rec)
     rank, world = distributed()
@@ -186,7 +186,7 @@ def run_recipe(rec: dict, out_dir=None, cancel: CancelToken | None = None) -> Ev
     if data is not None:
         after = yield from evaluate(lm.model, loader(data.val, 256), cancel=cancel)
     yield progress(3, 4, "writing outputs")
-    from studio.core.counting import count_model
+    from studio.core.structure.counting import count_model
 
     cost = count_model(lm.model, lm.input_size)
     report = {"model": lm0.name, "data": rec.get("data"), "before": s0.original.as_dict(),

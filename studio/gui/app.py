@@ -86,7 +86,7 @@ def _screenshot(app, win, req, a) -> int:
     if a.tour:  # the real jobs, as a user would run them: prune, fine-tune, evaluate, time
         import time
 
-        from studio.core.finetune import FinetuneConfig
+        from studio.core.train.finetune import FinetuneConfig
 
         def wait(job):
             while job is not None and win.jobs.busy():

@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core import jobs as core_jobs
-from studio.core.criteria import CRITERIA
-from studio.core.datacriteria import DATA_CRITERIA
+from studio.core.criteria.weights import CRITERIA
+from studio.core.criteria.activations import DATA_CRITERIA
 from studio.core.errors import UntrustedFileError
 from studio.gui import dialogs
 from studio.gui.jobs import JobManager, worker_threads
@@ -64,7 +64,7 @@ def default_settings() -> QSettings:
 def load_job(req: dict, trust: bool):
     def gen(token):
         from studio.core import load_model, map_structure
-        from studio.core.criteria import score
+        from studio.core.criteria.weights import score
 
         yield core_jobs.progress(0, 3, f"loading {req['spec']}")
         lm = load_model(req["spec"], arch=req.get("arch"), trust=trust,
@@ -304,7 +304,7 @@ class MainWindow(QMainWindow):
 
     # -- loading -------------------------------------------------------------------------
     def open_dialog(self) -> None:
-        from studio.core import zoo
+        from studio.core.model import zoo
 
         dlg = dialogs.OpenDialog(zoo.architectures(), self)
         if dlg.exec():
@@ -378,7 +378,7 @@ class MainWindow(QMainWindow):
 
     # -- scoring, pruning, evaluation, fine-tuning ---------------------------------------
     def _data(self):
-        from studio.core.data import load_data
+        from studio.core.train.data import load_data
 
         s = self.session
         return load_data(s.data_spec, s.lm.input_size, num_classes=s.lm.num_classes)
@@ -402,7 +402,7 @@ class MainWindow(QMainWindow):
         lm, st = s.lm, s.structure
 
         def gen(token):
-            from studio.core.workflow import compute_scores
+            from studio.core.verbs import compute_scores
 
             data = self._data() if criterion in DATA_CRITERIA else None
             return (yield from compute_scores(lm, st, criterion, data, batches=8,
@@ -422,8 +422,8 @@ class MainWindow(QMainWindow):
 
         def gen(token):
             from studio.core import map_structure, prune, save_pruned
-            from studio.core.criteria import score
-            from studio.core.loader import LoadedModel
+            from studio.core.criteria.weights import score
+            from studio.core.model.loader import LoadedModel
 
             yield core_jobs.progress(0, 3, "pruning (surgery)")
             pruned, report = prune(lm, st, plan)
@@ -463,8 +463,8 @@ class MainWindow(QMainWindow):
         orig, cur = s.original.model, s.lm.model
 
         def gen(token):
-            from studio.core.data import loader
-            from studio.core.evaluate import evaluate
+            from studio.core.train.data import loader
+            from studio.core.train.evaluate import evaluate
 
             data = self._data()
             data.check_model(cur, s.lm.input_size)
@@ -492,7 +492,7 @@ class MainWindow(QMainWindow):
         size = s.lm.input_size
 
         def gen(token):
-            from studio.core.evaluate import compare_latency
+            from studio.core.train.evaluate import compare_latency
 
             yield core_jobs.progress(0, 1, "measuring latency")
             return compare_latency(orig, cur, size, ratio, batch_sizes=(1, 16),
@@ -514,7 +514,7 @@ class MainWindow(QMainWindow):
             return
         s.data_spec = dlg.data.text().strip() or s.data_spec
         self._model_changed()
-        from studio.core.finetune import FinetuneConfig
+        from studio.core.train.finetune import FinetuneConfig
 
         cfg = FinetuneConfig(epochs=dlg.epochs.value(), lr=dlg.lr.value(),
                              optimizer=dlg.opt.currentText(),
@@ -535,7 +535,7 @@ class MainWindow(QMainWindow):
 
         def gen(token):
 
-            from studio.core.finetune import finetune
+            from studio.core.train.finetune import finetune
 
             return (yield from finetune(model, self._data(), cfg, teacher=teacher,
                                         cancel=token))
@@ -569,14 +569,14 @@ class MainWindow(QMainWindow):
 
         def gen(token):
 
-            from studio.core.pipelines import run_pipeline, sensitivity
+            from studio.core.pipelines.common import run_pipeline, sensitivity
 
             data = self._data()
             if cfg.pipeline == "sensitivity":
                 return ("sensitivity", (yield from sensitivity(lm, data, cfg, token)))
             res = yield from run_pipeline(lm, data, cfg, token)
             from studio.core import map_structure
-            from studio.core.criteria import score
+            from studio.core.criteria.weights import score
 
             new = res["model"]
             s2 = map_structure(new)
@@ -599,7 +599,7 @@ class MainWindow(QMainWindow):
 
     def export_pipeline_recipe(self, cfg, path: str | None = None) -> dict | None:
         """The recipe ``run --recipe`` executes for this pipeline on the current model."""
-        from studio.core.export import make_recipe, save_recipe
+        from studio.core.export.common import make_recipe, save_recipe
 
         s = self.session
         path = path or self._ask_path("Export recipe", "recipe.json", "Recipe (*.json)")
@@ -679,7 +679,7 @@ class MainWindow(QMainWindow):
         model, size = s.lm.model, s.lm.input_size
 
         def gen(token):
-            from studio.core.export import export_onnx
+            from studio.core.export.common import export_onnx
 
             yield core_jobs.progress(0, 1, "exporting ONNX")
             return export_onnx(model, size, path)
@@ -691,7 +691,7 @@ class MainWindow(QMainWindow):
     def recipe(self, finetune: dict | None = None) -> dict:
         """What ``run --recipe`` needs to redo this session headless: the original model,
         every applied plan and the one being edited, in order."""
-        from studio.core.export import make_recipe
+        from studio.core.export.common import make_recipe
 
         s = self.session
         src = dict(s.original.source) if s.original else {}
@@ -703,7 +703,7 @@ class MainWindow(QMainWindow):
         return make_recipe(src, plans, data=s.data_spec, finetune=finetune)
 
     def export_recipe(self, path: str | None = None) -> None:
-        from studio.core.export import save_recipe
+        from studio.core.export.common import save_recipe
 
         path = path or self._ask_path("Export recipe", "recipe.json", "Recipe (*.json)")
         if path and self.session.loaded:
@@ -714,7 +714,7 @@ class MainWindow(QMainWindow):
         import pyqtgraph.exporters as exporters
         from PySide6.QtCore import QBuffer, QIODevice
 
-        from studio.core.export import html_report, plan_steps
+        from studio.core.export.common import html_report, plan_steps
 
         s = self.session
         path = path or self._ask_path("Export report", "report.html", "HTML (*.html)")

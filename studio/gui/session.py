@@ -11,11 +11,11 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from studio.core import Plan, predict
-from studio.core.criteria import GroupScores
-from studio.core.edits import Edit, ReplacePlan
-from studio.core.loader import LoadedModel
-from studio.core.plan import predicted_widths
-from studio.core.structure import StructureMap
+from studio.core.criteria.weights import GroupScores
+from studio.core.plan.edits import Edit, ReplacePlan
+from studio.core.model.loader import LoadedModel
+from studio.core.plan.plan import predicted_widths
+from studio.core.structure.map import StructureMap
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.errors import StudioError
-from studio.core.selection import select
+from studio.core.plan.selection import select
 from studio.gui.views.criterion import CriterionPicker
 
 
@@ -89,7 +89,7 @@ class AutoSelectView(QWidget):
         self.run(merge=True)
 
     def _clear(self) -> None:
-        from studio.core.plan import Plan
+        from studio.core.plan.plan import Plan
 
         if self.session.loaded:
             self.session.replace_plan(Plan.empty(self.session.structure), "clear plan")
@@ -111,7 +111,7 @@ class AutoSelectView(QWidget):
         protect = [p.strip() for p in self.protect.text().split(",") if p.strip()]
         try:
             if t >= 1.0:
-                from studio.core.plan import Plan
+                from studio.core.plan.plan import Plan
 
                 plan = Plan.empty(s.structure)
                 plan.drop_blocks = list(s.plan.drop_blocks)

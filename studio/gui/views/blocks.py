@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.edits import SetBlock, SetChannels
+from studio.core.plan.edits import SetBlock, SetChannels
 
 
 class BlocksView(QWidget):

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.edits import ReplacePlan, SetChannels
+from studio.core.plan.edits import ReplacePlan, SetChannels
 from studio.gui.views.criterion import CriterionPicker
 from studio.gui.views.plotting import cache_axes
 

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.criteria import CRITERIA
+from studio.core.criteria.weights import CRITERIA
 
 MODES = [("iterative", "Iterative prune → fine-tune"), ("sampling", "Sub-model sampling"),
          ("search", "Evolutionary search"), ("sensitivity", "Sensitivity analysis"),
@@ -107,8 +107,8 @@ class PipelineView(QWidget):
         self.reset("")
 
     def config(self):
-        from studio.core.finetune import FinetuneConfig
-        from studio.core.pipelines import PipelineConfig
+        from studio.core.train.finetune import FinetuneConfig
+        from studio.core.pipelines.common import PipelineConfig
 
         return PipelineConfig(
             pipeline=self.mode.currentData(), criterion=self.crit.currentText(),
@@ -184,7 +184,7 @@ class PipelineView(QWidget):
                             f"held-out top-1 {sens['base_top1']:.4f}")
 
     def _use_suggestion(self) -> None:
-        from studio.core.pipelines import suggest_ratios
+        from studio.core.pipelines.common import suggest_ratios
 
         s = self.session
         if self.sensitivity is None or not s.loaded:

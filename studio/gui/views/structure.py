@@ -47,7 +47,7 @@ class LayerTable(QAbstractTableModel):
 
     def _update_plan(self) -> None:
         s = self.session
-        from studio.core.plan import removal_vectors
+        from studio.core.plan.plan import removal_vectors
 
         rm_in, rm_out, dropped = removal_vectors(s.plan, s.structure)
         cin, cout, params, flops, _ = s.structure.table.evaluate(rm_in, rm_out, dropped)

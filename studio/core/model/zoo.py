@@ -26,7 +26,7 @@ def architectures() -> list[str]:
 
 def default_input_size(arch: str) -> tuple[int, int, int]:
     if arch == DEMO_ARCH:
-        from studio.core.demo import INPUT_SIZE
+        from studio.core.model.demo import INPUT_SIZE
 
         return INPUT_SIZE
     if arch == "inception_v3":
@@ -44,7 +44,7 @@ def unsupported_reason(arch: str) -> str | None:
 def build(arch: str, num_classes: int | None = None) -> nn.Module:
     """A randomly initialised model of ``arch``."""
     if arch == DEMO_ARCH:
-        from studio.core.demo import DemoResNet
+        from studio.core.model.demo import DemoResNet
 
         return DemoResNet(num_classes=num_classes or 10)
     import torchvision

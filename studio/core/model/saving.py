@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from studio.core import zoo
+from studio.core.model import zoo
 from studio.core.errors import LoadError, StudioError
 from studio.core.io import atomic_torch_save, atomic_write_text
-from studio.core.plan import Plan
+from studio.core.plan.plan import Plan
 
 FORMAT = "pruning-studio/model"
 VERSION = 1
@@ -38,7 +38,7 @@ def save_pruned(out_dir, lm, model: nn.Module, plan: Plan | None, report: dict,
                 extra_files: dict[str, str] | None = None) -> Path:
     """Write ``model`` (derived from loaded model ``lm`` by ``plan``) into ``out_dir``,
     with ``extra_files`` (name -> text, e.g. a metrics log) beside it."""
-    from studio.core.loader import sha256_of
+    from studio.core.model.loader import sha256_of
 
     out = Path(out_dir)
     src_file = lm.source.get("file")
@@ -83,9 +83,9 @@ def save_pruned(out_dir, lm, model: nn.Module, plan: Plan | None, report: dict,
 
 def load_pruned(folder, trust: bool = False):
     """Rebuild a model saved by ``save_pruned``."""
-    from studio.core.loader import LoadedModel, _torch_load, _unwrap, sha256_of
-    from studio.core.structure import StructureMap
-    from studio.core.surgery import apply_plan
+    from studio.core.model.loader import LoadedModel, _torch_load, _unwrap, sha256_of
+    from studio.core.structure.map import StructureMap
+    from studio.core.plan.surgery import apply_plan
 
     folder = Path(folder)
     meta_file = folder / "model.json"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from studio.core.plan import Plan
+from studio.core.plan.plan import Plan
 
 
 class Edit:

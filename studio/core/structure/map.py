@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from studio.core import depgraph
-from studio.core.blocks import BlockInfo, find_blocks
-from studio.core.counting import CostTable, Totals, build_cost_table
+from studio.core.structure import depgraph
+from studio.core.structure.blocks import BlockInfo, find_blocks
+from studio.core.structure.counting import CostTable, Totals, build_cost_table
 
 
 @dataclass

@@ -1,20 +1,21 @@
 """The built-in demo: a CIFAR-style ResNet-20 trained on real handwritten digits.
 
 The data are the 1,797 8x8 grey-scale digits that scikit-learn ships (UCI "Optical
-Recognition of Handwritten Digits", test part), stored in ``resources/digits/digits.npz``
+Recognition of Handwritten Digits", test part), stored in ``studio/resources/digits/digits.npz``
 with a fixed stratified train/validation split. ``scripts/make_demo.py`` reproduces both the
 data file and the checkpoint.
 """
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+RESOURCES = Path(str(files("studio") / "resources"))  # package data (pip-installed too)
 DIGITS_FILE = RESOURCES / "digits" / "digits.npz"
 CHECKPOINT = RESOURCES / "demo" / "demo_resnet20.pt"
 INPUT_SIZE = (1, 8, 8)

@@ -27,17 +27,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from studio.core import criteria as crit
-from studio.core.data import DataSource, loader
-from studio.core.datacriteria import DATA_CRITERIA, score_data
-from studio.core.evaluate import evaluate
-from studio.core.finetune import FinetuneConfig, finetune, recalibrate_bn
+from studio.core.criteria import weights as crit
+from studio.core.train.data import DataSource, loader
+from studio.core.criteria.activations import DATA_CRITERIA, score_data
+from studio.core.train.evaluate import evaluate
+from studio.core.train.finetune import FinetuneConfig, finetune, recalibrate_bn
 from studio.core.jobs import Cancelled, CancelToken, Events, progress
-from studio.core.loader import LoadedModel
-from studio.core.plan import Plan, predict
-from studio.core.selection import select
-from studio.core.structure import StructureMap
-from studio.core.surgery import apply_plan
+from studio.core.model.loader import LoadedModel
+from studio.core.plan.plan import Plan, predict
+from studio.core.plan.selection import select
+from studio.core.structure.map import StructureMap
+from studio.core.plan.surgery import apply_plan
 
 PIPELINES = ("oneshot", "iterative", "sampling", "search", "sensitivity")
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from studio.core.blocks import trace_only
+from studio.core.structure.blocks import trace_only
 
 log = logging.getLogger(__name__)
 

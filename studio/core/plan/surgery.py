@@ -9,11 +9,11 @@ import logging
 import torch
 from torch import nn
 
-from studio.core import depgraph
-from studio.core.counting import count_model
+from studio.core.structure import depgraph
+from studio.core.structure.counting import count_model
 from studio.core.errors import SurgeryError
-from studio.core.plan import Plan, predict, validate
-from studio.core.structure import StructureMap
+from studio.core.plan.plan import Plan, predict, validate
+from studio.core.structure.map import StructureMap
 
 log = logging.getLogger(__name__)
 

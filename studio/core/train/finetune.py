@@ -21,8 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from studio.core.data import DataSource, loader
-from studio.core.evaluate import evaluate, pick_device
+from studio.core.train.data import DataSource, loader
+from studio.core.train.evaluate import evaluate, pick_device
 from studio.core.jobs import Cancelled, CancelToken, Events
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.core.counting import Totals
+from studio.core.structure.counting import Totals
 from studio.core.errors import PlanError
 from studio.core.io import atomic_write_text
-from studio.core.structure import StructureMap, _under
+from studio.core.structure.map import StructureMap, _under
 
 FORMAT = "pruning-studio/plan"
 VERSION = 1

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from studio.core.structure import Group, Member, StructureMap
+from studio.core.structure.map import Group, Member, StructureMap
 
 CRITERIA = ("l1", "l2", "group_norm", "fpgm", "bn_scale", "random")
 DEFAULT = "l1"

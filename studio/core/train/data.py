@@ -91,7 +91,7 @@ class _Shift(Dataset):
 
 
 def _demo(augment: bool, split: int = 0) -> DataSource:
-    from studio.core import demo
+    from studio.core.model import demo
 
     xtr, ytr = demo.split_tensors("train", split)
     xva, yva = demo.split_tensors("val", split)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from studio.core.criteria import GroupScores
+from studio.core.criteria.weights import GroupScores
 from studio.core.errors import PlanError
-from studio.core.plan import Plan, predict
-from studio.core.structure import Group, StructureMap
+from studio.core.plan.plan import Plan, predict
+from studio.core.structure.map import Group, StructureMap
 
 SCOPES = ("global", "uniform")
 

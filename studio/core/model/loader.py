@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from studio.core import zoo
+from studio.core.model import zoo
 from studio.core.errors import LoadError, UntrustedFileError
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def load_model(spec: str, *, arch: str | None = None, trust: bool = False,
     if spec == "demo":
         lm = _load_demo()
     elif path.is_dir():
-        from studio.core.saving import load_pruned
+        from studio.core.model.saving import load_pruned
 
         lm = load_pruned(path, trust=trust)
     elif path.exists():
@@ -97,7 +97,7 @@ def _check_runs(lm: LoadedModel) -> None:
 
 
 def _load_demo() -> LoadedModel:
-    from studio.core import demo
+    from studio.core.model import demo
 
     model = demo.DemoResNet()
     try:

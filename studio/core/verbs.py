@@ -7,17 +7,17 @@ import time
 
 from torch import nn
 
-from studio.core import criteria as crit
-from studio.core.counting import build_cost_table
-from studio.core.data import loader
-from studio.core.datacriteria import DATA_CRITERIA, pass_size, score_data
+from studio.core.criteria import weights as crit
+from studio.core.structure.counting import build_cost_table
+from studio.core.train.data import loader
+from studio.core.criteria.activations import DATA_CRITERIA, pass_size, score_data
 from studio.core.errors import LoadError, StudioError
 from studio.core.jobs import CancelToken, Events
-from studio.core.loader import LoadedModel
-from studio.core.plan import Plan, predict, validate
-from studio.core.selection import select
-from studio.core.structure import StructureMap
-from studio.core.surgery import apply_plan
+from studio.core.model.loader import LoadedModel
+from studio.core.plan.plan import Plan, predict, validate
+from studio.core.plan.selection import select
+from studio.core.structure.map import StructureMap
+from studio.core.plan.surgery import apply_plan
 
 
 def map_structure(lm: LoadedModel) -> StructureMap:
