@@ -22,13 +22,13 @@ from common import demo_setup, machine, result_name, save
 from studio.core import auto_plan, map_structure, prune
 from studio.core.structure.counting import count_model
 from studio.core.train.data import loader
-from studio.core.criteria.activations import DATA_CRITERIA
-from studio.core.criteria.weights import CRITERIA
+from studio.core.criteria import DATA_CRITERIA
+from studio.core.criteria import WEIGHT_CRITERIA as CRITERIA
 from studio.core.structure.depgraph import tp_default_prune
 from studio.core.train.evaluate import evaluate
 from studio.core.train.finetune import FinetuneConfig, finetune
 from studio.core.jobs import run
-from studio.core.verbs import compute_scores
+from studio.core.verbs import score
 
 TP_NAME = "torch-pruning default (group L2, uniform)"
 
@@ -64,7 +64,7 @@ def main():
             if crit == TP_NAME:
                 model = tp_to_target(lm, s, target)
             else:
-                scores = run(compute_scores(lm, s, crit, data, batches=8))
+                scores = run(score(lm.model, s, crit, data, batches=8))
                 model, _ = prune(lm, s, auto_plan(lm, s, crit, flops_target=target,
                                                   scores=scores))
             t_prune = time.perf_counter() - t0

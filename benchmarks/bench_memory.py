@@ -48,7 +48,7 @@ if spec:
     w.load({{"spec": spec}}); wait()
     w.session.data_spec = "synthetic"
     for crit in ("fpgm", "apoz"):
-        w.compute_scores(crit); wait()
+        w.actions.score(crit); wait()
     assert {{"l1", "fpgm", "apoz"}} <= set(w.session.scores), w.session.scores.keys()
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 os._exit(0)

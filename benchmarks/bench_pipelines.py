@@ -21,7 +21,7 @@ from studio.core.train.data import loader
 from studio.core.train.evaluate import evaluate
 from studio.core.train.finetune import FinetuneConfig, finetune
 from studio.core.jobs import run
-from studio.core.pipelines.common import PipelineConfig, run_pipeline
+from studio.core.pipelines import PipelineConfig, run_pipeline
 
 TARGET, EPOCHS, SEEDS = 0.3, 10, (0, 1, 2)
 METHODS = {

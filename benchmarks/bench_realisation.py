@@ -35,7 +35,7 @@ from common import machine, save
 
 from studio.core import auto_plan, load_model, map_structure
 from studio.core.structure.counting import count_model
-from studio.core.export.common import export_onnx
+from studio.core.export.onnx import export_onnx
 from studio.core.plan.surgery import apply_plan
 
 ARCHS = ("resnet18", "resnet50", "mobilenet_v2", "vgg16_bn")

@@ -16,7 +16,9 @@ from studio.core import load_model, map_structure
 from studio.core.criteria.weights import score
 from studio.core.train.data import load_data
 from studio.core.jobs import run
-from studio.core.pipelines.common import Evaluator, PipelineConfig, sensitivity
+from studio.core.pipelines.common import Evaluator
+from studio.core.pipelines.config import PipelineConfig
+from studio.core.pipelines.sensitivity import sensitivity
 from studio.core.plan.plan import Plan
 from studio.core.plan.surgery import apply_plan
 

@@ -9,9 +9,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from studio.core import load_model, map_structure
-from studio.core.train.data import load_data, loader
 from studio.core.criteria.activations import DATA_CRITERIA, score_data, thinet_order
 from studio.core.jobs import Cancelled, CancelToken, run
+from studio.core.train.data import load_data, loader
 
 DEAD = 11
 

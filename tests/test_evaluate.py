@@ -5,8 +5,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from studio.core.train.evaluate import compare_latency, evaluate, measure_latency
 from studio.core.jobs import Cancelled, CancelToken, run
+from studio.core.train.evaluate import compare_latency, evaluate, measure_latency
 
 
 class Fixed(nn.Module):
@@ -50,7 +50,39 @@ def test_realisation_is_speedup_over_flops_reduction():
     big = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.Conv2d(64, 64, 3, padding=1))
     small = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1))
     r = compare_latency(big, small, (3, 32, 32), flops_ratio=0.1, batch_sizes=(2,),
-                        threads=1, repeats=5)
+                        threads=1, rounds=5, round_seconds=0.02)
     sp = r["speedup"]["2"]
     assert sp > 1
     assert r["realisation"]["2"] == pytest.approx(sp * 0.1)
+    lo, hi = r["speedup_iqr"]["2"]
+    assert lo <= sp <= hi
+    b = r["pruned"]["batch"]["2"]
+    assert b["p25_ms"] <= b["median_ms"] <= b["p75_ms"] and r["pruned"]["threads"] == 1
+
+
+class _Jittery(nn.Module):
+    """Every other call is slow: its times spread far around the median."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        import time
+
+        self.calls += 1
+        time.sleep(0.004 if (self.calls // 3) % 2 else 0.0005)
+        return x
+
+
+def test_latency_warns_when_the_spread_is_large_or_the_machine_busy(monkeypatch):
+    steady = nn.Identity()
+    r = compare_latency(steady, _Jittery(), (1, 4, 4), 0.5, batch_sizes=(1,), threads=1,
+                        rounds=8, round_seconds=0.002)
+    assert any("spread" in w and "pruned" in w for w in r["warnings"])
+    import os
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (64.0, 64.0, 64.0))
+    r = compare_latency(steady, steady, (1, 4, 4), 0.5, batch_sizes=(1,), threads=1,
+                        rounds=3, round_seconds=0.001)
+    assert any("busy" in w for w in r["warnings"])

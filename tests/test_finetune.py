@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from studio.core import auto_plan, prune
+from studio.core.jobs import CancelToken, run
 from studio.core.train.data import load_data, loader
 from studio.core.train.evaluate import evaluate
 from studio.core.train.finetune import FinetuneConfig, finetune, recalibrate_bn
-from studio.core.jobs import CancelToken, run
 
 
 @pytest.fixture()

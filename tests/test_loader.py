@@ -75,8 +75,9 @@ def test_state_dict_wrappers(tmp_path, wrap):
 def test_state_dict_needs_arch_and_must_match(tmp_path):
     f = tmp_path / "r18.pt"
     torch.save(torchvision.models.resnet18().state_dict(), f)
-    with pytest.raises(LoadError, match="--arch"):
+    with pytest.raises(LoadError, match="say which architecture") as e:
         load_model(str(f))
+    assert e.value.fix == "arch"  # the CLI words it as --arch, the window as a picker
     with pytest.raises(LoadError, match="does not match architecture resnet34: .*missing"):
         load_model(str(f), arch="resnet34")
 
@@ -115,8 +116,9 @@ def test_pickle_that_runs_code_is_refused_and_does_not_run(tmp_path):
     Evil.marker = str(tmp_path / "pwned")
     f = tmp_path / "evil.pt"
     torch.save({"model": Evil()}, f)
-    with pytest.raises(UntrustedFileError, match="--trust"):
+    with pytest.raises(UntrustedFileError, match="arbitrary code") as e:
         load_model(str(f))
+    assert e.value.fix == "trust" and e.value.path == str(f)
     assert not (tmp_path / "pwned").exists()
 
 

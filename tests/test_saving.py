@@ -7,6 +7,7 @@ import torch
 
 from studio.core import (
     LoadError,
+    OutputError,
     StudioError,
     auto_plan,
     load_model,
@@ -80,7 +81,7 @@ def test_failed_save_leaves_the_old_folder(pruned_demo, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr("studio.core.model.saving.atomic_write_text", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError, match="disk full"):
         save_pruned(out, lm, model, None, report)
     assert (out / "weights.pt").read_bytes() == before
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".out.")]

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from studio.core import CRITERIA, PlanError, auto_plan, predict, score, select, validate
+from studio.core import WEIGHT_CRITERIA, PlanError, auto_plan, predict, score, select, validate
 
 
-@pytest.mark.parametrize("criterion", CRITERIA)
+@pytest.mark.parametrize("criterion", WEIGHT_CRITERIA)
 @pytest.mark.parametrize("target", [0.5, 0.25])
 def test_flops_target_is_met_and_no_group_emptied(demo, demo_map, criterion, target):
     plan = auto_plan(demo, demo_map, criterion, flops_target=target)

@@ -1,27 +1,45 @@
-"""The studio's Qt-free core: load, map, count, plan, prune, save.
+"""The studio's Qt-free core: load, map, count, plan, prune, save -- and the verbs that chain
+them (``studio.core.verbs``), which the CLI, the window and recipes all call.
 
 Typical use::
 
     from studio.core import load_model, map_structure, auto_plan, prune
-    lm = load_model("resnet18")
+    lm = load_model("resnet18")            # or "timm:resnet18", "net.py:Net", an nn.Module
     s = map_structure(lm)
     plan = auto_plan(lm, s, "l1", flops_target=0.5)
     pruned, report = prune(lm, s, plan)
+
+Names are imported on first use (PEP 562), so importing a light submodule (the criteria
+list, the errors) does not import torch.
 """
 
-from studio.core.criteria.weights import CRITERIA, score
-from studio.core.errors import LoadError, PlanError, StudioError, SurgeryError, UntrustedFileError
-from studio.core.model.loader import LoadedModel, load_model
-from studio.core.plan.plan import Plan, predict, validate
-from studio.core.model.saving import load_pruned, save_pruned
-from studio.core.plan.selection import select
-from studio.core.structure.map import StructureMap
-from studio.core.plan.surgery import apply_plan
-from studio.core.verbs import auto_plan, build_report, map_structure, prune
+from __future__ import annotations
 
-__all__ = [
-    "CRITERIA", "LoadError", "LoadedModel", "Plan", "PlanError", "StructureMap", "StudioError",
-    "SurgeryError", "UntrustedFileError", "apply_plan", "auto_plan", "build_report",
-    "load_model", "load_pruned", "map_structure", "predict", "prune", "save_pruned", "score",
-    "select", "validate",
-]
+import importlib
+
+_EXPORTS = {
+    "StudioError": "errors", "LoadError": "errors", "PlanError": "errors",
+    "SurgeryError": "errors", "UntrustedFile": "errors", "UntrustedFileError": "errors",
+    "UnsupportedModel": "errors", "InputError": "errors", "OutputError": "errors",
+    "DataError": "errors",
+    "ModelRequest": "model.request",
+    "LoadedModel": "model.loader", "load_model": "model.loader",
+    "load_pruned": "model.saving", "save_pruned": "model.saving",
+    "Plan": "plan.plan", "predict": "plan.plan", "validate": "plan.plan",
+    "select": "plan.selection", "apply_plan": "plan.surgery",
+    "StructureMap": "structure.map",
+    "CRITERIA": "criteria", "WEIGHT_CRITERIA": "criteria", "DATA_CRITERIA": "criteria",
+    "score": "criteria",
+    "auto_plan": "verbs", "build_report": "verbs", "map_structure": "verbs", "prune": "verbs",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'studio.core' has no attribute '{name}'")
+    attr = {"CRITERIA": "ALL", "score": "compute"}.get(name, name)
+    value = getattr(importlib.import_module(f"studio.core.{mod}"), attr)
+    globals()[name] = value
+    return value

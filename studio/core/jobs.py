@@ -1,18 +1,84 @@
 """Long work is a generator of progress events that checks a cancel token between steps.
 
-The CLI drives a generator with a progress bar, the GUI in a thread worker; both get the
-generator's return value as the result. Events are plain dicts with a ``"type"`` key:
-``progress`` (``step``, ``total``, ``what``), ``step`` (training step: ``loss``, ``lr`` …),
-``epoch`` (epoch metrics), ``log`` (``message``).
+The CLI drives a generator with a progress bar, the window in a thread worker; both get the
+generator's return value as the result. Events are typed records (``TypedDict``: plain
+dicts, so they also go straight into ``metrics.jsonl``), told apart by their ``type``.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, Literal, TypedDict
 
-Events = Generator[dict, None, Any]
+
+class Progress(TypedDict):
+    type: Literal["progress"]
+    step: int
+    total: int
+    what: str
+
+
+class TrainStep(TypedDict):
+    type: Literal["step"]
+    step: int
+    total: int
+    epoch: int
+    loss: float
+    lr: float
+
+
+class EpochEnd(TypedDict):
+    type: Literal["epoch"]
+    epoch: int
+    epochs: int
+    step: int
+    train_loss: float
+    train_top1: float
+    val_top1: float
+    val_top5: float
+    val_loss: float
+    lr: float
+    images_per_s: float
+    seconds: float
+
+
+class Round(TypedDict, total=False):
+    type: Literal["round"]
+    round: int
+    rounds: int
+    flops: int
+    params: int
+    val_top1: float
+    epochs: int
+    base_flops: int
+
+
+class Candidate(TypedDict, total=False):
+    type: Literal["candidate"]
+    total: int
+    base_flops: int
+    flops: int
+    heldout_top1: float
+    index: int
+    generation: int
+
+
+class Curve(TypedDict):
+    type: Literal["curve"]
+    group: str
+    ratios: list[float]
+    top1: list[float]
+    base: float
+
+
+class Log(TypedDict):
+    type: Literal["log"]
+    message: str
+
+
+Event = Progress | TrainStep | EpochEnd | Round | Candidate | Curve | Log
+Events = Generator[Event, None, Any]
 
 
 class Cancelled(Exception):
@@ -35,7 +101,12 @@ class CancelToken:
             raise Cancelled()
 
 
-def run(gen: Events, on_event: Callable[[dict], None] | None = None):
+def check(cancel: CancelToken | None) -> None:
+    if cancel is not None:
+        cancel.check()
+
+
+def run(gen: Events, on_event: Callable[[Event], None] | None = None):
     """Drive a job generator to its end; returns the generator's return value."""
     while True:
         try:
@@ -46,5 +117,21 @@ def run(gen: Events, on_event: Callable[[dict], None] | None = None):
             on_event(ev)
 
 
-def progress(step: int, total: int, what: str, **extra) -> dict:
-    return {"type": "progress", "step": step, "total": total, "what": what, **extra}
+def record(gen: Events, into: list, types=("step", "epoch")) -> Events:
+    """Pass ``gen``'s events on, keeping those of ``types`` in ``into`` (a metrics log)."""
+    while True:
+        try:
+            ev = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if ev.get("type") in types:
+            into.append(ev)
+        yield ev
+
+
+def progress(step: int, total: int, what: str) -> Progress:
+    return {"type": "progress", "step": step, "total": total, "what": what}
+
+
+def log(message: str) -> Log:
+    return {"type": "log", "message": message}

@@ -1,19 +1,11 @@
-"""Recipes: a whole pruning job in one file (JSON, or YAML when PyYAML is installed),
-executed headless by ``pruning-studio run --recipe FILE`` -- also under torchrun.
+"""Recipes: a whole pruning job in one file (JSON or YAML), executed headless by
+``pruning-studio run --recipe FILE`` -- also under torchrun. Schema: ``docs/recipes.md``.
 
-Schema (``docs/recipes.md``)::
-
-    format: pruning-studio/recipe      # required
-    version: 1                         # required
-    model: {spec: demo}                # or {spec: ckpt.pth, arch: resnet18,
-                                       #     input_size: "3,224,224", trust: false}
-    data: demo                         # any --data source; needed by data criteria,
-                                       # pipelines and fine-tuning
-    plans: [PLAN, ...]                 # plans to apply in order (as written by the window), or
-    target: {flops: 0.3, criterion: l1, scope: global, round_to: 1}
-    pipeline: {pipeline: iterative, rounds: 3, ...}   # optional: PipelineConfig fields
-    finetune: {epochs: 10, lr: 0.05, kd_weight: 0.5}  # optional: FinetuneConfig fields
-    outputs: {dir: out/run}
+A recipe names the model (never consent: only the user's own ``--trust`` grants it), the
+data, and the steps in order -- apply a plan, select to a target, run a pipeline,
+fine-tune -- and where to write. The window exports the steps its session took, so a run
+replays everything the user did. The earlier shorthand (``plans``/``target``/``pipeline``/
+``finetune`` at the top level) is read as the same steps.
 """
 
 from __future__ import annotations
@@ -21,205 +13,302 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any, Literal
 
-from studio.core.errors import StudioError
-from studio.core.export.common import RECIPE_FORMAT
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from studio.core import criteria
+from studio.core.errors import RecipeError
+from studio.core.io import atomic_write_text
 from studio.core.jobs import CancelToken, Events, progress
+from studio.core.model.request import ModelRequest, parse_input_size
+from studio.core.pipelines.config import PipelineConfig
+from studio.core.plan.plan import PlanFile
+from studio.core.schema import MiB, expect_format, load_json, parse
+from studio.core.train.finetune import FinetuneConfig
 
-KEYS = {"format", "version", "model", "data", "plans", "plan", "target", "pipeline",
-        "finetune", "outputs", "applied_plans", "meta"}
-
-
-class RecipeError(StudioError):
-    """The recipe file is malformed; the message names the field."""
-
-
-def load_recipe(path) -> dict:
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise RecipeError(f"recipe not found: {path}") from None
-    if path.suffix in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise RecipeError("YAML recipes need PyYAML (pip install pyyaml)") from None
-        try:
-            rec = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise RecipeError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    else:
-        try:
-            rec = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise RecipeError(f"{path} is not valid JSON: {e}") from None
-    return validate_recipe(rec)
+FORMAT = "pruning-studio/recipe"
+RECIPE_FORMAT = FORMAT
+MAX_BYTES = 32 * MiB
 
 
-def validate_recipe(rec) -> dict:
-    if not isinstance(rec, dict) or rec.get("format") != RECIPE_FORMAT:
-        raise RecipeError(f"not a recipe (expected \"format\": \"{RECIPE_FORMAT}\")")
-    if rec.get("version") != 1:
-        raise RecipeError(f"recipe version {rec.get('version')} is not supported (1 is)")
-    unknown = set(rec) - KEYS
-    if unknown:
-        raise RecipeError(f"unknown recipe field(s): {', '.join(sorted(unknown))}")
-    if not isinstance(rec.get("model"), dict):
-        raise RecipeError("recipe field 'model' must be an object, e.g. {\"spec\": \"demo\"}")
-    plans = list(rec.get("plans") or []) + ([rec["plan"]] if rec.get("plan") else [])
-    if plans and (rec.get("target") or rec.get("pipeline")):
-        raise RecipeError("give either 'plans' or a 'target'/'pipeline', not both "
-                          "('applied_plans' go first and combine with either)")
-    if (rec.get("pipeline") or (rec.get("finetune") and rec["finetune"].get("epochs"))) \
-            and not rec.get("data"):
-        raise RecipeError("pipelines and fine-tuning need 'data'")
-    t = rec.get("target") or {}
-    if t and not 0 < float(t.get("flops", 0)) < 1:
-        raise RecipeError("target.flops must lie strictly between 0 and 1")
-    return rec
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-def _plans(rec: dict) -> list[dict]:
-    plans = list(rec.get("applied_plans") or []) + list(rec.get("plans") or [])
-    if rec.get("plan"):
-        plans.append(rec["plan"])
-    return plans
+class RecipeModel(_Strict):
+    """What to load: a ``ModelRequest`` without consent."""
+
+    spec: str = Field(min_length=1, max_length=4096)
+    arch: str | None = Field(None, max_length=4096)
+    weights: str | None = Field(None, max_length=4096)
+    pretrained: bool = False
+    model_args: dict[str, Any] = Field(default_factory=dict)
+    input_size: tuple[int, int, int] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_consent(cls, d):
+        if isinstance(d, dict) and "trust" in d:
+            raise ValueError("a recipe cannot grant trust: only the user's own --trust (or "
+                             "the window's question) does; remove 'trust'")
+        return d
+
+    @field_validator("input_size", mode="before")
+    @classmethod
+    def _size(cls, v):
+        return parse_input_size(v)
+
+    def request(self, trust: bool = False, code_root: str | None = None) -> ModelRequest:
+        return ModelRequest(**self.model_dump(), trust=trust, code_root=code_root,
+                            from_file=True)
 
 
-def model_request(model: dict) -> dict:
-    """A recipe's ``model`` (a load request, or a loaded model's ``source``) -> load args."""
-    if "spec" in model:
-        return {"spec": model["spec"], "arch": model.get("arch"),
-                "input_size": model.get("input_size"), "trust": model.get("trust", False),
-                "pretrained": model.get("pretrained", False)}
-    if model.get("demo"):
-        return {"spec": "demo"}
-    if model.get("kind") == "pickle":
-        return {"spec": model["file"], "trust": model.get("trust", False)}
-    if model.get("file"):
-        return {"spec": model["file"], "arch": model.get("arch")}
-    if model.get("arch"):
-        return {"spec": model["arch"]}
-    raise RecipeError("recipe 'model' names no model (give {\"spec\": ...})")
+class Target(_Strict):
+    """Select channels by a criterion to a FLOPs target or a ratio (and drop blocks)."""
+
+    flops: float | None = Field(None, gt=0, lt=1)
+    ratio: float | None = Field(None, gt=0, lt=1)
+    criterion: str = "l1"
+    scope: Literal["global", "uniform"] = "global"
+    round_to: int = Field(1, ge=1, le=1024)
+    protect: list[str] = Field(default_factory=list, max_length=10_000)
+    drop_blocks: list[str] = Field(default_factory=list, max_length=10_000)
+    batches: int = Field(8, ge=1, le=10_000)
+    seed: int = Field(0, ge=0, lt=2**32)
+
+    @field_validator("criterion")
+    @classmethod
+    def _criterion(cls, v):
+        if v not in criteria.ALL:
+            raise ValueError(f"unknown criterion (choose from {', '.join(criteria.ALL)})")
+        return v
+
+    @model_validator(mode="after")
+    def _one(self):
+        if self.flops is not None and self.ratio is not None:
+            raise ValueError("give flops or ratio, not both")
+        if self.flops is None and self.ratio is None and not self.drop_blocks:
+            raise ValueError("give flops (a FLOPs share to keep) or ratio")
+        return self
 
 
-def run_recipe(rec: dict, out_dir=None, cancel: CancelToken | None = None) -> Events:
-    """Execute a recipe; returns its report. Only rank 0 writes (under torchrun)."""
-    from studio.core import load_model, map_structure, save_pruned
-    from studio.core.train.data import load_data, loader
-    from studio.core.train.evaluate import evaluate
-    from studio.core.train.finetune import FinetuneConfig, distributed, finetune
-    from studio.core.model.loader import LoadedModel
-    from studio.core.pipelines.common import PipelineConfig, run_pipeline
+class Step(_Strict):
+    """Exactly one of: apply a plan, select to a target, run a pipeline, fine-tune."""
+
+    plan: PlanFile | None = None
+    target: Target | None = None
+    pipeline: PipelineConfig | None = None
+    finetune: FinetuneConfig | None = None
+
+    @model_validator(mode="after")
+    def _one(self):
+        given = [k for k in ("plan", "target", "pipeline", "finetune")
+                 if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a step is exactly one of plan, target, pipeline, finetune "
+                             f"(got {', '.join(given) or 'none'})")
+        if self.finetune is not None and self.finetune.epochs < 1:
+            raise ValueError("a fine-tuning step needs at least one epoch")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("plan", "target", "pipeline", "finetune")
+                    if getattr(self, k) is not None)
+
+    @property
+    def needs_data(self) -> bool:
+        return (self.pipeline is not None or self.finetune is not None
+                or (self.target is not None and criteria.needs_data(self.target.criterion)))
+
+
+class Outputs(_Strict):
+    dir: str = Field("out/recipe-run", min_length=1, max_length=4096)
+
+
+class Recipe(_Strict):
+    format: Literal["pruning-studio/recipe"]
+    version: Literal[1]
+    model: RecipeModel
+    data: str | None = Field(None, max_length=4096)
+    steps: list[Step] = Field(default_factory=list, max_length=1000)
+    outputs: Outputs = Field(default_factory=Outputs)
+    meta: dict[str, Any] = Field(default_factory=dict)
+    # the earlier shorthand, read as steps (``all_steps``)
+    applied_plans: list[PlanFile] = Field(default_factory=list, max_length=1000)
+    plans: list[PlanFile] = Field(default_factory=list, max_length=1000)
+    plan: PlanFile | None = None
+    target: Target | None = None
+    pipeline: PipelineConfig | None = None
+    finetune: FinetuneConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, d):
+        """The shorthand pipeline takes its target and criterion from ``target`` and its
+        fine-tuning budget from ``finetune``; null fields mean absent."""
+        if not isinstance(d, dict):
+            return d
+        d = {k: v for k, v in d.items() if v is not None}
+        pipe, t = d.get("pipeline"), d.get("target")
+        if isinstance(pipe, dict) and "finetune" not in pipe:
+            pipe = dict(pipe)
+            if isinstance(t, dict):
+                if "flops" in t:
+                    pipe.setdefault("flops_target", t["flops"])
+                if "criterion" in t:
+                    pipe.setdefault("criterion", t["criterion"])
+            if isinstance(d.get("finetune"), dict):
+                pipe["finetune"] = d["finetune"]
+            d["pipeline"] = pipe
+        return d
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        plans = self.plans or self.plan is not None
+        if plans and (self.target is not None or self.pipeline is not None):
+            raise ValueError("give either 'plans' or a 'target'/'pipeline', not both "
+                             "('applied_plans' go first and combine with either)")
+        shorthand = (plans or self.applied_plans or self.target is not None
+                     or self.pipeline is not None or self.finetune is not None)
+        if self.steps and shorthand:
+            raise ValueError("give 'steps', or the shorthand (plans/target/pipeline/"
+                             "finetune), not both")
+        if any(s.needs_data for s in self.all_steps()) and not self.data:
+            raise ValueError("data: pipelines, fine-tuning and data-driven criteria need "
+                             "a data source")
+        return self
+
+    def all_steps(self) -> list[Step]:
+        if self.steps:
+            return list(self.steps)
+        out = [Step(plan=p) for p in [*self.applied_plans, *self.plans]]
+        if self.plan is not None:
+            out.append(Step(plan=self.plan))
+        if self.pipeline is not None:
+            out.append(Step(pipeline=self.pipeline))
+            return out  # the pipeline spends the fine-tuning budget itself
+        if self.target is not None:
+            out.append(Step(target=self.target))
+        if self.finetune is not None and self.finetune.epochs > 0:
+            out.append(Step(finetune=self.finetune))
+        return out
+
+    # -- files ------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path) -> Recipe:
+        return cls.from_dict(load_json(path, "recipe", MAX_BYTES, RecipeError), str(path))
+
+    @classmethod
+    def from_dict(cls, d, where: str = "recipe") -> Recipe:
+        expect_format(d, FORMAT, "recipe", where, (1,), RecipeError)
+        return parse(cls, d, where, RecipeError)
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json", exclude_defaults=True,
+                               exclude={"applied_plans", "plans", "plan"} if not (
+                                   self.applied_plans or self.plans or self.plan) else None)
+
+    def save(self, path) -> None:
+        from studio.core.outputs import check_file
+
+        check_file(path)
+        d = self.to_dict()
+        d.setdefault("format", FORMAT)
+        d.setdefault("version", 1)
+        atomic_write_text(Path(path), json.dumps(d, indent=1))
+
+
+def make_recipe(model: dict, steps: list[dict], *, data: str | None = None,
+                output: str = "out/recipe-run") -> Recipe:
+    """A recipe from a model record (``ModelRequest.record()``) and step dicts, e.g.
+    ``{"plan": PLAN}`` or ``{"finetune": {...}}``."""
+    return Recipe.from_dict({"format": FORMAT, "version": 1, "model": model, "data": data,
+                             "steps": steps, "outputs": {"dir": output}})
+
+
+# -- running ---------------------------------------------------------------------------------
+def _inputs(recipe_path, req: ModelRequest) -> list:
+    out = [recipe_path, req.spec if Path(req.spec).exists() else None, req.weights]
+    return [p for p in out if p]
+
+
+def run_recipe(rec: Recipe, out_dir=None, *, trust: bool = False, code_root: str | None = None,
+               recipe_path=None, cancel: CancelToken | None = None) -> Events:
+    """Execute a recipe; returns its report. Only rank 0 writes (under torchrun). The
+    output folder is checked before any work starts."""
+    from studio.core import verbs
+    from studio.core.model.loader import load
+    from studio.core.outputs import check_folder
     from studio.core.plan.plan import Plan, validate
     from studio.core.plan.surgery import apply_plan
-    from studio.core.verbs import auto_plan, compute_scores
+    from studio.core.structure.counting import count_model
+    from studio.core.train.finetune import distributed
 
-    rec = validate_recipe(rec)
     rank, world = distributed()
     t0 = time.perf_counter()
-    req = model_request(rec["model"])
-    yield progress(0, 4, f"loading {req['spec']}")
-    lm0 = load_model(req["spec"], arch=req.get("arch"), trust=req.get("trust", False),
-                     pretrained=req.get("pretrained", False), input_size=req.get("input_size"))
-    s0 = map_structure(lm0)
-    data = None
-    if rec.get("data"):
-        data = load_data(rec["data"], lm0.input_size, num_classes=lm0.num_classes)
-        data.check_model(lm0.model, lm0.input_size)
+    req = rec.model.request(trust=trust, code_root=code_root)
+    out = Path(out_dir or rec.outputs.dir)
+    if rank == 0:
+        check_folder(out, _inputs(recipe_path, req))
+    steps = rec.all_steps()
+    total = len(steps) + 2
+    yield progress(0, total, f"loading {req.label}")
+    lm0 = load(req)
+    s0 = verbs.map_structure(lm0)
+    data = verbs.data_for(lm0, rec.data) if rec.data else None
     before = None
     if data is not None:
-        before = yield from evaluate(lm0.model, loader(data.val, 256), cancel=cancel)
-    history, metrics = None, []
-    lm = lm0
-    ft_cfg = FinetuneConfig(**(rec.get("finetune") or {"epochs": 0}))
-    yield progress(1, 4, "pruning")
-
-    def apply(lm, pd):
-        plan = Plan.from_dict(pd)
-        s = map_structure(lm)
-        validate(plan, s)
-        model = apply_plan(lm.model, s, plan)
-        return LoadedModel(model, lm.source, lm.name, lm.arch, lm.input_size,
-                           lm.plans + [plan.to_dict()])
-
-    for pd in rec.get("applied_plans") or []:  # what the session had applied already
-        lm = apply(lm, pd)
-    s_cur = map_structure(lm)
-    if len(_plans(rec)) > len(rec.get("applied_plans") or []):
-        for pd in _plans(rec)[len(rec.get("applied_plans") or []):]:
-            lm = apply(lm, pd)
-    elif rec.get("pipeline"):
-        t = rec.get("target") or {}
-        pc = dict(rec["pipeline"])
-        pc.setdefault("flops_target", t.get("flops", 0.5))
-        pc.setdefault("criterion", t.get("criterion", "l1"))
-        cfg = PipelineConfig.from_dict({**pc, "finetune": rec.get("finetune") or {}})
-        res = yield from run_pipeline(lm, data, cfg, cancel)
-        lm, history = res["model"], res["history"]
-        ft_cfg = FinetuneConfig(epochs=0)  # the pipeline spent the fine-tuning budget
-    elif rec.get("target"):
-        t = rec["target"]
-        crit = t.get("criterion", "l1")
-        scores = yield from compute_scores(lm, s_cur, crit, data, cancel=cancel)
-        plan = auto_plan(lm, s_cur, crit, flops_target=float(t["flops"]),
-                         scope=t.get("scope", "global"), round_to=int(t.get("round_to", 1)),
-                         protect=t.get("protect", ()), drop_blocks=t.get("drop_blocks", ()),
-                         scores=scores)
-        model = apply_plan(lm.model, s_cur, plan)
-        lm = LoadedModel(model, lm.source, lm.name, lm.arch, lm.input_size,
-                         lm.plans + [plan.to_dict()])
-    if ft_cfg.epochs and data is not None:
-        yield progress(2, 4, "fine-tuning")
-        teacher = lm0.model if ft_cfg.kd_weight > 0 else None
-        gen = finetune(lm.model, data, ft_cfg, teacher=teacher, cancel=cancel)
-        while True:
-            try:
-                ev = next(gen)
-            except StopIteration:
-                break
-            if ev.get("type") in ("step", "epoch"):
-                metrics.append(ev)
-            yield ev
+        before = (yield from verbs.evaluate(lm0, data, cancel=cancel))["top1"]
+    lm, metrics, history = lm0, [], None
+    for k, step in enumerate(steps, 1):
+        yield progress(k, total, f"step {k}/{len(steps)}: {step.kind}")
+        if step.plan is not None:
+            plan = Plan.from_dict(step.plan.model_dump(), f"recipe step {k}")
+            s = verbs.map_structure(lm)
+            validate(plan, s)
+            lm = lm.derive(apply_plan(lm.model, s, plan), plan)
+        elif step.target is not None:
+            t = step.target
+            s = verbs.map_structure(lm)
+            plan = yield from verbs.make_plan(
+                lm, s, t.criterion, data, batches=t.batches, cancel=cancel,
+                flops_target=t.flops, ratio=t.ratio, scope=t.scope, round_to=t.round_to,
+                protect=t.protect, drop_blocks=t.drop_blocks, seed=t.seed)
+            lm = lm.derive(apply_plan(lm.model, s, plan), plan)
+        elif step.pipeline is not None:
+            res = yield from verbs.run_pipeline(lm, data, step.pipeline, cancel)
+            lm, history = res.lm, res.history
+            metrics += res.metrics
+        else:
+            teacher = lm0 if step.finetune.kd_weight > 0 else None
+            tuned = yield from verbs.finetune(lm, data, step.finetune, teacher=teacher,
+                                              cancel=cancel, evaluate_first=False)
+            if tuned.lm is not None:
+                lm = tuned.lm
+            metrics += tuned.metrics
     after = None
     if data is not None:
-        after = yield from evaluate(lm.model, loader(data.val, 256), cancel=cancel)
-    yield progress(3, 4, "writing outputs")
-    from studio.core.structure.counting import count_model
-
+        after = yield from verbs.evaluate(lm, data, cancel=cancel)
+    yield progress(total - 1, total, "writing outputs")
     cost = count_model(lm.model, lm.input_size)
-    report = {"model": lm0.name, "data": rec.get("data"), "before": s0.original.as_dict(),
-              "after": cost.as_dict(), "top1_before": before and before["top1"],
+    report = {"model": lm0.name, "data": rec.data, "before": s0.original.as_dict(),
+              "after": cost.as_dict(), "top1_before": before,
               "top1_after": after and after["top1"], "top5_after": after and after["top5"],
               "plans_applied": len(lm.plans) - len(lm0.plans),
-              "pipeline": (rec.get("pipeline") or {}).get("pipeline"),
+              "steps": [s.kind for s in steps],
+              "pipeline": history and history.get("pipeline"),
               "seconds": time.perf_counter() - t0, "world_size": world}
     if data is not None and data.note:
         report["note"] = data.note
-    out = Path(out_dir or (rec.get("outputs") or {}).get("dir") or "out/recipe-run")
     if rank == 0:
-        extra = {"recipe.json": json.dumps(rec, indent=1),
+        extra = {"recipe.json": json.dumps(rec.to_dict(), indent=1),
                  "metrics.jsonl": "".join(json.dumps(e) + "\n" for e in metrics)}
         if history is not None:
-            extra["pipeline.json"] = json.dumps(_jsonable(history), indent=1)
-        new = report["plans_applied"]
-        # save_pruned appends the last plan to its parent's history
-        parent = LoadedModel(lm.model, lm.source, lm0.name, lm.arch, lm.input_size,
-                             lm.plans[:-1] if new else lm.plans, folder=lm0.folder)
-        save_pruned(out, parent, lm.model, Plan.from_dict(lm.plans[-1]) if new else None,
-                    report, extra)
+            from studio.core.model.saving import dumps
+
+            extra["pipeline.json"] = dumps(history)
+        verbs.save(out, lm, report=report, extra_files=extra)
     report["out"] = str(out)
     return report
-
-
-def _jsonable(o):
-    import numpy as np
-
-    if isinstance(o, dict):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    return o

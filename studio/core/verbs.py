@@ -1,25 +1,71 @@
-"""The studio's main verbs as plain functions: map a loaded model, plan, prune, report.
-The CLI calls these; the GUI will call the same."""
+"""The verbs: the one place where core steps are chained into what a user does -- open,
+score, plan, apply, evaluate, fine-tune, run a pipeline, analyse sensitivity, save and
+export. The CLI, the window and recipes call only these.
+
+Long verbs are generators of typed progress events (``studio.core.jobs``) that return a
+result record; none of them changes a model it is given: pruning and fine-tuning work on
+copies and return derived ``LoadedModel`` children.
+"""
 
 from __future__ import annotations
 
+import copy
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from torch import nn
 
-from studio.core.criteria import weights as crit
-from studio.core.structure.counting import build_cost_table
-from studio.core.train.data import loader
-from studio.core.criteria.activations import DATA_CRITERIA, pass_size, score_data
+from studio.core import criteria
 from studio.core.errors import LoadError, StudioError
-from studio.core.jobs import CancelToken, Events
-from studio.core.model.loader import LoadedModel
+from studio.core.jobs import CancelToken, Events, progress
+from studio.core.model.loader import LoadedModel, load
+from studio.core.model.request import ModelRequest
 from studio.core.plan.plan import Plan, predict, validate
 from studio.core.plan.selection import select
-from studio.core.structure.map import StructureMap
 from studio.core.plan.surgery import apply_plan
+from studio.core.structure.counting import build_cost_table, count_model
+from studio.core.structure.map import StructureMap
+
+score = criteria.score  # the one scoring path (a generator)
 
 
+# -- results --------------------------------------------------------------------------------
+@dataclass
+class Opened:
+    lm: LoadedModel
+    structure: StructureMap
+    scores: dict = field(default_factory=dict)  # criterion -> {group id: GroupScores}
+
+
+@dataclass
+class Applied:
+    lm: LoadedModel  # the pruned child
+    structure: StructureMap
+    scores: dict
+    report: dict
+    plan: Plan
+
+
+@dataclass
+class Tuned:
+    lm: LoadedModel | None  # the fine-tuned child (None: cancelled before any epoch ended)
+    report: dict
+    metrics: list  # step and epoch events, for metrics.jsonl
+    cancelled: bool
+
+
+@dataclass
+class PipelineRun:
+    lm: LoadedModel
+    structure: StructureMap
+    scores: dict
+    history: dict
+    cancelled: bool
+    metrics: list = field(default_factory=list)
+
+
+# -- open -----------------------------------------------------------------------------------
 def map_structure(lm: LoadedModel) -> StructureMap:
     """The structure map of a loaded model, or a one-line ``LoadError``."""
     try:
@@ -32,50 +78,85 @@ def map_structure(lm: LoadedModel) -> StructureMap:
                         ) from e
 
 
-ALL_CRITERIA = crit.CRITERIA + DATA_CRITERIA
+def open_model(req: ModelRequest, cancel: CancelToken | None = None) -> Events:
+    """Load, map and score (L1: cheap) -- what the window shows first. Returns ``Opened``."""
+    yield progress(0, 3, f"loading {req.label}")
+    lm = load(req)
+    if cancel is not None:
+        cancel.check()
+    yield progress(1, 3, "mapping groups, stages and blocks")
+    s = map_structure(lm)
+    if cancel is not None:
+        cancel.check()
+    yield progress(2, 3, "scoring (l1)")
+    sc = yield from score(lm.model, s, "l1")
+    return Opened(lm, s, {"l1": sc})
 
 
-def compute_scores(lm: LoadedModel, s: StructureMap, criterion: str, data=None, *,
-                   batches: int = 8, batch_size: int = 64, device="cpu",
-                   cancel: CancelToken | None = None, seed: int = 0) -> Events:
-    """Scores of any criterion; data-driven ones need ``data`` (a DataSource) and yield
-    progress per calibration batch."""
-    if criterion in crit.CRITERIA:
-        return crit.score(lm.model, s, criterion, seed=seed)
-    if criterion not in DATA_CRITERIA:
-        raise StudioError(f"unknown criterion '{criterion}' "
-                          f"(choose from {', '.join(ALL_CRITERIA)})")
-    if data is None:
-        raise StudioError(f"criterion '{criterion}' is data-driven: give --data SOURCE")
+def original_of(lm: LoadedModel, trust: bool = False) -> LoadedModel | None:
+    """The unpruned model ``lm`` was derived from, with its own weights (pretrained, a
+    weights file), or None when it cannot be reloaded (gone, or it would need consent)."""
+    if not lm.plans or not lm.origin:
+        return None
+    try:
+        req = ModelRequest(**lm.origin, trust=trust, from_file=lm.folder is not None)
+        req = req.replace(input_size=lm.input_size)
+        return load(req)
+    except (StudioError, ValueError):
+        return None
+
+
+def data_for(lm: LoadedModel, spec: str, *, seed: int = 0, download: bool = False):
+    """The data source ``spec`` for ``lm``'s input, checked against the model."""
+    from studio.core.train.data import load_data
+
+    data = load_data(spec, lm.input_size, num_classes=lm.num_classes, seed=seed,
+                     download=download)
     data.check_model(lm.model, lm.input_size)
-    # Read the images a pass at a time: the same images in the same order as batches of
-    # ``batch_size`` (one shuffled order), without holding a whole batch of large images.
-    step = min(batch_size, pass_size(s, criterion, device))
-    dl = loader(data.calibration, step, shuffle=True, seed=seed)
-    return (yield from score_data(lm.model, s, criterion, dl,
-                                  batches=-(-batches * batch_size // step), device=device,
-                                  cancel=cancel, seed=seed, pass_images=step))
+    return data
 
 
-def auto_plan(lm: LoadedModel, s: StructureMap, criterion: str = crit.DEFAULT, *,
+# -- plan ----------------------------------------------------------------------------------
+def auto_plan(lm: LoadedModel, s: StructureMap, criterion: str = criteria.DEFAULT, *,
               ratio: float | None = None, flops_target: float | None = None,
               scope: str = "global", round_to: int = 1, protect=(), drop_blocks=(),
               seed: int = 0, scores=None) -> Plan:
     """Select to a ratio or FLOPs target by ``scores`` (computed with a parameter-driven
     ``criterion`` when not given)."""
+    criteria.check(criterion)
     for b in drop_blocks:  # check blocks before spending time on scores
         if b not in s.block_index:
             raise StudioError(f"unknown residual block '{b}'")
     if scores is None:
-        if criterion not in crit.CRITERIA:
+        if criteria.needs_data(criterion):
             raise StudioError(f"criterion '{criterion}' is data-driven: compute its scores "
-                              f"first (compute_scores)")
-        scores = crit.score(lm.model, s, criterion, seed=seed)
+                              f"first (verbs.score)", fix="data")
+        from studio.core.jobs import run
+
+        scores = run(score(lm.model, s, criterion, seed=seed))
     return select(s, scores, ratio=ratio, flops_target=flops_target, scope=scope,
                   round_to=round_to, protect=protect, drop_blocks=drop_blocks,
                   meta={"criterion": criterion, "seed": seed})
 
 
+def make_plan(lm: LoadedModel, s: StructureMap, criterion: str = criteria.DEFAULT,
+              data=None, *, batches: int = 8, batch_size: int = 64, device="cpu",
+              cancel: CancelToken | None = None, **selection) -> Events:
+    """Score with any criterion (data-driven ones on ``data``), then select. Returns the
+    plan."""
+    for b in selection.get("drop_blocks", ()):  # fail before the scores, not after
+        if b not in s.block_index:
+            raise StudioError(f"unknown residual block '{b}'")
+    sc = yield from score(lm.model, s, criterion, data, batches=batches,
+                          batch_size=batch_size, device=device,
+                          seed=selection.get("seed", 0), cancel=cancel)
+    plan = auto_plan(lm, s, criterion, scores=sc, **selection)
+    if data is not None and criteria.needs_data(criterion):
+        plan.meta.update(data=data.name, batches=batches)
+    return plan
+
+
+# -- apply ---------------------------------------------------------------------------------
 def prune(lm: LoadedModel, s: StructureMap, plan: Plan) -> tuple[nn.Module, dict]:
     """Physically prune a copy of ``lm.model``; returns it with its report."""
     t0 = time.perf_counter()
@@ -83,6 +164,22 @@ def prune(lm: LoadedModel, s: StructureMap, plan: Plan) -> tuple[nn.Module, dict
     report = build_report(lm, s, plan, pruned)
     report["surgery_seconds"] = round(time.perf_counter() - t0, 3)
     return pruned, report
+
+
+def apply(lm: LoadedModel, s: StructureMap, plan: Plan,
+          cancel: CancelToken | None = None) -> Events:
+    """Prune, then map and score the child (what the window shows next). Returns
+    ``Applied``."""
+    yield progress(0, 3, "pruning (surgery)")
+    pruned, report = prune(lm, s, plan)
+    child = lm.derive(pruned, plan)
+    if cancel is not None:
+        cancel.check()
+    yield progress(1, 3, "mapping the pruned model")
+    s2 = map_structure(child)
+    yield progress(2, 3, "scoring (l1)")
+    sc = yield from score(pruned, s2, "l1")
+    return Applied(child, s2, {"l1": sc}, report, plan)
 
 
 def _change(before: int, after: int) -> float:
@@ -117,3 +214,156 @@ def build_report(lm: LoadedModel, s: StructureMap, plan: Plan, pruned: nn.Module
                  "meta": plan.meta},
         "layers": layers,
     }
+
+
+# -- evaluate ------------------------------------------------------------------------------
+def evaluate(lm: LoadedModel, data, *, baseline: LoadedModel | None = None,
+             latency: bool = False, latency_batch: int = 16, threads: int | None = None,
+             device="cpu", batch_size: int = 128, cancel: CancelToken | None = None) -> Events:
+    """Top-1/top-5/loss of ``lm`` (and of ``baseline``) on the validation split, their
+    cost, the change, and -- with ``latency`` -- measured latency side by side."""
+    from studio.core.train.data import loader
+    from studio.core.train.evaluate import compare_latency, measure_latency
+    from studio.core.train.evaluate import evaluate as run_eval
+
+    val = loader(data.val, batch_size)
+    cost = count_model(lm.model, lm.input_size)
+    res = {"model": lm.name, "data": data.name,
+           **(yield from run_eval(lm.model, val, device, cancel)), **cost.as_dict()}
+    if data.note:
+        res["note"] = data.note
+    if baseline is not None:
+        b = yield from run_eval(baseline.model, val, device, cancel)
+        bt = count_model(baseline.model, lm.input_size)
+        res["baseline"] = {"model": baseline.name, **b, **bt.as_dict()}
+        res["change"] = {"top1": res["top1"] - b["top1"], "top5": res["top5"] - b["top5"],
+                         "params_ratio": res["params"] / bt.params,
+                         "flops_ratio": res["flops"] / bt.flops}
+    if latency:
+        yield progress(0, 1, "measuring latency")
+        kw = dict(batch_sizes=(1, latency_batch), device=device, threads=threads)
+        if baseline is not None:
+            res["latency"] = compare_latency(baseline.model, lm.model, lm.input_size,
+                                             res["change"]["flops_ratio"], **kw)
+        else:
+            res["latency"] = measure_latency(lm.model, lm.input_size, **kw)
+    return res
+
+
+# -- fine-tune ------------------------------------------------------------------------------
+def finetune(lm: LoadedModel, data, cfg, *, teacher: LoadedModel | None = None,
+             cancel: CancelToken | None = None, evaluate_first: bool = True) -> Events:
+    """Fine-tune a copy of ``lm`` (with ``teacher`` distilling when ``cfg.kd_weight`` > 0).
+    Returns ``Tuned``: the child holds the best epoch's weights. A cancel returns
+    ``cancelled`` with the partial child (or None before the first epoch ended) -- the
+    caller decides whether to keep it."""
+    from studio.core.train.data import loader
+    from studio.core.train.evaluate import evaluate as run_eval
+    from studio.core.train.evaluate import pick_device
+    from studio.core.train.finetune import finetune as train
+
+    if cfg.epochs < 1:
+        raise StudioError(f"fine-tuning needs at least one epoch (got {cfg.epochs})")
+    model = copy.deepcopy(lm.model)
+    before = None
+    if evaluate_first:
+        before = yield from run_eval(model, loader(data.val, 256), pick_device(cfg.device),
+                                     cancel)
+    metrics: list = []
+    from studio.core.jobs import record
+
+    use_teacher = teacher.model if (teacher is not None and cfg.kd_weight > 0) else None
+    result = yield from record(train(model, data, cfg, teacher=use_teacher, cancel=cancel),
+                               metrics)
+    best = result["best"]
+    epochs_done = len(result["history"])
+    report = {"model": lm.name, "data": data.name, "before": before,
+              "after": ({"top1": best["top1"], "top5": best.get("top5"),
+                         "loss": best.get("loss"), "best_epoch": best["epoch"]}
+                        if epochs_done else None),
+              "last_epoch": result["history"][-1] if epochs_done else None,
+              "epochs_done": epochs_done, "cost": count_model(model, lm.input_size).as_dict(),
+              "world_size": result["world_size"], "device": result["device"],
+              "config": result["config"], "teacher": teacher.name if use_teacher else None,
+              "cancelled": result["cancelled"], "seconds": result["seconds"]}
+    if data.note:
+        report["note"] = data.note
+    child = lm.derive(model, None, "fine-tuned") if epochs_done else None
+    return Tuned(child, report, metrics, result["cancelled"])
+
+
+# -- pipelines ------------------------------------------------------------------------------
+def run_pipeline(lm: LoadedModel, data, cfg, cancel: CancelToken | None = None) -> Events:
+    """Run a pipeline on ``lm``; returns ``PipelineRun`` (its child mapped and scored).
+    ``cancelled`` marks a partial result (the last finished round, the best candidate so
+    far, not fine-tuned)."""
+    from studio.core.jobs import record
+    from studio.core.pipelines import run_pipeline as run
+
+    metrics: list = []
+    res = yield from record(run(lm, data, cfg, cancel), metrics)
+    child = res["model"]
+    s2 = map_structure(child)
+    sc = yield from score(child.model, s2, "l1")
+    return PipelineRun(child, s2, {"l1": sc}, res["history"], res["cancelled"], metrics)
+
+
+def sensitivity(lm: LoadedModel, data, cfg, flops_target: float | None = None,
+                cancel: CancelToken | None = None) -> Events:
+    """The sensitivity analysis (JSON-ready), with the plan it suggests for
+    ``flops_target`` under ``"plan"`` (a ``Plan``) when one is given."""
+    from studio.core.pipelines.sensitivity import analyse, suggest_ratios
+
+    s, sc, res = yield from analyse(lm, data, cfg, cancel)
+    if flops_target is not None:
+        res["plan"] = suggest_ratios(s, sc, res, flops_target)
+        res["suggested"] = res["plan"].meta["ratios"]
+    return res
+
+
+# -- save and export ------------------------------------------------------------------------
+def save(out, lm: LoadedModel, *, plan: Plan | None = None, report: dict | None = None,
+         extra_files: dict[str, str] | None = None, model: nn.Module | None = None) -> Path:
+    """Write ``lm`` (or ``model``, ``lm`` after ``plan``) as a studio folder."""
+    from studio.core.model.saving import save_pruned
+
+    if model is None:
+        if plan is not None:
+            raise StudioError("save: a plan needs the pruned model it produced")
+        # a child carries its own plans already: save it as a model of its parent
+        return save_pruned(out, _parent_view(lm), lm.model, _last_plan(lm), report or {},
+                           extra_files)
+    return save_pruned(out, lm, model, plan, report or {}, extra_files)
+
+
+def _last_plan(lm: LoadedModel) -> Plan | None:
+    return Plan.from_dict(lm.plans[-1]) if lm.plans else None
+
+
+def _parent_view(lm: LoadedModel) -> LoadedModel:
+    """``lm`` with its last plan taken off (save_pruned appends the plan it is given)."""
+    view = copy.copy(lm)
+    view.plans = list(lm.plans[:-1])
+    return view
+
+
+def export_onnx(lm: LoadedModel, path) -> dict:
+    from studio.core.export.onnx import export_onnx as export
+
+    return export(lm.model, lm.input_size, path, inputs=_inputs_of(lm))
+
+
+def _inputs_of(lm: LoadedModel) -> list:
+    """Files an export must never overwrite."""
+    out = [lm.folder]
+    if lm.request is not None and Path(lm.request.spec).exists():
+        out.append(lm.request.spec)
+    if lm.origin and lm.origin.get("weights"):
+        out.append(lm.origin["weights"])
+    return [p for p in out if p]
+
+
+__all__ = ["Applied", "Opened", "PipelineRun", "Tuned", "apply", "auto_plan",
+           "build_report", "data_for", "evaluate", "finetune", "make_plan", "map_structure",
+           "open_model", "original_of", "prune", "run_pipeline", "save", "score",
+           "sensitivity"]

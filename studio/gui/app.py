@@ -12,11 +12,19 @@ import sys
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="pruning-studio gui", description="Open the studio window.")
-    ap.add_argument("model", nargs="?", default="demo", help="model to open (default: demo)")
+    ap.add_argument("model", nargs="?", default="demo",
+                    help="model to open: architecture, timm:NAME, FILE.py:NAME, a checkpoint "
+                    "or a folder (default: demo)")
     ap.add_argument("--arch", help="architecture of a state_dict checkpoint")
+    ap.add_argument("--weights", metavar="FILE", help="a state_dict for the architecture")
+    ap.add_argument("--model-args", metavar="JSON", help="arguments of the model's class")
+    ap.add_argument("--pretrained", action="store_true")
+    ap.add_argument("--trust", action="store_true",
+                    help="allow the model file to run code (pickles, code a folder names)")
     ap.add_argument("--input-size", metavar="C,H,W")
     ap.add_argument("--data", help="data source for evaluation, data criteria, fine-tuning")
     ap.add_argument("--screenshot", metavar="FILE.png", help="save a PNG of the window, exit")
+    ap.add_argument("--size", default="1600x1000", help="window size for --screenshot")
     ap.add_argument("--flops-target", type=float, help="auto-select to this FLOPs share first")
     ap.add_argument("--focus", help="group to focus (for screenshots)")
     ap.add_argument("--tour", action="store_true", help=argparse.SUPPRESS)  # docs screenshots
@@ -25,6 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-restore", action="store_true", help="ignore a recovery file")
     ap.add_argument("--debug", action="store_true")
     return ap
+
+
+def _request(a):
+    from studio.core.model.request import ModelRequest
+
+    args = json.loads(a.model_args) if a.model_args else {}
+    return ModelRequest(spec=a.model, arch=a.arch, weights=a.weights, pretrained=a.pretrained,
+                        model_args=args, input_size=a.input_size, trust=a.trust)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["PRUNING_STUDIO_HOME"] = tempfile.mkdtemp(prefix="studio-shot-")
         if not os.environ.get("DISPLAY") and sys.platform.startswith("linux"):
             os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    try:
+        req = _request(a)
+    except ValueError as e:
+        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
     import pyqtgraph as pg
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication, QMessageBox
@@ -45,74 +66,68 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Pruning Studio")
     app.setOrganizationName("PruningStudio")
+    from studio.gui.errors import enable_crash_log, install_excepthook
     from studio.gui.mainwindow import MainWindow
+    from studio.gui.recovery import studio_home
 
+    enable_crash_log(studio_home())
     win = MainWindow()
+    install_excepthook(win)
     app.aboutToQuit.connect(win.jobs.wait_all)
-    win.session.data_spec = a.data
-    req = {"spec": a.model, "arch": a.arch, "input_size": a.input_size}
+    win.session.set_data(a.data)
     if a.screenshot:
         return _screenshot(app, win, req, a)
     win.show()
-    recovery = win.recovery_file()
-    if recovery.exists() and not a.no_restore:
-        try:
-            snap = json.loads(recovery.read_text())
-        except (OSError, json.JSONDecodeError):
-            snap = None
-        if snap and QMessageBox.question(
-                win, "Restore session?", "Pruning Studio did not close cleanly last time. "
-                "Restore the model and the plan you were editing?") == QMessageBox.Yes:
-            QTimer.singleShot(0, lambda: win.restore(snap))
-            return app.exec()
+    snap = None if a.no_restore else win.recovery.pending()
+    if snap and QMessageBox.question(
+            win, "Restore session?", "Pruning Studio did not close cleanly last time. "
+            "Restore the models and the plan you were working on?") == QMessageBox.Yes:
+        QTimer.singleShot(0, lambda: win.recovery.restore(snap))
+        return app.exec()
+    win.recovery.clear()
     QTimer.singleShot(0, lambda: win.load(req))  # paint first, then load
     return app.exec()
 
 
 def _screenshot(app, win, req, a) -> int:
-    """Load synchronously (same core calls as the worker), render, grab, exit."""
-    from studio.core import jobs
-    from studio.core.jobs import CancelToken
-    from studio.gui.mainwindow import load_job
+    """Load synchronously (the same verb as the job), render, grab, exit."""
+    import time
 
-    win.resize(1600, 1000)
+    from studio.core import verbs
+    from studio.core.jobs import run
+
+    w, h = (int(v) for v in a.size.lower().split("x"))
+    win.resize(w, h)
     win.show()
     app.processEvents()
-    lm, s, scores = jobs.run(load_job(req, trust=False)(CancelToken()))
-    win.session.set_model(lm, s, scores)
+    opened = run(verbs.open_model(req))
+    win.session.set_model(opened.lm, opened.structure, opened.scores)
+
+    def wait(job):
+        while job is not None and win.jobs.busy():
+            app.processEvents()
+            time.sleep(0.01)
+
     if a.flops_target:
         win.autoselect.slider.setValue(int(round(a.flops_target * 100)))
         win.autoselect.run(merge=False)
     if a.tour:  # the real jobs, as a user would run them: prune, fine-tune, evaluate, time
-        import time
-
         from studio.core.train.finetune import FinetuneConfig
 
-        def wait(job):
-            while job is not None and win.jobs.busy():
-                app.processEvents()
-                time.sleep(0.01)
-
-        win.session.data_spec = win.session.data_spec or "demo"
-        wait(win.apply_plan() or win._current_job)
+        win.session.set_data(win.session.data_spec or "demo")
+        wait(win.apply_plan())
         wait(win.finetune(FinetuneConfig(epochs=5, log_every=2, kd_weight=0.5)))
-        wait(win.evaluate() or win._current_job)
-        wait(win.measure_latency() or win._current_job)
+        wait(win.evaluate())
+        wait(win.measure_latency())
         win.autoselect.slider.setValue(60)
         win.autoselect.run(merge=False)
     if a.pipeline:
-        import time
-
-        win.session.data_spec = win.session.data_spec or "demo"
+        win.session.set_data(win.session.data_spec or "demo")
         cfg = win.pipeline.config()
         cfg.pipeline, cfg.candidates, cfg.generations = a.pipeline, 8, 3
         cfg.finetune.epochs = 3
-        i = win.pipeline.mode.findData(a.pipeline)
-        win.pipeline.mode.setCurrentIndex(i)
-        job = win.run_pipeline(cfg)
-        while job is not None and win.jobs.busy():
-            app.processEvents()
-            time.sleep(0.01)
+        win.pipeline.mode.setCurrentIndex(win.pipeline.mode.findData(a.pipeline))
+        wait(win.run_pipeline(cfg))
     if a.focus:
         win.session.set_focus(a.focus)
     if a.show in win.docks:
@@ -121,5 +136,7 @@ def _screenshot(app, win, req, a) -> int:
         app.processEvents()
     win.grab().save(a.screenshot)
     print(f"wrote {a.screenshot}")
+    win.session.exported = True
+    win.session.undo_stack.setClean()
     win.close()
     return 0

@@ -1,9 +1,17 @@
-"""Dialogs: open a model from any source the core loader accepts, fine-tune settings, and
-an error box with expandable details."""
+"""Dialogs: open a model from any source the core accepts (a catalogue of torchvision and
+timm architectures with search, a file, the user's own code, the demo), pick the
+architecture of a dropped checkpoint, fine-tune settings, consent to run code, and an error
+box with expandable details."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from PySide6.QtCore import QSortFilterProxyModel, Qt
+from PySide6.QtGui import QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -12,102 +20,298 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QHeaderView,
+    QLabel,
     QLineEdit,
+    QListWidget,
     QMessageBox,
     QPushButton,
     QSpinBox,
+    QTableView,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from studio.core.model.request import ModelRequest
 
-def error_box(parent, title: str, message: str, details: str = "") -> None:
+
+def error_box(parent, title: str, message: str, details: str = "") -> QMessageBox:
     box = QMessageBox(QMessageBox.Warning, title, message, QMessageBox.Ok, parent)
     if details:
         box.setDetailedText(details)
     box.open()  # non-blocking: the window keeps running
+    return box
 
 
 def ask_trust(parent, path: str, reason: str) -> bool:
-    msg = (f"{path} is a pickled Python model, not plain weights.\n\n"
-           f"Unpickling can run arbitrary code hidden in the file. Load it only if you "
-           f"trust where it came from.\n\n{reason}")
-    r = QMessageBox.question(parent, "Trust this file?", msg,
+    msg = (f"{path}\n\n{reason}.\n\nLoading it runs Python code from it (unpickling, or "
+           f"importing model code), which can do anything your user account can. Load it "
+           f"only if you trust where it came from.")
+    r = QMessageBox.question(parent, "Run code from this file?", msg,
                              QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
     return r == QMessageBox.Yes
 
 
-class OpenDialog(QDialog):
-    """Returns a load request: ``{"spec", "arch", "pretrained", "input_size"}``."""
+def _args(text: str) -> dict:
+    text = text.strip()
+    if not text:
+        return {}
+    v = json.loads(text)
+    if not isinstance(v, dict):
+        raise ValueError('model arguments are a JSON object, e.g. {"num_classes": 10}')
+    return v
 
-    def __init__(self, archs: list[str], parent=None):
+
+class OpenDialog(QDialog):
+    """Returns a ``ModelRequest`` (``request()``), or raises ``ValueError`` with the reason
+    when the fields do not make one."""
+
+    def __init__(self, archs: list[str], parent=None, timm_names=None):
         super().__init__(parent)
         self.setWindowTitle("Open model")
+        self.resize(720, 520)
         self.tabs = QTabWidget()
-        # torchvision
-        tv = QWidget()
-        f = QFormLayout(tv)
-        self.arch = QComboBox()
-        self.arch.setEditable(True)
-        self.arch.addItems(archs)
-        self.arch.setCurrentText("resnet18")
-        self.size = QLineEdit("3,224,224")
-        self.pretrained = QCheckBox("torchvision's pretrained weights (cache, then download)")
-        f.addRow("Architecture", self.arch)
-        f.addRow("Input size C,H,W", self.size)
-        f.addRow("", self.pretrained)
-        self.tabs.addTab(tv, "torchvision")
-        # file
-        fw = QWidget()
-        ff = QFormLayout(fw)
-        row = QHBoxLayout()
-        self.path = QLineEdit(placeholderText="checkpoint (.pt/.pth) or a pruned model folder")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse)
-        row.addWidget(self.path, 1)
-        row.addWidget(browse)
-        self.file_arch = QComboBox()
-        self.file_arch.setEditable(True)
-        self.file_arch.addItems(["(whole model or pruned folder)", "demo"] + archs)
-        self.file_size = QLineEdit(placeholderText="default of the architecture")
-        ff.addRow("File", row)
-        ff.addRow("Architecture (state_dict)", self.file_arch)
-        ff.addRow("Input size C,H,W", self.file_size)
-        self.tabs.addTab(fw, "File")
-        # demo
+        self.tabs.addTab(self._catalogue(archs, timm_names or []), "Architectures")
+        self.tabs.addTab(self._file_tab(archs), "Checkpoint or folder")
+        self.tabs.addTab(self._code_tab(), "Your code")
         dw = QWidget()
-        QVBoxLayout(dw).addWidget(QPushButton("The demo: ResNet-20 trained on handwritten "
-                                              "digits (98.6% top-1)", clicked=self._demo))
+        dl = QVBoxLayout(dw)
+        dl.addWidget(QLabel("A ResNet-20 trained on real handwritten digits (scikit-learn's "
+                            "8×8 digits, 98.6% top-1). It opens in a second and fine-tunes "
+                            "on a laptop CPU."))
+        dl.addWidget(QPushButton("Open the demo", clicked=self._demo))
+        dl.addStretch(1)
         self.tabs.addTab(dw, "Demo")
-        bb = QDialogButtonBox(QDialogButtonBox.Open | QDialogButtonBox.Cancel)
-        bb.accepted.connect(self.accept)
-        bb.rejected.connect(self.reject)
+        self.size = QLineEdit(placeholderText="C,H,W (default: the model's own)")
+        self.bb = QDialogButtonBox(QDialogButtonBox.Open | QDialogButtonBox.Cancel)
+        self.bb.accepted.connect(self.accept)
+        self.bb.rejected.connect(self.reject)
+        form = QFormLayout()
+        form.addRow("Input size", self.size)
         lay = QVBoxLayout(self)
         lay.addWidget(self.tabs)
-        lay.addWidget(bb)
+        lay.addLayout(form)
+        lay.addWidget(self.bb)
         self._demo_chosen = False
+
+    # -- tabs ---------------------------------------------------------------------------
+    def _catalogue(self, archs, timm_names) -> QWidget:
+        w = QWidget()
+        self.cat_model = QStandardItemModel(0, 2)
+        self.cat_model.setHorizontalHeaderLabels(["Architecture", "Library"])
+        for a in archs:
+            self.cat_model.appendRow([QStandardItem(a), QStandardItem("torchvision")])
+        for n in timm_names:
+            self.cat_model.appendRow([QStandardItem(f"timm:{n}"), QStandardItem("timm")])
+        self.cat_proxy = QSortFilterProxyModel(self)
+        self.cat_proxy.setSourceModel(self.cat_model)
+        self.cat_proxy.setFilterKeyColumn(0)
+        self.cat_proxy.setFilterCaseSensitivity(Qt.CaseInsensitive)
+        self.search = QLineEdit(placeholderText="Search: resnet, mobilenet, timm:efficientnet …")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(self.cat_proxy.setFilterFixedString)
+        self.cat = QTableView()
+        self.cat.setModel(self.cat_proxy)
+        self.cat.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.cat.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.cat.verticalHeader().setVisible(False)
+        self.cat.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.cat.doubleClicked.connect(lambda _i: self.accept())
+        self.pretrained = QCheckBox("Pretrained weights (local cache first, then download)")
+        self.cat_args = QLineEdit(placeholderText='arguments as JSON, e.g. {"num_classes": 10}')
+        lay = QVBoxLayout(w)
+        lay.addWidget(self.search)
+        lay.addWidget(self.cat, 1)
+        lay.addWidget(self.pretrained)
+        lay.addWidget(self.cat_args)
+        self.select_arch("resnet18")
+        return w
+
+    def select_arch(self, name: str) -> None:
+        items = self.cat_model.findItems(name, Qt.MatchExactly, 0)
+        if items:
+            idx = self.cat_proxy.mapFromSource(items[0].index())
+            self.cat.selectRow(idx.row())
+            self.cat.scrollTo(idx)
+
+    def _file_tab(self, archs) -> QWidget:
+        w = QWidget()
+        f = QFormLayout(w)
+        row = QHBoxLayout()
+        self.path = QLineEdit(placeholderText="checkpoint (.pt/.pth/.safetensors) or a "
+                                              "folder written by the studio")
+        browse = QPushButton("File…", clicked=self._browse)
+        folder = QPushButton("Folder…", clicked=self._browse_folder)
+        row.addWidget(self.path, 1)
+        row.addWidget(browse)
+        row.addWidget(folder)
+        self.file_arch = QComboBox()
+        self.file_arch.setEditable(True)
+        self.file_arch.addItems(["(a whole pickled model, or a studio folder)", "demo"] + archs)
+        f.addRow("File", row)
+        f.addRow("Architecture (for a state_dict)", self.file_arch)
+        f.addRow(QLabel("A state_dict needs its architecture: a torchvision name, "
+                        "timm:NAME, or FILE.py:NAME."))
+        return w
+
+    def _code_tab(self) -> QWidget:
+        w = QWidget()
+        f = QFormLayout(w)
+        row = QHBoxLayout()
+        self.code_file = QLineEdit(placeholderText="models/resnet.py")
+        row.addWidget(self.code_file, 1)
+        row.addWidget(QPushButton("Browse…", clicked=self._browse_code))
+        self.code_entry = QComboBox()
+        self.code_entry.setEditable(True)
+        self.code_args = QLineEdit(placeholderText='{"num_classes": 10}')
+        self.code_weights = QLineEdit(placeholderText="optional: a state_dict for it")
+        f.addRow("Python file", row)
+        f.addRow("Class or function", self.code_entry)
+        f.addRow("Arguments (JSON)", self.code_args)
+        f.addRow("Weights file", self.code_weights)
+        f.addRow(QLabel("The file runs when the model is built (you chose it). Its folder "
+                        "goes on the import path, so its sibling modules import."))
+        self.code_file.editingFinished.connect(self._list_entries)
+        return w
 
     def _browse(self) -> None:
         p, _ = QFileDialog.getOpenFileName(self, "Checkpoint", "",
-                                           "PyTorch files (*.pt *.pth *.ckpt *.bin);;All (*)")
+                                           "PyTorch files (*.pt *.pth *.ckpt *.bin "
+                                           "*.safetensors);;All (*)")
         if p:
             self.path.setText(p)
+
+    def _browse_folder(self) -> None:
+        p = QFileDialog.getExistingDirectory(self, "Folder written by the studio")
+        if p:
+            self.path.setText(p)
+
+    def _browse_code(self) -> None:
+        p, _ = QFileDialog.getOpenFileName(self, "Model code", "", "Python (*.py)")
+        if p:
+            self.code_file.setText(p)
+            self._list_entries()
+
+    def _list_entries(self) -> None:
+        from studio.core.errors import StudioError
+        from studio.core.model.usercode import entries
+
+        p = self.code_file.text().strip()
+        if not p or not Path(p).is_file():
+            return
+        try:
+            names = entries(p)
+        except StudioError:
+            names = []
+        self.code_entry.clear()
+        self.code_entry.addItems(names)
 
     def _demo(self) -> None:
         self._demo_chosen = True
         self.accept()
 
-    def request(self) -> dict:
-        if self._demo_chosen or self.tabs.currentIndex() == 2:
-            return {"spec": "demo"}
-        if self.tabs.currentIndex() == 0:
-            return {"spec": self.arch.currentText().strip(), "input_size": self.size.text(),
-                    "pretrained": self.pretrained.isChecked()}
-        arch = self.file_arch.currentText()
-        return {"spec": self.path.text().strip(),
-                "arch": None if arch.startswith("(") else arch,
-                "input_size": self.file_size.text().strip() or None}
+    def request(self) -> ModelRequest:
+        size = self.size.text().strip() or None
+        tab = self.tabs.currentIndex()
+        if self._demo_chosen or tab == 3:
+            return ModelRequest(spec="demo", input_size=size)
+        if tab == 0:
+            idx = self.cat.currentIndex()
+            if not idx.isValid():
+                raise ValueError("choose an architecture in the list")
+            name = self.cat_proxy.index(idx.row(), 0).data()
+            return ModelRequest(spec=name, pretrained=self.pretrained.isChecked(),
+                                model_args=_args(self.cat_args.text()), input_size=size)
+        if tab == 1:
+            p = self.path.text().strip()
+            if not p:
+                raise ValueError("give a checkpoint file or a folder")
+            arch = self.file_arch.currentText().strip()
+            return ModelRequest(spec=p, arch=None if arch.startswith("(") else arch,
+                                input_size=size)
+        f, e = self.code_file.text().strip(), self.code_entry.currentText().strip()
+        if not f or not e:
+            raise ValueError("give the Python file and the class or function in it")
+        return ModelRequest(spec=f"{f}:{e}", model_args=_args(self.code_args.text()),
+                            weights=self.code_weights.text().strip() or None, input_size=size)
+
+
+def guess_archs(path: str, archs: list[str]) -> list[str]:
+    """Architectures ordered by how well their name matches the file name (the guess
+    first)."""
+    stem = Path(path).name.lower()
+    hits = sorted((a for a in archs if a.lower() in stem), key=len, reverse=True)
+    return hits + [a for a in archs if a not in hits]
+
+
+class ArchPicker(QDialog):
+    """The architecture of a dropped state_dict: a searchable list, the guess first."""
+
+    def __init__(self, path: str, archs: list[str], parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Architecture of this checkpoint")
+        self.list = QListWidget()
+        self.list.addItems(guess_archs(path, archs))
+        self.list.setCurrentRow(0)
+        self.list.itemDoubleClicked.connect(lambda _i: self.accept())
+        self.filter = QLineEdit(placeholderText="Search, or type timm:NAME / FILE.py:NAME")
+        self.filter.textChanged.connect(self._filter)
+        bb = QDialogButtonBox(QDialogButtonBox.Open | QDialogButtonBox.Cancel)
+        bb.accepted.connect(self.accept)
+        bb.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addWidget(QLabel(f"{Path(path).name} holds weights only. Which architecture are "
+                             f"they for? (Cancel if it is a whole pickled model.)"))
+        lay.addWidget(self.filter)
+        lay.addWidget(self.list)
+        lay.addWidget(bb)
+
+    def _filter(self, text: str) -> None:
+        first = None
+        for i in range(self.list.count()):
+            it = self.list.item(i)
+            hide = text.lower() not in it.text().lower()
+            it.setHidden(hide)
+            if not hide and first is None:
+                first = i
+        if first is not None:
+            self.list.setCurrentRow(first)
+
+    def arch(self) -> str | None:
+        typed = self.filter.text().strip()
+        if typed and (":" in typed):
+            return typed
+        it = self.list.currentItem()
+        return it.text() if it is not None and not it.isHidden() else (typed or None)
+
+
+class CodeEntryPicker(QDialog):
+    """NAME for a dropped ``.py`` file: its classes and functions (read without running)."""
+
+    def __init__(self, path: str, names: list[str], parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Which model in this file?")
+        self.list = QListWidget()
+        self.list.addItems(names)
+        self.list.setCurrentRow(0)
+        self.list.itemDoubleClicked.connect(lambda _i: self.accept())
+        self.args = QLineEdit(placeholderText='arguments as JSON, e.g. {"num_classes": 10}')
+        bb = QDialogButtonBox(QDialogButtonBox.Open | QDialogButtonBox.Cancel)
+        bb.accepted.connect(self.accept)
+        bb.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addWidget(QLabel(f"Classes and functions defined in {Path(path).name} "
+                             f"(nn.Module classes first). Opening it runs the file."))
+        lay.addWidget(self.list)
+        lay.addWidget(self.args)
+        lay.addWidget(bb)
+
+    def request(self, path: str) -> ModelRequest:
+        it = self.list.currentItem()
+        if it is None:
+            raise ValueError("the file defines no class or function")
+        return ModelRequest(spec=f"{path}:{it.text()}", model_args=_args(self.args.text()))
 
 
 class FinetuneDialog(QDialog):
@@ -136,3 +340,11 @@ class FinetuneDialog(QDialog):
         bb.accepted.connect(self.accept)
         bb.rejected.connect(self.reject)
         f.addRow(bb)
+
+    def config(self):
+        from studio.core.train.finetune import FinetuneConfig
+
+        return FinetuneConfig(epochs=self.epochs.value(), lr=self.lr.value(),
+                              optimizer=self.opt.currentText(),
+                              label_smoothing=self.smooth.value(),
+                              kd_weight=0.5 if self.kd.isChecked() else 0.0)

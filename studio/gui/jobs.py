@@ -1,5 +1,9 @@
-"""Background jobs: a core generator in a superqt thread worker, with progress, cancel and
-errors that reach the GUI thread. Only one job that changes the model runs at a time.
+"""Background jobs: a core verb (a generator) in a superqt thread worker, with progress,
+pause, cancel and errors that reach the GUI thread. Only one job that changes the model runs
+at a time.
+
+A job gets plain data when it starts (a request, a plan, a config, models that nobody
+mutates) and hands its result back by signal; it never touches a Qt object or the session.
 
 Threads and OpenMP: every thread that runs parallel torch ops owns a GNU OpenMP team for as
 long as it lives, and once a process holds more team threads than cores, libgomp stops
@@ -59,24 +63,29 @@ class Job(QObject):
     progress = Signal(str, int, int)  # what, step, total
     event = Signal(dict)  # every event the generator yields
     finished = Signal(object)  # the generator's return value
-    failed = Signal(str, str)  # one-line message, details
+    failed = Signal(str, str, object)  # one-line message, details, the exception
     cancelled = Signal()
     done = Signal()  # after finished/failed/cancelled
 
-    def __init__(self, name: str, gen_factory, mutates: bool, parent=None):
+    def __init__(self, name: str, verb, args: tuple, kwargs: dict, mutates: bool,
+                 parent=None):
         super().__init__(parent)
         self.name, self.mutates = name, mutates
         self.token = CancelToken()
-        self._factory = gen_factory
+        self.result = None
+        self.error: BaseException | None = None
+        self._call = (verb, args, kwargs)
         self.worker = None
         self._running = False  # from start() until done: the thread may not have begun yet
 
     def start(self) -> None:
-        def body():
+        verb, args, kwargs = self._call
+        token = self.token
+
+        def body():  # runs in the worker thread: plain data in, plain data out
             torch.set_num_threads(worker_threads())
             try:
-                gen = self._factory(self.token)
-                return (yield from gen)
+                return (yield from verb(*args, cancel=token, **kwargs))
             except RuntimeError as e:
                 raise JobFailure(str(e)) from e
             finally:
@@ -116,25 +125,39 @@ class Job(QObject):
             self.event.emit(ev)
 
     def _on_return(self, value) -> None:
-        if self.token.cancelled and isinstance(value, dict) and value.get("cancelled"):
-            self.cancelled.emit()
+        self.result = value
         self.finished.emit(value)
 
     def _on_error(self, exc: Exception) -> None:
         if isinstance(exc, Cancelled):
             self.cancelled.emit()
             return
-        from studio.core.errors import StudioError
-
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if not isinstance(exc, StudioError):
-            msg = f"{type(exc).__name__}: {msg}"
+        if isinstance(exc, JobFailure) and exc.__cause__ is not None:
+            exc = exc.__cause__
+        self.error = exc
         details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         log.debug("job %s failed: %s", self.name, details)
-        self.failed.emit(msg, details)
+        self.failed.emit(error_text(exc), details, exc)
 
     def is_running(self) -> bool:
         return self._running
+
+
+def error_text(exc: BaseException) -> str:
+    """One line for the user: a studio error's own words, else what happened."""
+    from studio.core.errors import StudioError
+
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, StudioError):
+        return text or type(exc).__name__
+    if isinstance(exc, MemoryError):
+        return "out of memory: the model or the batch is too large for this machine"
+    if isinstance(exc, OSError):
+        from studio.core.io import os_error
+
+        return str(os_error(exc, getattr(exc, "filename", None) or "a file", "use"))
+    return (f"internal error ({type(exc).__name__}{': ' + text[:200] if text else ''}); the "
+            f"details below help a bug report")
 
 
 class JobManager(QObject):
@@ -157,11 +180,12 @@ class JobManager(QObject):
     def busy(self) -> bool:
         return any(j.is_running() for j in self.jobs)
 
-    def run(self, name: str, gen_factory, *, mutates: bool = True) -> Job | None:
-        """Start ``gen_factory(cancel_token)`` in a thread; None if a mutating job runs."""
+    def start(self, name: str, verb, *args, mutates: bool = True, **kwargs) -> Job | None:
+        """Run ``verb(*args, cancel=token, **kwargs)`` (a generator) in a thread; None if a
+        model-changing job is running already."""
         if mutates and self.mutating() is not None:
             return None
-        job = Job(name, gen_factory, mutates, self)
+        job = Job(name, verb, args, kwargs, mutates, self)
         self.jobs.append(job)
         job.done.connect(lambda j=job: self._ended(j))
         self.started.emit(job)

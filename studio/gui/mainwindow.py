@@ -1,13 +1,14 @@
-"""The main window: docks of views around the heatmap, a summary bar, menus, jobs."""
+"""The main window: it assembles the views around the heatmap, the menus, the toolbar and
+the status bar, and turns the actions' questions into dialogs. What the window *does*
+lives in ``actions`` (jobs), ``exports``, ``recovery`` and ``recent``."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -23,12 +24,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core import jobs as core_jobs
-from studio.core.criteria.weights import CRITERIA
-from studio.core.criteria.activations import DATA_CRITERIA
-from studio.core.errors import UntrustedFileError
-from studio.gui import dialogs
-from studio.gui.jobs import JobManager, worker_threads
+from studio.core import criteria
+from studio.core.errors import StudioError
+from studio.core.model.request import ModelRequest
+from studio.gui import dialogs, recent
+from studio.gui.actions import Actions
+from studio.gui.exports import Exports
+from studio.gui.jobs import JobManager
+from studio.gui.recovery import Recovery, studio_home
 from studio.gui.session import Session
 from studio.gui.views.autoselect import AutoSelectView
 from studio.gui.views.blocks import BlocksView
@@ -41,16 +44,9 @@ from studio.gui.views.summary import SummaryBar
 from studio.gui.views.widths import WidthsView
 
 log = logging.getLogger(__name__)
-ALL = list(CRITERIA) + list(DATA_CRITERIA)
-
-
-def studio_home() -> Path:
-    """Where settings-side files (the recovery file) live; PRUNING_STUDIO_HOME overrides."""
-    env = os.environ.get("PRUNING_STUDIO_HOME")
-    base = Path(env) if env else Path(QStandardPaths.writableLocation(
-        QStandardPaths.AppDataLocation) or Path.home() / ".pruning-studio")
-    base.mkdir(parents=True, exist_ok=True)
-    return base
+ALL = list(criteria.ALL)
+DATA = set(criteria.DATA_CRITERIA)
+STATE_VERSION = 2  # bump when the dock layout changes: older saved states are ignored
 
 
 def default_settings() -> QSettings:
@@ -60,26 +56,6 @@ def default_settings() -> QSettings:
     return QSettings("PruningStudio", "Pruning Studio")
 
 
-# -- job bodies (core generators; run in worker threads) -----------------------------------
-def load_job(req: dict, trust: bool):
-    def gen(token):
-        from studio.core import load_model, map_structure
-        from studio.core.criteria.weights import score
-
-        yield core_jobs.progress(0, 3, f"loading {req['spec']}")
-        lm = load_model(req["spec"], arch=req.get("arch"), trust=trust,
-                        pretrained=req.get("pretrained", False),
-                        input_size=req.get("input_size"))
-        token.check()
-        yield core_jobs.progress(1, 3, "mapping groups, stages and blocks")
-        s = map_structure(lm)
-        token.check()
-        yield core_jobs.progress(2, 3, "scoring (l1)")
-        scores = {"l1": score(lm.model, s, "l1")}
-        return lm, s, scores
-    return gen
-
-
 class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None):
         super().__init__()
@@ -87,22 +63,33 @@ class MainWindow(QMainWindow):
         self.settings = settings or default_settings()
         self.session = Session(self)
         self.jobs = JobManager(self)
-        self._current_job = None
+        self.actions = Actions(self.session, self.jobs, self)
+        self.exports = Exports(self.session, self.actions, self)
+        self.recovery = Recovery(self.session, self.actions, self)
         self._build_views()
         self._build_actions()
         self._build_status()
+        self._connect()
         self.setAcceptDrops(True)
-        self.resize(1500, 950)
-        self._autosave_timer = QTimer(self, singleShot=True, interval=1500)
-        self._autosave_timer.timeout.connect(self.autosave)
-        self.session.planChanged.connect(self._autosave_timer.start)
-        self.session.modelChanged.connect(self._model_changed)
-        self.jobs.busyChanged.connect(self._busy)
+        self._fit_screen()
         geom = self.settings.value("window/geometry")
         if geom is not None:
             self.restoreGeometry(geom)
+        self._fit_screen(only_shrink=True)
 
     # -- construction --------------------------------------------------------------------
+    def _fit_screen(self, only_shrink: bool = False) -> None:
+        """Open at most the available screen (a 1366x768 laptop included)."""
+        screen = self.screen() or (self.windowHandle().screen() if self.windowHandle()
+                                   else None)
+        if screen is None:
+            return
+        avail = screen.availableGeometry()
+        w, h = min(1500, avail.width()), min(950, avail.height())
+        if only_shrink:
+            w, h = min(self.width(), avail.width()), min(self.height(), avail.height())
+        self.resize(w, h)
+
     def _dock(self, title: str, widget: QWidget, area, name: str) -> QDockWidget:
         d = QDockWidget(title, self)
         d.setObjectName(name)
@@ -115,17 +102,15 @@ class MainWindow(QMainWindow):
     def _build_views(self) -> None:
         s = self.session
         self.summary = SummaryBar(s)
-        self.heatmap = HeatmapView(s, ALL, set(DATA_CRITERIA))
+        self.heatmap = HeatmapView(s, ALL, DATA)
         self.setCentralWidget(self.heatmap)
         self.structure = StructureView(s)
         self.widths = WidthsView(s)
         self.blocks = BlocksView(s)
-        self.autoselect = AutoSelectView(s, ALL, set(DATA_CRITERIA))
+        self.autoselect = AutoSelectView(s, ALL, DATA)
         self.charts = ChartsView(s)
         self.compare = CompareView(s)
         self.pipeline = PipelineView(s)
-        self.pipeline.startRequested.connect(self.run_pipeline)
-        self.pipeline.exportRequested.connect(self.export_pipeline_recipe)
         self.undo_view = QUndoView(s.undo_stack)
         self.undo_view.setEmptyLabel("<loaded model>")
         L, R, B = (Qt.LeftDockWidgetArea, Qt.RightDockWidgetArea, Qt.BottomDockWidgetArea)
@@ -140,91 +125,118 @@ class MainWindow(QMainWindow):
             "pipeline": self._dock("Pipelines", self.pipeline, B, "dock_pipeline"),
         }
         self._sized = False
-        for v in (self.heatmap, self.autoselect):
-            v.scoreRequested.connect(self.compute_scores)
-            v.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
 
     def showEvent(self, ev):  # noqa: N802
         super().showEvent(ev)
         if not self._sized:
             self._sized = True
-            QTimer.singleShot(0, self._default_layout)
+            QTimer.singleShot(0, self._first_layout)
 
-    def _default_layout(self) -> None:
-        """Tabs and sizes of the first run (tabifying before the window exists leaves a
-        stray tab bar in Qt); later runs restore the user's own layout."""
+    def _first_layout(self) -> None:
+        state = self.settings.value("window/state")
+        version = self.settings.value("window/state_version")
+        self.reset_layout()
+        if state is not None and str(version) == str(STATE_VERSION):
+            self.restoreState(state, STATE_VERSION)
+
+    def reset_layout(self) -> None:
+        """The default arrangement: tabs and sizes that fit the window (View ▸ Reset)."""
         d = self.docks
+        for dock in d.values():
+            dock.setFloating(False)
+            dock.show()
         self.tabifyDockWidget(d["blocks"], d["history"])
         self.tabifyDockWidget(d["widths"], d["charts"])
         self.tabifyDockWidget(d["charts"], d["compare"])
         self.tabifyDockWidget(d["compare"], d["pipeline"])
         d["blocks"].raise_()
         d["widths"].raise_()
-        state = self.settings.value("window/state")
-        if state is not None and self.restoreState(state):
-            return
-        self.resizeDocks([d["structure"], d["autoselect"]], [480, 360], Qt.Horizontal)
-        self.resizeDocks([d["widths"]], [300], Qt.Vertical)
-        self.resizeDocks([d["autoselect"], d["blocks"]], [250, 520], Qt.Vertical)
+        w, h = max(self.width(), 800), max(self.height(), 500)
+        self.resizeDocks([d["structure"], d["autoselect"]], [int(w * 0.3), int(w * 0.24)],
+                         Qt.Horizontal)
+        self.resizeDocks([d["widths"]], [int(h * 0.3)], Qt.Vertical)
+        self.resizeDocks([d["autoselect"], d["blocks"]], [int(h * 0.3), int(h * 0.45)],
+                         Qt.Vertical)
 
     def _action(self, text, slot, shortcut=None, tip=None) -> QAction:
         a = QAction(text, self)
-        a.triggered.connect(slot)
+        a.triggered.connect(lambda _checked=False: slot())
         if shortcut:
             a.setShortcut(QKeySequence(shortcut))
         if tip:
             a.setStatusTip(tip)
+            a.setToolTip(tip)
         return a
 
     def _build_actions(self) -> None:
         m = self.menuBar()
         f = m.addMenu("&File")
-        self.act_open = self._action("&Open model…", self.open_dialog, QKeySequence.Open)
+        self.act_open = self._action("&Open model…", self.open_dialog, QKeySequence.Open,
+                                     "Open an architecture, a checkpoint, a folder or code")
         f.addAction(self.act_open)
-        f.addAction(self._action("Open &demo", lambda: self.load({"spec": "demo"})))
+        f.addAction(self._action("Open &demo", lambda: self.load(ModelRequest(spec="demo"))))
         self.recent_menu = f.addMenu("Recent models")
         self._fill_recent()
         f.addSeparator()
         f.addAction(self._action("Load plan…", self.load_plan))
         f.addAction(self._action("&Save plan…", self.save_plan, QKeySequence.Save))
         ex = f.addMenu("&Export")
-        ex.addAction(self._action("Pruned model…", self.export_model))
+        ex.addAction(self._action("Pruned model (folder)…", self.export_model))
         ex.addAction(self._action("ONNX…", self.export_onnx))
         ex.addAction(self._action("Recipe…", self.export_recipe))
         ex.addAction(self._action("Report (HTML)…", self.export_report))
         f.addSeparator()
         f.addAction(self._action("&Quit", self.close, QKeySequence.Quit))
         e = m.addMenu("&Edit")
-        undo = self.session.undo_stack.createUndoAction(self, "&Undo")
-        undo.setShortcut(QKeySequence.Undo)
-        redo = self.session.undo_stack.createRedoAction(self, "&Redo")
-        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence.Redo])
-        e.addAction(undo)
-        e.addAction(redo)
-        e.addAction(self._action("Clear plan", self.autoselect._clear))
+        self.act_undo = self.session.undo_stack.createUndoAction(self, "&Undo")
+        self.act_undo.setShortcuts(QKeySequence.Undo)
+        self.act_redo = self.session.undo_stack.createRedoAction(self, "&Redo")
+        keys = list(dict.fromkeys(QKeySequence.keyBindings(QKeySequence.Redo)
+                                  + [QKeySequence("Ctrl+Y"), QKeySequence("Ctrl+Shift+Z")]))
+        self.act_redo.setShortcuts(keys)
+        e.addAction(self.act_undo)
+        e.addAction(self.act_redo)
+        e.addAction(self._action("Clear plan", self.session.clear_plan))
         md = m.addMenu("&Model")
         md.addAction(self._action("Data source…", self.choose_data))
         self.act_apply = self._action("&Apply plan (prune)", self.apply_plan, "Ctrl+P",
                                       "Physically remove the planned channels and blocks")
-        self.act_eval = self._action("&Evaluate", self.evaluate, "Ctrl+E")
-        self.act_latency = self._action("Measure &latency", self.measure_latency)
-        self.act_ft = self._action("&Fine-tune…", self.finetune_dialog, "Ctrl+T")
+        self.act_eval = self._action("&Evaluate", self.evaluate, "Ctrl+E",
+                                     "Top-1/top-5 of the original and the current model")
+        self.act_latency = self._action("Measure &latency", self.measure_latency, None,
+                                        "Time both models, interleaved, with spread")
+        self.act_ft = self._action("&Fine-tune…", self.finetune_dialog, "Ctrl+T",
+                                   "Recover accuracy (live charts)")
         self.act_cancel = self._action("&Cancel job", self.cancel_job, "Esc")
-        self.act_revert = self._action("Revert to original", self.revert)
+        self.act_revert = self._action("Revert to original", self.actions.revert)
         for a in (self.act_apply, self.act_eval, self.act_latency, self.act_ft,
                   self.act_cancel, self.act_revert):
             md.addAction(a)
         v = m.addMenu("&View")
         for d in self.docks.values():
             v.addAction(d.toggleViewAction())
+        v.addSeparator()
+        v.addAction(self._action("Reset layout", self.reset_layout))
         tb = QToolBar("Main")
         tb.setObjectName("toolbar_main")
         tb.setMovable(False)
+        tb.setToolButtonStyle(Qt.ToolButtonTextOnly)
         for a in (self.act_open, self.act_apply, self.act_eval, self.act_latency, self.act_ft):
             tb.addAction(a)
         tb.addSeparator()
-        tb.addAction(undo)
-        tb.addAction(redo)
+        # Undo/redo with fixed labels: the stack's own text would shift the toolbar.
+        self.tb_undo = self._action("Undo", self.session.undo_stack.undo)
+        self.tb_redo = self._action("Redo", self.session.undo_stack.redo)
+        self.session.undo_stack.canUndoChanged.connect(self.tb_undo.setEnabled)
+        self.session.undo_stack.canRedoChanged.connect(self.tb_redo.setEnabled)
+        self.session.undo_stack.undoTextChanged.connect(
+            lambda t: self.tb_undo.setToolTip(f"Undo {t}" if t else "Undo"))
+        self.session.undo_stack.redoTextChanged.connect(
+            lambda t: self.tb_redo.setToolTip(f"Redo {t}" if t else "Redo"))
+        self.tb_undo.setEnabled(False)
+        self.tb_redo.setEnabled(False)
+        tb.addAction(self.tb_undo)
+        tb.addAction(self.tb_redo)
         self.addToolBar(tb)
         self.addToolBarBreak()
         sbar = QToolBar("Summary")  # the always-visible summary, full width above the docks
@@ -237,7 +249,7 @@ class MainWindow(QMainWindow):
         sb = self.statusBar()
         self.job_label = QLabel("")
         self.progress = QProgressBar()
-        self.progress.setMaximumWidth(240)
+        self.progress.setMaximumWidth(200)
         self.progress.setVisible(False)
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.setVisible(False)
@@ -253,32 +265,65 @@ class MainWindow(QMainWindow):
         sb.addPermanentWidget(self.pause_btn)
         sb.addPermanentWidget(self.cancel_btn)
 
+    def _connect(self) -> None:
+        a, s = self.actions, self.session
+        a.message.connect(lambda m, ms: self.statusBar().showMessage(m, ms))
+        self.exports.message.connect(lambda m, ms: self.statusBar().showMessage(m, ms))
+        a.failed.connect(self._failed)
+        self.exports.failed.connect(self._failed)
+        a.trustNeeded.connect(self._ask_trust)
+        a.keepPartial.connect(self._ask_keep)
+        a.opened.connect(self._remember)
+        a.eventsFor.connect(self._watch)
+        self.jobs.started.connect(self._job_started)
+        self.jobs.busyChanged.connect(self._busy)
+        s.modelChanged.connect(self._model_changed)
+        s.dataChanged.connect(lambda _d: self._model_changed())
+        for v in (self.heatmap, self.autoselect):
+            v.scoreRequested.connect(self.actions.score)
+            v.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
+        self.pipeline.startRequested.connect(self.run_pipeline)
+        self.pipeline.exportRequested.connect(self.export_pipeline_recipe)
+
     # -- jobs ----------------------------------------------------------------------------
-    def _start(self, name: str, factory, on_done, on_event=None):
-        job = self.jobs.run(name, factory)
-        if job is None:
-            self.statusBar().showMessage("Another job is running: wait for it or cancel it",
-                                         5000)
-            return None
-        self._current_job = job
-        self.job_label.setText(name)
+    def _job_started(self, job) -> None:
+        self.job_label.setText(job.name)
         job.progress.connect(self._progress)
-        if on_event is not None:
-            job.event.connect(on_event)
-        job.finished.connect(on_done)
-        job.failed.connect(lambda msg, det, n=name: self._failed(n, msg, det))
-        job.cancelled.connect(lambda n=name: self.statusBar().showMessage(f"{n}: cancelled",
-                                                                          5000))
-        return job
+
+    def _watch(self, kind: str, job) -> None:
+        if kind == "finetune":
+            self.charts.start_run()
+            self.docks["charts"].raise_()
+            job.event.connect(self.charts.on_event)
+        elif kind.startswith("pipeline:"):
+            self.pipeline.reset(kind.partition(":")[2])
+            self.docks["pipeline"].raise_()
+            job.event.connect(self.pipeline.on_event)
 
     def _progress(self, what: str, step: int, total: int) -> None:
         self.job_label.setText(what)
         self.progress.setMaximum(max(total, 1))
         self.progress.setValue(step)
 
-    def _failed(self, name: str, msg: str, details: str) -> None:
-        self.statusBar().showMessage(f"{name} failed: {msg}", 8000)
-        dialogs.error_box(self, f"{name} failed", msg, details)
+    def _failed(self, title: str, msg: str, details: str, _exc=None) -> None:
+        self.statusBar().showMessage(f"{title}: {msg}", 8000)
+        dialogs.error_box(self, title, msg, details)
+
+    def _ask_trust(self, req, exc) -> None:
+        if isinstance(req, tuple) and req and req[0] == "restore":
+            if dialogs.ask_trust(self, exc.path, exc.reason):
+                self.recovery.restore(req[1], trust=True)
+            return
+        if dialogs.ask_trust(self, exc.path, exc.reason):
+            self.load(req.replace(trust=True))
+
+    def _ask_keep(self, question: str, keep) -> None:
+        r = QMessageBox.question(self, "Keep the partial result?", question,
+                                 QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+        if r == QMessageBox.Yes:
+            keep()
+        else:
+            self.statusBar().showMessage("cancelled: nothing changed", 6000)
 
     def _busy(self, busy: bool) -> None:
         self.progress.setVisible(busy)
@@ -286,7 +331,6 @@ class MainWindow(QMainWindow):
         self.pause_btn.setVisible(busy)
         if not busy:
             self.pause_btn.setChecked(False)
-        if not busy:
             self.job_label.setText("")
         for a in (self.act_apply, self.act_eval, self.act_latency, self.act_ft,
                   self.act_revert):
@@ -302,55 +346,50 @@ class MainWindow(QMainWindow):
             job.set_paused(paused)
         self.job_label.setText("paused" if paused else "")
 
-    # -- loading -------------------------------------------------------------------------
+    # -- the actions, with their dialogs ------------------------------------------------
     def open_dialog(self) -> None:
         from studio.core.model import zoo
 
-        dlg = dialogs.OpenDialog(zoo.architectures(), self)
-        if dlg.exec():
-            self.load(dlg.request())
-
-    def load(self, req: dict, trust: bool = False):
-        def done(result):
-            lm, s, scores = result
-            self.session.set_model(lm, s, scores)
-            self._remember(req)
-            self.statusBar().showMessage(f"loaded {lm.name}", 4000)
-
-        job = self._start(f"open {req['spec']}", load_job(req, trust), done)
-        if job is not None:
-            job.failed.disconnect()
-            job.failed.connect(lambda msg, det: self._load_failed(req, msg, det))
-        return job
-
-    def _load_failed(self, req: dict, msg: str, details: str) -> None:
-        if "pass --trust" in msg or UntrustedFileError.__name__ in details:
-            if dialogs.ask_trust(self, req["spec"], msg.split(";")[0]):
-                self.load(req, trust=True)
-            return
-        self._failed(f"open {req['spec']}", msg, details)
-
-    def _recent(self) -> list[dict]:
-        """The recent-models list, stored as one JSON string. Anything unreadable in the
-        settings (hand-edited, an older format) is skipped, never fatal."""
-        raw = self.settings.value("recent")
         try:
-            items = json.loads(raw) if isinstance(raw, str) else []
-        except ValueError:
-            items = []
-        return [r for r in items if isinstance(r, dict) and isinstance(r.get("spec"), str)] \
-            if isinstance(items, list) else []
+            from studio.core.model import timm_source
 
-    def _remember(self, req: dict) -> None:
-        recent = [r for r in self._recent() if r != req]
-        recent.insert(0, req)
-        self.settings.setValue("recent", json.dumps(recent[:8]))
+            timm_names = list(timm_source.names())
+        except StudioError:
+            timm_names = []
+        dlg = dialogs.OpenDialog(zoo.architectures(), self, timm_names)
+        while dlg.exec():
+            try:
+                req = dlg.request()
+            except ValueError as e:
+                dialogs.error_box(self, "Cannot open", str(e).splitlines()[0])
+                continue
+            self.load(req)
+            return
+
+    def load(self, req: ModelRequest | dict):
+        if isinstance(req, dict):
+            req = ModelRequest(**req)
+        return self.actions.open(req)
+
+    def _remember(self, req: ModelRequest) -> None:
+        recent.remember(self.settings, req, studio_home())
         self._fill_recent()
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
-        for req in self._recent():
-            self.recent_menu.addAction(req["spec"], lambda req=req: self.load(req))
+        items = recent.load(self.settings, studio_home())
+        for rec in items:
+            act = self.recent_menu.addAction(recent.label(rec))
+            act.setToolTip(rec["spec"])
+            act.triggered.connect(lambda _c=False, rec=rec: self._open_recent(rec))
+        self.recent_menu.setEnabled(bool(items))
+
+    def _open_recent(self, rec: dict):
+        try:
+            return self.load(ModelRequest(**rec))
+        except ValueError as e:
+            dialogs.error_box(self, "Cannot open", str(e).splitlines()[0])
+            return None
 
     def dragEnterEvent(self, ev):  # noqa: N802
         if ev.mimeData().hasUrls():
@@ -360,28 +399,44 @@ class MainWindow(QMainWindow):
         for url in ev.mimeData().urls():
             p = url.toLocalFile()
             if p:
-                arch = None
-                if Path(p).is_file():
-                    arch, ok = QInputDialog.getText(
-                        self, "Architecture", "Architecture of this checkpoint (leave empty "
-                        "for a whole pickled model):", text="")
-                    if not ok:
-                        return
-                self.load({"spec": p, "arch": arch or None})
+                self.open_path(p)
                 return
+
+    def open_path(self, p: str):
+        """A file or folder from drag and drop, the file manager or the command line."""
+        from studio.core.model import checkpoint, usercode, zoo
+
+        path = Path(p)
+        try:
+            if path.suffix == ".py":
+                dlg = dialogs.CodeEntryPicker(p, usercode.entries(path), self)
+                return self.load(dlg.request(p)) if dlg.exec() else None
+            if path.is_file() and path.suffix in (".json", ".yaml", ".yml"):
+                self.statusBar().showMessage("recipes run headless: pruning-studio run "
+                                             f"--recipe {p}", 10000)
+                return None
+            if path.is_file():
+                try:
+                    obj = checkpoint.unwrap(checkpoint.read(path, trust=False))
+                    needs_arch = checkpoint.is_state_dict(obj)
+                except StudioError:
+                    needs_arch = False  # the loader will say what is wrong (or ask for trust)
+                if needs_arch:
+                    dlg = dialogs.ArchPicker(p, zoo.architectures(), self)
+                    if not dlg.exec():
+                        return None
+                    return self.load(ModelRequest(spec=p, arch=dlg.arch()))
+            return self.load(ModelRequest(spec=p))
+        except (StudioError, ValueError) as e:
+            dialogs.error_box(self, "Cannot open", str(e).splitlines()[0])
+            return None
 
     def _model_changed(self) -> None:
         s = self.session
-        self.setWindowTitle(f"Pruning Studio — {s.lm.name}" if s.loaded else "Pruning Studio")
+        self.setWindowTitle(f"Pruning Studio — {s.lm.name}  ·  {s.lm.describe_source()}"
+                            if s.loaded else "Pruning Studio")
         self.data_label.setText(f"data: {s.data_spec or '— (Model ▸ Data source…)'}")
         self._busy(self.jobs.busy())
-
-    # -- scoring, pruning, evaluation, fine-tuning ---------------------------------------
-    def _data(self):
-        from studio.core.train.data import load_data
-
-        s = self.session
-        return load_data(s.data_spec, s.lm.input_size, num_classes=s.lm.num_classes)
 
     def choose_data(self) -> None:
         text, ok = QInputDialog.getText(
@@ -389,250 +444,51 @@ class MainWindow(QMainWindow):
             "cifar10:DIR, cifar100:DIR, or an image folder (train/ and val/ class "
             "subfolders):", text=self.session.data_spec or "")
         if ok:
-            self.session.data_spec = text.strip() or None
-            self._model_changed()
+            self.session.set_data(text.strip())
 
-    def compute_scores(self, criterion: str) -> None:
-        s = self.session
-        if not s.loaded or criterion in s.scores:
-            return
-        if criterion in DATA_CRITERIA and not s.data_spec:
-            self.statusBar().showMessage(f"'{criterion}' needs data: Model ▸ Data source…", 8000)
-            return
-        lm, st = s.lm, s.structure
+    def apply_plan(self):
+        return self.actions.apply()
 
-        def gen(token):
-            from studio.core.verbs import compute_scores
+    def evaluate(self):
+        job = self.actions.evaluate()
+        if job is not None:
+            job.finished.connect(lambda _r: self.docks["compare"].raise_())
+        return job
 
-            data = self._data() if criterion in DATA_CRITERIA else None
-            return (yield from compute_scores(lm, st, criterion, data, batches=8,
-                                              cancel=token))
+    def measure_latency(self):
+        job = self.actions.latency()
+        if job is not None:
+            job.finished.connect(lambda _r: self.docks["compare"].raise_())
+        return job
 
-        self._start(f"scoring ({criterion})", gen,
-                    lambda sc: s.lm is lm and s.set_scores(criterion, sc))
-
-    def apply_plan(self) -> None:
-        s = self.session
-        if not s.loaded or s.plan.is_empty():
-            self.statusBar().showMessage("The plan is empty: select channels or blocks first",
-                                         5000)
-            return
-        lm, st, plan = s.lm, s.structure, s.plan.copy()
-        home = studio_home()
-
-        def gen(token):
-            from studio.core import map_structure, prune, save_pruned
-            from studio.core.criteria.weights import score
-            from studio.core.model.loader import LoadedModel
-
-            yield core_jobs.progress(0, 3, "pruning (surgery)")
-            pruned, report = prune(lm, st, plan)
-            new = LoadedModel(pruned, lm.source, f"{lm.name.split(' [')[0]} [pruned "
-                              f"{len(lm.plans) + 1}x]", lm.arch, lm.input_size,
-                              lm.plans + [plan.to_dict()])
-            yield core_jobs.progress(1, 3, "mapping the pruned model")
-            s2 = map_structure(new)
-            scores = {"l1": score(pruned, s2, "l1")}
-            yield core_jobs.progress(2, 3, "saving a recovery copy")
-            save_pruned(home / "recovery-model", new, pruned, None, report)
-            return new, s2, scores, report
-
-        def done(res):
-            new, s2, scores, report = res
-            pct = report["after"]["flops"] / report["before"]["flops"]
-            s.adopt_pruned(new, s2, f"prune {len(s.history)}", scores)
-            self.statusBar().showMessage(f"pruned: FLOPs now {pct:.1%} of the previous model",
-                                         6000)
-
-        self._start("apply plan", gen, done)
-
-    def revert(self) -> None:
-        s = self.session
-        if s.original is not None and s.original is not s.lm:
-            self.load({"spec": "demo"} if s.original.source.get("demo") else
-                      {"spec": s.original.folder or s.original.source.get("file")
-                       or s.original.arch, "arch": s.original.source.get("arch")})
-
-    def evaluate(self) -> None:
+    def finetune_dialog(self):
         s = self.session
         if not s.loaded:
-            return
-        if not s.data_spec:
-            self.statusBar().showMessage("Evaluate needs data: Model ▸ Data source…", 8000)
-            return
-        orig, cur = s.original.model, s.lm.model
-
-        def gen(token):
-            from studio.core.train.data import loader
-            from studio.core.train.evaluate import evaluate
-
-            data = self._data()
-            data.check_model(cur, s.lm.input_size)
-            val = loader(data.val, 256)
-            a = yield from evaluate(orig, val, cancel=token)
-            b = a if orig is cur else (yield from evaluate(cur, val, cancel=token))
-            return a, b, data.note
-
-        def done(res):
-            a, b, note = res
-            s.results.update(eval_original=a, eval_current=b)
-            s.resultsChanged.emit()
-            self.docks["compare"].raise_()
-            self.statusBar().showMessage(f"top-1 {a['top1']:.4f} → {b['top1']:.4f}"
-                                         + (f"  ({note})" if note else ""), 8000)
-
-        self._start("evaluate", gen, done)
-
-    def measure_latency(self) -> None:
-        s = self.session
-        if not s.loaded:
-            return
-        orig, cur = s.original.model, s.lm.model
-        ratio = s.structure.original.flops / s.original_cost.flops
-        size = s.lm.input_size
-
-        def gen(token):
-            from studio.core.train.evaluate import compare_latency
-
-            yield core_jobs.progress(0, 1, "measuring latency")
-            return compare_latency(orig, cur, size, ratio, batch_sizes=(1, 16),
-                                   threads=worker_threads(), repeats=15)
-
-        def done(lat):
-            s.results["latency"] = lat
-            s.resultsChanged.emit()
-            self.docks["compare"].raise_()
-
-        self._start("latency", gen, done)
-
-    def finetune_dialog(self) -> None:
-        s = self.session
-        if not s.loaded:
-            return
+            return None
         dlg = dialogs.FinetuneDialog(self, s.data_spec)
         if not dlg.exec():
-            return
-        s.data_spec = dlg.data.text().strip() or s.data_spec
-        self._model_changed()
-        from studio.core.train.finetune import FinetuneConfig
-
-        cfg = FinetuneConfig(epochs=dlg.epochs.value(), lr=dlg.lr.value(),
-                             optimizer=dlg.opt.currentText(),
-                             label_smoothing=dlg.smooth.value(),
-                             kd_weight=0.5 if dlg.kd.isChecked() else 0.0)
-        self.finetune(cfg)
+            return None
+        s.set_data(dlg.data.text().strip() or s.data_spec)
+        return self.finetune(dlg.config())
 
     def finetune(self, cfg):
-        s = self.session
-        if not s.data_spec:
-            self.statusBar().showMessage("Fine-tuning needs data: Model ▸ Data source…", 8000)
-            return None
-        model = s.lm.model
-        teacher = s.original.model if cfg.kd_weight > 0 and s.original.model is not model \
-            else None
-        self.charts.clear()
-        self.docks["charts"].raise_()
-
-        def gen(token):
-
-            from studio.core.train.finetune import finetune
-
-            return (yield from finetune(model, self._data(), cfg, teacher=teacher,
-                                        cancel=token))
-
-        def done(res):
-            best = res["best"]
-            if best.get("top1", -1) >= 0:
-                s.results["eval_current"] = {"top1": best["top1"], "top5": best["top5"],
-                                             "loss": best["loss"]}
-            s.history.append({**s.history[-1], "label": "fine-tuned"})
-            s.historyChanged.emit()
-            s.resultsChanged.emit()
-            self.statusBar().showMessage(
-                f"fine-tuning {'cancelled' if res['cancelled'] else 'done'}: best top-1 "
-                f"{best.get('top1', float('nan')):.4f}", 8000)
-
-        return self._start("fine-tune", gen, done, self.charts.on_event)
+        return self.actions.finetune(cfg)
 
     def run_pipeline(self, cfg):
-        """Run a pipeline on the current model; its result becomes the working model
-        (sensitivity only analyses: its suggestion is applied as an undoable plan edit)."""
-        s = self.session
-        if not s.loaded:
-            return None
-        if not s.data_spec:
-            self.statusBar().showMessage("Pipelines need data: Model ▸ Data source…", 8000)
-            return None
-        lm = s.lm
-        self.pipeline.reset(cfg.pipeline)
-        self.docks["pipeline"].raise_()
-
-        def gen(token):
-
-            from studio.core.pipelines.common import run_pipeline, sensitivity
-
-            data = self._data()
-            if cfg.pipeline == "sensitivity":
-                return ("sensitivity", (yield from sensitivity(lm, data, cfg, token)))
-            res = yield from run_pipeline(lm, data, cfg, token)
-            from studio.core import map_structure
-            from studio.core.criteria.weights import score
-
-            new = res["model"]
-            s2 = map_structure(new)
-            return ("model", (new, s2, {"l1": score(new.model, s2, "l1")}, res["history"]))
-
-        def done(out):
-            kind, res = out
-            if kind == "sensitivity":
-                s.results["sensitivity"] = res
-                self.pipeline.finished_sensitivity(res)
-                return
-            new, s2, scores, history = res
-            s.results["pipeline"] = history
-            s.adopt_pruned(new, s2, cfg.pipeline, scores)
-            self.statusBar().showMessage(f"{cfg.pipeline} done: FLOPs now "
-                                         f"{s2.original.flops / s.original_cost.flops:.1%} of "
-                                         f"the original", 8000)
-
-        return self._start(f"pipeline ({cfg.pipeline})", gen, done, self.pipeline.on_event)
-
-    def export_pipeline_recipe(self, cfg, path: str | None = None) -> dict | None:
-        """The recipe ``run --recipe`` executes for this pipeline on the current model."""
-        from studio.core.export.common import make_recipe, save_recipe
-
-        s = self.session
-        path = path or self._ask_path("Export recipe", "recipe.json", "Recipe (*.json)")
-        if not path or not s.loaded:
-            return None
-        base = self.recipe()
-        pc = cfg.as_dict()
-        ft = pc.pop("finetune")
-        rec = make_recipe(base["model"], base["plans"][:len(s.lm.plans) - len(s.original.plans)],
-                          data=s.data_spec, finetune={"epochs": ft["epochs"],
-                                                      "kd_weight": ft["kd_weight"]},
-                          pipeline={k: pc[k] for k in ("pipeline", "rounds", "candidates",
-                                                       "generations", "criterion", "seed")},
-                          target={"flops": pc["flops_target"], "criterion": pc["criterion"]})
-        if rec["plans"]:  # plans already applied in the session come first, then the job
-            rec["applied_plans"] = rec.pop("plans")
-        save_recipe(rec, path)
-        self.statusBar().showMessage(f"wrote {path}", 5000)
-        return rec
+        return self.actions.run_pipeline(cfg)
 
     # -- plans and exports ---------------------------------------------------------------
-    def load_plan(self) -> None:
-        from studio.core import Plan, validate
-        from studio.core.errors import StudioError
+    def load_plan(self, path: str | None = None) -> None:
+        from studio.core.plan.plan import Plan, validate
 
-        p, _ = QFileDialog.getOpenFileName(self, "Load plan", "", "Plan (*.json)")
+        p = path or QFileDialog.getOpenFileName(self, "Load plan", "", "Plan (*.json)")[0]
         if not p or not self.session.loaded:
             return
         try:
             plan = Plan.load(p)
             validate(plan, self.session.structure)
         except StudioError as e:
-            dialogs.error_box(self, "Cannot load plan", str(e))
+            dialogs.error_box(self, "Cannot load the plan", str(e))
             return
         self.session.replace_plan(plan, f"load plan {Path(p).name}")
 
@@ -641,159 +497,58 @@ class MainWindow(QMainWindow):
             return
         path = path or QFileDialog.getSaveFileName(self, "Save plan", "plan.json",
                                                    "Plan (*.json)")[0]
-        if path:
-            self.session.plan.save(path)
-            self.statusBar().showMessage(f"saved {path}", 4000)
+        if not path:
+            return
+        from studio.core.outputs import check_file
 
-    def _ask_path(self, title: str, default: str, filt: str, folder: bool = False):
-        if folder:
-            return QFileDialog.getSaveFileName(self, title, default, "Folder (*)")[0]
+        try:
+            check_file(path)
+            self.session.plan.save(path)
+        except StudioError as e:
+            dialogs.error_box(self, "Cannot save the plan", str(e))
+            return
+        self.session.mark_plan_saved()
+        self.statusBar().showMessage(f"saved {path}", 4000)
+
+    def _ask_path(self, title: str, default: str, filt: str) -> str:
         return QFileDialog.getSaveFileName(self, title, default, filt)[0]
 
     def export_model(self, path: str | None = None):
-        """Save the current model (the CLI's folder format) in a worker: large weights
-        must not freeze the window."""
-        s = self.session
-        path = path or self._ask_path("Export pruned model (folder)", "pruned-model", "",
-                                      folder=True)
-        if not path or not s.loaded:
-            return None
-        lm = s.lm
-        report = {"model": lm.name, "before": s.original_cost.as_dict(),
-                  "after": s.structure.original.as_dict(), "results": s.results}
+        path = path or self._ask_path("Export pruned model (a new folder)", "pruned-model",
+                                      "Folder (*)")
+        return self.exports.model(path) if path else None
 
-        def gen(token):
-            from studio.core import save_pruned
-
-            yield core_jobs.progress(0, 1, "saving the model")
-            return save_pruned(path, lm, lm.model, None, report)
-
-        return self._start("export model", gen,
-                           lambda out: self.statusBar().showMessage(f"exported {out}", 5000))
-
-    def export_onnx(self, path: str | None = None) -> None:
-        s = self.session
+    def export_onnx(self, path: str | None = None):
         path = path or self._ask_path("Export ONNX", "model.onnx", "ONNX (*.onnx)")
-        if not path or not s.loaded:
-            return
-        model, size = s.lm.model, s.lm.input_size
+        return self.exports.onnx(path) if path else None
 
-        def gen(token):
-            from studio.core.export.common import export_onnx
-
-            yield core_jobs.progress(0, 1, "exporting ONNX")
-            return export_onnx(model, size, path)
-
-        self._start("export ONNX", gen, lambda r: self.statusBar().showMessage(
-            f"wrote {r['path']} (onnxruntime max |diff| {r['max_abs_diff']:.1e})"
-            + (f" — {r['hint']}" if r.get("hint") else ""), 15000))
-
-    def recipe(self, finetune: dict | None = None) -> dict:
-        """What ``run --recipe`` needs to redo this session headless: the original model,
-        every applied plan and the one being edited, in order."""
-        from studio.core.export.common import make_recipe
-
-        s = self.session
-        src = dict(s.original.source) if s.original else {}
-        if s.original is not None and s.original.folder:
-            src = {"spec": s.original.folder}
-        plans = list(s.lm.plans[len(s.original.plans):]) if s.original else []
-        if s.plan is not None and not s.plan.is_empty():
-            plans.append(s.plan.to_dict())
-        return make_recipe(src, plans, data=s.data_spec, finetune=finetune)
-
-    def export_recipe(self, path: str | None = None) -> None:
-        from studio.core.export.common import save_recipe
-
+    def export_recipe(self, path: str | None = None):
         path = path or self._ask_path("Export recipe", "recipe.json", "Recipe (*.json)")
-        if path and self.session.loaded:
-            save_recipe(self.recipe(), path)
-            self.statusBar().showMessage(f"wrote {path}", 5000)
+        return self.exports.recipe(path) if path else None
 
-    def export_report(self, path: str | None = None) -> Path | None:
-        import pyqtgraph.exporters as exporters
-        from PySide6.QtCore import QBuffer, QIODevice
+    def export_pipeline_recipe(self, cfg, path: str | None = None):
+        path = path or self._ask_path("Export recipe", "recipe.json", "Recipe (*.json)")
+        return self.exports.recipe(path, cfg) if path else None
 
-        from studio.core.export.common import html_report, plan_steps
-
+    def export_report(self, path: str | None = None):
         s = self.session
         path = path or self._ask_path("Export report", "report.html", "HTML (*.html)")
         if not path or not s.loaded:
             return None
-
-        def png(item) -> bytes:
-            img = exporters.ImageExporter(item)
-            img.parameters()["width"] = 900
-            qimg = img.export(toBytes=True)
-            buf = QBuffer()
-            buf.open(QIODevice.WriteOnly)
-            qimg.save(buf, "PNG")
-            return bytes(buf.data())
+        from studio.gui.views.plotting import png
 
         images = {"Channel widths (original vs planned)": png(self.widths.plot.getPlotItem()),
                   "Importance heatmap": png(self.heatmap.plot)}
-        if self.charts.epochs:
+        if self.charts.has_data():
             images["Fine-tuning accuracy"] = png(self.charts.acc_plot)
+            images["Training loss"] = png(self.charts.loss_plot)
         if len(s.history) > 1:
             images["Cost over prune steps"] = png(self.charts.cost_plot)
             images["Per-layer widths: original vs current"] = png(
                 self.compare.plot.getPlotItem())
-        widths = self.compare.widths()
-        plan_lines = [f"{len(s.lm.plans)} prune step(s) applied to {s.original.name}",
-                      *plan_steps(s.lm.plans)]
-        if not s.plan.is_empty():
-            plan_lines.append(f"pending (not applied): {s.plan.n_removed()} channels, "
-                              f"{len(s.plan.drop_blocks)} blocks")
-        out = html_report(path, title=f"Pruning report — {s.original.name}",
-                          summary={"model": s.lm.name, "architecture": s.lm.arch,
-                                   "input size": "×".join(map(str, s.lm.input_size)),
-                                   "data": s.data_spec or "—"},
-                          metrics=[(n, a, b) for n, a, b in self.compare.rows()],
-                          images=images, plan_summary=plan_lines, widths=widths)
-        self.statusBar().showMessage(f"wrote {out}", 5000)
-        return out
+        return self.exports.report(path, images, self.compare.rows(), self.compare.widths())
 
-    # -- recovery and closing ------------------------------------------------------------
-    def autosave(self) -> None:
-        if not self.session.loaded:
-            return
-        from studio.core.io import atomic_write_text
-
-        snap = self.session.snapshot()
-        if snap["plans"]:
-            snap["folder"] = str(studio_home() / "recovery-model")
-        atomic_write_text(studio_home() / "recovery.json", json.dumps(snap))
-
-    @staticmethod
-    def recovery_file() -> Path:
-        return studio_home() / "recovery.json"
-
-    def restore(self, snap: dict):
-        """Reload a recovered session: its model (the recovery copy when pruned) and plan."""
-        from studio.core import Plan
-
-        src = snap.get("source") or {}
-        if snap.get("folder") and Path(snap["folder"]).is_dir():
-            req = {"spec": snap["folder"]}
-        elif src.get("demo"):
-            req = {"spec": "demo"}
-        elif src.get("file"):
-            req = {"spec": src["file"], "arch": src.get("arch")}
-        else:
-            req = {"spec": src.get("arch", "demo")}
-        self.session.data_spec = snap.get("data")
-        job = self.load(req)
-        if job is not None and snap.get("plan"):
-            def apply_plan(_res):
-                try:
-                    plan = Plan.from_dict(snap["plan"])
-                    if plan.fingerprint == self.session.structure.fingerprint:
-                        self.session.replace_plan(plan, "restored plan")
-                except Exception as e:  # noqa: BLE001 - a stale file must not stop the window
-                    log.warning("recovery plan not restored: %s", e)
-            job.finished.connect(apply_plan)
-        return job
-
+    # -- closing -------------------------------------------------------------------------
     def closeEvent(self, ev):  # noqa: N802
         if self.jobs.busy():
             r = QMessageBox.question(self, "A job is running",
@@ -802,9 +557,26 @@ class MainWindow(QMainWindow):
             if r != QMessageBox.Yes:
                 ev.ignore()
                 return
+        elif self.session.dirty:
+            s = self.session
+            what = []
+            if not s.plan.is_empty() and not s.undo_stack.isClean():
+                what.append(f"a plan of {s.plan.n_removed()} channels and "
+                            f"{len(s.plan.drop_blocks)} blocks that is not saved")
+            if s.pruned and not s.exported:
+                what.append("a pruned or fine-tuned model that is not exported")
+            r = QMessageBox.question(self, "Quit without saving?",
+                                     "You have " + " and ".join(what) + ". Quit anyway?",
+                                     QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+            if r != QMessageBox.Yes:
+                ev.ignore()
+                return
         self.jobs.wait_all()
         self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/state", self.saveState())
-        self.recovery_file().unlink(missing_ok=True)  # a clean exit needs no recovery
+        self.settings.setValue("window/state", self.saveState(STATE_VERSION))
+        self.settings.setValue("window/state_version", STATE_VERSION)
+        self.recovery.clear()  # a clean exit needs no recovery
         ev.accept()
 
+    def sizeHint(self):  # noqa: N802
+        return QSize(1366, 768)

@@ -1,20 +1,21 @@
-"""The window's model of the world: the loaded model, its structure, the plan being edited,
-scores, results. Views subscribe to its signals; edits go through the undo stack."""
+"""The window's model of the world: the original model, the working model, its structure,
+the plan being edited, scores, results and the steps taken. Views subscribe to its signals;
+plan edits go through the undo stack. Only the GUI thread touches it: jobs get plain data
+when they start and hand results back by signal."""
 
 from __future__ import annotations
 
 import copy
 import logging
 
-import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from studio.core import Plan, predict
 from studio.core.criteria.weights import GroupScores
-from studio.core.plan.edits import Edit, ReplacePlan
 from studio.core.model.loader import LoadedModel
-from studio.core.plan.plan import predicted_widths
+from studio.core.plan.edits import Edit, ReplacePlan
+from studio.core.plan.plan import Plan, predict, predicted_widths
+from studio.core.plan.selection import lowest_channels
 from studio.core.structure.map import StructureMap
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class _UndoEdit(QUndoCommand):
         if other.id() != self._id or self._id < 0:
             return False
         self.edits.extend(other.edits)
+        self.setText(other.text())  # the label says where the drag ended
         return True
 
     def redo(self):
@@ -57,6 +59,7 @@ class Session(QObject):
     focusChanged = Signal(object)  # group id or None
     historyChanged = Signal()  # a prune step was applied
     resultsChanged = Signal()  # evaluation/latency/fine-tune results
+    dataChanged = Signal(str)  # the data source
 
     MERGE_AUTOSELECT = 1
     MERGE_STAGE = 2
@@ -67,47 +70,56 @@ class Session(QObject):
         self.original: LoadedModel | None = None  # the unpruned model, for compare/revert
         self.original_cost = None
         self.original_structure: StructureMap | None = None
+        self.original_scores: dict = {}
         self.structure: StructureMap | None = None
         self.plan: Plan | None = None
         self.scores: dict[str, dict[str, GroupScores]] = {}
         self.criterion = "l1"
         self.focus: str | None = None
-        self.history: list[dict] = []  # one entry per applied prune step
+        self.history: list[dict] = []  # one entry per model state (loaded, pruned, tuned)
+        self.steps: list[dict] = []  # recipe steps since the original: {"plan"|"finetune"|…}
+        self.runs: list[dict] = []  # fine-tuning runs (their epoch events), for the charts
         self.results: dict = {}
         self.data_spec: str | None = None
+        self.exported = True  # the working model was exported since it last changed
         self.undo_stack = QUndoStack(self)
         self._predicted = None
         self._widths = None
 
     # -- model --------------------------------------------------------------------------
-    def set_model(self, lm: LoadedModel, s: StructureMap, scores: dict | None = None,
-                  keep_original: bool = False) -> None:
-        if not keep_original:
-            self.original = lm
-            self.original_cost = s.original
-            self.original_structure = s
-            self.history = [self._history_entry("loaded", s)]
-            self.results = {}
+    def set_model(self, lm: LoadedModel, s: StructureMap, scores: dict | None = None) -> None:
+        """A newly opened model: it is the original and the working model."""
+        self.original, self.original_cost, self.original_structure = lm, s.original, s
+        self.original_scores = dict(scores or {})
+        self.history = [self._history_entry("loaded", s)]
+        self.steps, self.runs, self.results = [], [], {}
+        self.exported = True
+        if self.data_spec is None and lm.source.get("kind") == "demo":
+            self.data_spec = "demo"
+        self._set_working(lm, s, scores)
+        self.historyChanged.emit()
+        self.resultsChanged.emit()
+
+    def adopt(self, lm: LoadedModel, s: StructureMap, label: str, step: dict | None = None,
+              scores: dict | None = None) -> None:
+        """A derived model (pruned, fine-tuned, a pipeline's) becomes the working model; the
+        original stays for compare. ``step`` is the recipe step that made it."""
+        if step is not None:
+            self.steps.append(step)
+        self.history.append(self._history_entry(label, s))
+        self.exported = False
+        self._set_working(lm, s, scores)
+        self.historyChanged.emit()
+
+    def _set_working(self, lm: LoadedModel, s: StructureMap, scores: dict | None) -> None:
         self.lm, self.structure = lm, s
         self.plan = Plan.empty(s)
-        self.scores = {}
-        if scores:
-            self.scores.update(scores)
+        self.scores = dict(scores or {})
         self.focus = None
         self.undo_stack.clear()
         self._predicted = self._widths = None
-        if self.data_spec is None and lm.source.get("demo"):
-            self.data_spec = "demo"
         self.modelChanged.emit()
         self.planChanged.emit()
-        self.historyChanged.emit()
-
-    def adopt_pruned(self, lm: LoadedModel, s: StructureMap, label: str,
-                     scores: dict | None = None) -> None:
-        """The pruned model becomes the working model; the original stays for compare."""
-        self.set_model(lm, s, scores, keep_original=True)
-        self.history.append(self._history_entry(label, s))
-        self.historyChanged.emit()
 
     @staticmethod
     def _history_entry(label: str, s: StructureMap) -> dict:
@@ -118,6 +130,31 @@ class Session(QObject):
     def loaded(self) -> bool:
         return self.structure is not None
 
+    @property
+    def pruned(self) -> bool:
+        return self.lm is not None and self.lm is not self.original
+
+    @property
+    def dirty(self) -> bool:
+        """Work that quitting would lose: a plan not saved, a model not exported."""
+        if not self.loaded:
+            return False
+        return (not self.plan.is_empty() and not self.undo_stack.isClean()) or (
+            self.pruned and not self.exported)
+
+    def set_data(self, spec: str | None) -> None:
+        self.data_spec = spec or None
+        self.dataChanged.emit(self.data_spec or "")
+
+    # -- results ------------------------------------------------------------------------
+    def set_results(self, **results) -> None:
+        self.results.update(results)
+        self.resultsChanged.emit()
+
+    def add_run(self, label: str, epochs: list[dict]) -> None:
+        """A fine-tuning run's epoch events, kept for the charts' overlay."""
+        self.runs.append({"label": label, "epochs": list(epochs)})
+
     # -- plan ---------------------------------------------------------------------------
     def edit(self, edit: Edit, merge_id: int = -1) -> None:
         if self.plan is None:
@@ -126,6 +163,13 @@ class Session(QObject):
 
     def replace_plan(self, plan: Plan, text: str, merge_id: int = -1) -> None:
         self.edit(ReplacePlan(plan.copy(), text=text), merge_id)
+
+    def clear_plan(self) -> None:
+        if self.loaded and not self.plan.is_empty():
+            self.replace_plan(Plan.empty(self.structure), "clear plan")
+
+    def mark_plan_saved(self) -> None:
+        self.undo_stack.setClean()
 
     def _plan_edited(self) -> None:
         self._predicted = self._widths = None
@@ -161,22 +205,19 @@ class Session(QObject):
             self.focusChanged.emit(group_id)
 
     def least_important(self, group_id: str, k: int) -> list[int]:
-        """The ``k`` lowest-scored channels of a group under the current criterion
-        (whole positions for groups that feed a grouped conv)."""
+        """The ``k`` lowest-scored channels of a group under the current criterion."""
         g = self.structure.group_index[group_id]
         sc = self.current_scores() or self.scores.get("l1")
-        score = sc[group_id].group if sc else np.arange(g.channels, dtype=float)
-        cg = max(g.channel_groups, 1)
-        if cg > 1:
-            n = g.channels // cg
-            pos = np.argsort(score.reshape(cg, n).mean(0), kind="stable")[: k // cg]
-            return self.structure.orbit_closure(group_id, pos).tolist() if len(pos) else []
-        return sorted(np.argsort(score, kind="stable")[:k].tolist())
+        score = sc[group_id].group if sc else list(range(g.channels))
+        return lowest_channels(self.structure, group_id, score,
+                               k // max(g.channel_groups, 1))
 
     def snapshot(self) -> dict:
-        """What the recovery file keeps."""
-        return {"source": copy.deepcopy(self.lm.source) if self.lm else None,
-                "plans": copy.deepcopy(self.lm.plans) if self.lm else [],
+        """What the recovery file keeps (besides the working model's folder)."""
+        orig = self.original
+        return {"original": dict(orig.request.record(), input_size=list(orig.input_size))
+                if orig is not None and orig.request is not None else None,
+                "pruned": self.pruned, "steps": copy.deepcopy(self.steps),
+                "history": copy.deepcopy(self.history),
                 "plan": self.plan.to_dict() if self.plan else None,
-                "criterion": self.criterion, "data": self.data_spec,
-                "folder": self.lm.folder if self.lm else None}
+                "criterion": self.criterion, "data": self.data_spec}

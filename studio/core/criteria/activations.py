@@ -31,11 +31,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from studio.core.criteria import DATA_CRITERIA  # noqa: E402
 from studio.core.criteria.weights import GroupScores
 from studio.core.jobs import CancelToken, Events, progress
 from studio.core.structure.map import Group, Member, StructureMap
 
-DATA_CRITERIA = ("apoz", "mean_activation", "hrank", "taylor", "thinet", "pfa")
 THINET_SAMPLES = 4096  # sampled (image, location, output channel) triples per layer
 THINET_PER_BATCH = 8  # images per batch whose patches are sampled
 PFA_ENERGY = 0.95

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from studio.core.criteria import DEFAULT, WEIGHT_CRITERIA  # noqa: E402
 from studio.core.structure.map import Group, Member, StructureMap
 
-CRITERIA = ("l1", "l2", "group_norm", "fpgm", "bn_scale", "random")
-DEFAULT = "l1"
+CRITERIA = WEIGHT_CRITERIA
 
 
 @dataclass

@@ -24,6 +24,17 @@ NUM_CLASSES = 10
 PIXEL_MEAN, PIXEL_STD = 4.88, 6.02
 
 
+def checkpoint_state() -> dict:
+    """The shipped demo weights (a plain state_dict)."""
+    from studio.core.errors import LoadError
+
+    try:
+        return torch.load(CHECKPOINT, weights_only=True, map_location="cpu")
+    except FileNotFoundError:
+        raise LoadError(f"the demo checkpoint is missing ({CHECKPOINT}); reinstall "
+                        f"pruning-studio or run 'make demo-model' in a checkout") from None
+
+
 class BasicBlock(nn.Module):
     """conv-bn-relu-conv-bn plus a shortcut (1x1 conv + bn when the shape changes)."""
 

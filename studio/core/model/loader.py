@@ -1,136 +1,80 @@
-"""One loader for every model source: a torchvision architecture name, ``demo``, a
-checkpoint file (state_dict or pickled model), or a directory written by ``prune``.
+"""One loader for every model source (``ModelRequest``): ``demo``, torchvision and timm
+architectures, the user's own code, checkpoint files, folders written by the studio, and
+``nn.Module`` objects handed over in Python.
 
-Files are always opened with ``torch.load(weights_only=True)`` first. A file that needs full
-unpickling (a pickled ``nn.Module``) can run arbitrary code while loading, so it is refused
-unless the caller passes ``trust=True`` -- the CLI's ``--trust``, the GUI's explicit question.
-TorchScript archives are refused: their compiled graphs cannot be restructured.
+A ``LoadedModel`` carries the model and, as plain data, how to rebuild its architecture
+(``source``), how to reload the unpruned original with its weights (``origin``), and the
+plans applied since. Pruned or fine-tuned children are derived from it (``derive``).
 """
 
 from __future__ import annotations
 
-import hashlib
+import copy
+import difflib
 import logging
-import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from studio.core.model import zoo
-from studio.core.errors import LoadError, UntrustedFileError
+from studio.core.errors import LoadError, UnsupportedModel
+from studio.core.model import checkpoint, usercode, zoo
+from studio.core.model.request import ModelRequest, code_entry
 
 log = logging.getLogger(__name__)
-_WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net", "module", "ema")
 
 
 @dataclass
 class LoadedModel:
     model: nn.Module
-    source: dict  # how to rebuild the unpruned architecture (saved with pruned models)
+    source: dict  # how to rebuild the unpruned architecture (kind, name/entry, args)
     name: str  # what the user sees
     arch: str
     input_size: tuple[int, int, int]
     plans: list[dict] = field(default_factory=list)  # plans applied since the source
-    folder: str | None = None  # set when loaded from a folder written by ``prune``
+    folder: str | None = None  # set when loaded from a folder written by the studio
+    origin: dict | None = None  # request record that reloads the unpruned original
+    request: ModelRequest | None = None  # how this model was opened (None when derived)
 
     @property
     def num_classes(self) -> int | None:
-        return self.source.get("num_classes")
+        n = (self.source.get("args") or {}).get("num_classes")
+        return n if n is not None else classifier_width(self.model)
+
+    @property
+    def pruned(self) -> bool:
+        return bool(self.plans)
+
+    def derive(self, model: nn.Module, plan=None, label: str | None = None) -> LoadedModel:
+        """A child of this model: ``model`` is this one after ``plan`` (a ``Plan``, or None
+        for fine-tuning). Source and origin stay; the plan joins the history."""
+        plans = list(self.plans) + ([plan.to_dict()] if plan is not None else [])
+        base = self.name.split(" [", 1)[0]
+        if label is None:
+            label = f"pruned {len(plans)}x" if plans else "fine-tuned"
+        return LoadedModel(model, copy.deepcopy(self.source), f"{base} [{label}]", self.arch,
+                           self.input_size, plans, None, copy.deepcopy(self.origin))
+
+    def describe_source(self) -> str:
+        """One phrase for the window's title bar and reports: where the model came from."""
+        s = self.source
+        kind = s.get("kind")
+        text = {"demo": "built-in demo", "torchvision": f"torchvision {s.get('name')}",
+                "timm": f"timm {s.get('name')}", "pickle": "pickled model file",
+                "module": "Python object"}.get(kind)
+        if kind == "code":
+            text = f"code {s.get('module') or s.get('file')}:{s.get('entry')}"
+        if self.origin and self.origin.get("pretrained"):
+            text += ", pretrained"
+        if self.origin and self.origin.get("weights"):
+            text += f", weights {Path(self.origin['weights']).name}"
+        if self.folder:
+            text = f"folder {Path(self.folder).name} ({text})"
+        return text or "unknown"
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def parse_input_size(text: str | None):
-    if text is None:
-        return None
-    try:
-        size = tuple(int(v) for v in str(text).replace("x", ",").split(","))
-    except ValueError:
-        raise LoadError(f"input size '{text}' is not C,H,W (e.g. 3,224,224)") from None
-    if len(size) != 3 or min(size) < 1:
-        raise LoadError(f"input size '{text}' is not C,H,W with positive numbers")
-    return size
-
-
-def load_model(spec: str, *, arch: str | None = None, trust: bool = False,
-               pretrained: bool = False, input_size=None) -> LoadedModel:
-    """Load ``spec`` (see module docstring). Raises ``LoadError`` with a one-line reason."""
-    input_size = parse_input_size(input_size) if isinstance(input_size, str) else input_size
-    spec = str(spec)
-    path = Path(spec).expanduser()
-    if spec == "demo":
-        lm = _load_demo()
-    elif path.is_dir():
-        from studio.core.model.saving import load_pruned
-
-        lm = load_pruned(path, trust=trust)
-    elif path.exists():
-        lm = _load_file(path, arch, trust)
-    elif "/" in spec or spec.endswith((".pt", ".pth", ".ckpt", ".bin", ".pkl")):
-        raise LoadError(f"file not found: {spec}")
-    else:
-        lm = _load_arch(spec, pretrained)
-    if input_size is not None:
-        lm.input_size = tuple(input_size)
-    _check_runs(lm)
-    return lm
-
-
-def _check_runs(lm: LoadedModel) -> None:
-    lm.model.eval()
-    try:
-        with torch.no_grad():
-            lm.model(torch.zeros(1, *lm.input_size))
-    except Exception as e:
-        raise LoadError(f"{lm.name} does not run on an input of size "
-                        f"{','.join(map(str, lm.input_size))} ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0][:160]}); set --input-size C,H,W") from None
-
-
-def _load_demo() -> LoadedModel:
-    from studio.core.model import demo
-
-    model = demo.DemoResNet()
-    try:
-        sd = torch.load(demo.CHECKPOINT, weights_only=True, map_location="cpu")
-    except FileNotFoundError:
-        raise LoadError(f"the demo checkpoint is missing: run 'python scripts/make_demo.py' "
-                        f"to recreate {demo.CHECKPOINT}") from None
-    model.load_state_dict(sd)
-    return LoadedModel(model.eval(), {"kind": "arch", "arch": zoo.DEMO_ARCH, "num_classes": 10,
-                                      "demo": True},
-                       "demo (ResNet-20 on digits)", zoo.DEMO_ARCH, demo.INPUT_SIZE)
-
-
-def _canonical_arch(arch: str) -> str:
-    return zoo.DEMO_ARCH if arch in ("demo", zoo.DEMO_ARCH) else arch
-
-
-def _load_arch(arch: str, pretrained: bool, num_classes: int | None = None) -> LoadedModel:
-    arch = _canonical_arch(arch)
-    why = zoo.unsupported_reason(arch)
-    if why:
-        raise LoadError(f"{arch} is not supported: {why}")
-    if pretrained:
-        model = _pretrained(arch)
-    else:
-        model = zoo.build(arch, num_classes)
-    n = _num_classes(model)
-    return LoadedModel(model.eval(), {"kind": "arch", "arch": arch, "num_classes": n},
-                       arch + (" (pretrained)" if pretrained else ""), arch,
-                       zoo.default_input_size(arch))
-
-
-def _num_classes(model: nn.Module) -> int | None:
+def classifier_width(model: nn.Module) -> int | None:
     last = None
     for m in model.modules():
         if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):
@@ -140,14 +84,49 @@ def _num_classes(model: nn.Module) -> int | None:
     return getattr(last, "out_channels", None)
 
 
-def _pretrained(arch: str) -> nn.Module:
+# -- architectures ------------------------------------------------------------------------
+def build_architecture(source: dict, *, trust: bool = False, code_root: str | None = None,
+                       by_user: bool = False, pretrained: bool = False) -> nn.Module:
+    """The (randomly initialised, or pretrained) model a ``source`` record describes."""
+    kind, args = source.get("kind"), dict(source.get("args") or {})
+    if kind == "demo":
+        from studio.core.model import demo
+
+        model = demo.DemoResNet(num_classes=args.get("num_classes", demo.NUM_CLASSES))
+        if pretrained:
+            model.load_state_dict(demo.checkpoint_state())
+        return model
+    if kind == "torchvision":
+        if pretrained:
+            if args:
+                raise LoadError(f"torchvision's pretrained {source['name']} takes no "
+                                f"arguments (got {sorted(args)}); load weights instead",
+                                fix="weights")
+            return _torchvision_pretrained(source["name"])
+        return zoo.build(source["name"], args)
+    if kind == "timm":
+        from studio.core.model import timm_source
+
+        return timm_source.build(source["name"], args, pretrained)
+    if pretrained:
+        raise LoadError("pretrained weights exist for torchvision and timm architectures and "
+                        "the demo; load this model's weights from a file", fix="weights")
+    if kind == "code":
+        return usercode.build(source, trust=trust, code_root=code_root, by_user=by_user)
+    if kind == "pickle":
+        obj = checkpoint.unwrap(checkpoint.read(source["file"], trust))
+        if not isinstance(obj, nn.Module):
+            raise LoadError(f"{source['file']} no longer holds a pickled model")
+        return obj
+    raise LoadError(f"unknown model source kind {kind!r}")
+
+
+def _torchvision_pretrained(arch: str) -> nn.Module:
     import socket
     import urllib.error
 
     import torchvision
 
-    if arch == zoo.DEMO_ARCH:
-        return _load_demo().model
     try:
         weights = torchvision.models.get_model_weights(arch).DEFAULT
     except (KeyError, ValueError):
@@ -163,134 +142,212 @@ def _pretrained(arch: str) -> nn.Module:
     except (urllib.error.URLError, OSError, ConnectionError) as e:
         raise LoadError(f"pretrained weights for {arch} are not cached and could not be "
                         f"downloaded ({type(e).__name__}); put {fname} into {cache} "
-                        f"(from {weights.url})") from None
+                        f"(from {weights.url})", fix="weights") from None
     finally:
         socket.setdefaulttimeout(old)
 
 
-def _is_torchscript(path: Path) -> bool:
-    try:
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-    except (zipfile.BadZipFile, OSError):
-        return False
-    return any(n.endswith("constants.pkl") or "/code/" in n for n in names)
-
-
-def _torch_load(path: Path, trust: bool):
-    size = path.stat().st_size
-    if size == 0:
-        raise LoadError(f"{path} is empty")
-    if path.suffix == ".onnx":
-        raise LoadError(f"{path} is an ONNX file: the studio prunes PyTorch models; load the "
-                        f"PyTorch checkpoint it was exported from")
-    if _is_torchscript(path):
-        raise LoadError(f"{path} is a TorchScript archive: its compiled graph cannot be "
-                        f"restructured; load the eager model's state_dict with --arch instead")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - every failure becomes one line below
-        msg = str(e)
-        glob = re.search(r"GLOBAL ([\w.]+)", msg)
-        if glob is None:
-            first = msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
-            if "Weights only load failed" in first or not msg.strip():
-                first = "not a PyTorch checkpoint"
-            raise LoadError(f"{path} cannot be read: {first[:160]} (corrupt, truncated or "
-                            f"not a PyTorch file)") from None
-        if not trust:
-            raise UntrustedFileError(
-                f"{path} contains pickled Python objects (e.g. {glob.group(1)}); unpickling "
-                f"can run arbitrary code, so it was not loaded -- pass --trust only if you "
-                f"trust its source, or save a state_dict instead") from None
-    log.warning("unpickling %s with full trust", path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001
-        raise LoadError(f"{path} could not be unpickled: {type(e).__name__}: "
-                        f"{str(e).splitlines()[0][:160] if str(e) else ''}") from None
-
-
-def _unwrap(obj):
-    """Dig the weights or the model out of common checkpoint wrappers."""
-    for _ in range(3):
-        if isinstance(obj, nn.Module):
-            return obj
-        if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor)
-                                                 for v in obj.values()):
-            return obj
-        if isinstance(obj, dict):
-            for k in _WRAPPER_KEYS:
-                if k in obj and isinstance(obj[k], (dict, nn.Module)):
-                    obj = obj[k]
-                    break
-            else:
-                break
-    return obj
-
-
-def _strip_prefix(sd: dict) -> dict:
-    for prefix in ("module.", "model.", "_orig_mod."):
-        if sd and all(k.startswith(prefix) for k in sd):
-            sd = {k[len(prefix):]: v for k, v in sd.items()}
-    return sd
-
-
-def _load_file(path: Path, arch: str | None, trust: bool) -> LoadedModel:
-    obj = _unwrap(_torch_load(path, trust))
-    digest = sha256_of(path)
-    if isinstance(obj, nn.Module):
-        name = type(obj).__name__
-        return LoadedModel(obj.eval(), {"kind": "pickle", "file": str(path.resolve()),
-                                        "sha256": digest, "num_classes": _num_classes(obj)},
-                           f"{path.name} ({name})", name, (3, 224, 224))
-    if not (isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor)
-                                                  for v in obj.values())):
-        raise LoadError(f"{path} holds neither a state_dict nor a model "
-                        f"(found {type(obj).__name__})")
-    if arch is None:
-        raise LoadError(f"{path} is a state_dict: say which architecture it belongs to with "
-                        f"--arch NAME (e.g. --arch resnet18)")
-    sd = _strip_prefix(obj)
-    lm = _load_arch(arch, pretrained=False)
-    try:
-        lm.model.load_state_dict(sd)
-    except RuntimeError:
-        n = _classes_from(lm.model, sd)
-        if n is None:
-            raise LoadError(_mismatch(path, lm.arch, lm.model, sd)) from None
-        lm = _load_arch(arch, pretrained=False, num_classes=n)
-        try:
-            lm.model.load_state_dict(sd)
-        except RuntimeError:
-            raise LoadError(_mismatch(path, lm.arch, lm.model, sd)) from None
-    lm.source.update(file=str(path.resolve()), sha256=digest)
-    lm.name = f"{path.name} ({lm.arch})"
-    return lm
-
-
-def _classes_from(model: nn.Module, sd: dict) -> int | None:
-    """If only the classifier's shape differs, the checkpoint's class count."""
-    own = model.state_dict()
-    if set(own) != set(sd):
-        return None
-    diff = [k for k in own if own[k].shape != sd[k].shape]
-    if diff and all(k.rsplit(".", 1)[0] == diff[0].rsplit(".", 1)[0] for k in diff):
-        return int(sd[diff[0]].shape[0])
+def _arch_source(spec: str, args: dict) -> dict | None:
+    """The source record of an architecture spec, or None when ``spec`` is not one."""
+    entry = code_entry(spec)
+    if entry is not None:
+        kind, target, name = entry
+        return usercode.record_for(kind, target, name, args)
+    if spec.startswith("timm:"):
+        return {"kind": "timm", "name": spec[5:], "args": args}
+    name = spec.split(":", 1)[1] if spec.startswith(("tv:", "torchvision:")) else spec
+    if name in ("demo", zoo.DEMO_ARCH):
+        return {"kind": "demo", "args": args}
+    if zoo.exists(name) or spec.startswith(("tv:", "torchvision:")):
+        why = zoo.unsupported_reason(name)
+        if why:
+            raise UnsupportedModel(f"{name} is not supported: {why}")
+        return {"kind": "torchvision", "name": name, "args": args}
     return None
 
 
-def _mismatch(path: Path, arch: str, model: nn.Module, sd: dict) -> str:
-    own = model.state_dict()
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own]
-    shape = [k for k in own if k in sd and own[k].shape != sd[k].shape]
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
-    if shape:
-        parts.append(f"{len(shape)} shape mismatches (e.g. {shape[0]}: "
-                     f"{tuple(sd[shape[0]].shape)} vs {tuple(own[shape[0]].shape)})")
-    return f"{path} does not match architecture {arch}: {'; '.join(parts)}"
+def arch_label(source: dict) -> str:
+    kind = source.get("kind")
+    if kind == "demo":
+        return zoo.DEMO_ARCH
+    if kind == "torchvision":
+        return source["name"]
+    if kind == "timm":
+        return f"timm:{source['name']}"
+    if kind == "code":
+        return source["entry"]
+    return source.get("class", "model")
+
+
+def default_input_size(source: dict) -> tuple[int, int, int]:
+    kind = source.get("kind")
+    if kind == "demo":
+        from studio.core.model.demo import INPUT_SIZE
+
+        return INPUT_SIZE
+    if kind == "torchvision":
+        return zoo.default_input_size(source["name"])
+    if kind == "timm":
+        from studio.core.model import timm_source
+
+        return timm_source.default_input_size(source["name"])
+    return (3, 224, 224)
+
+
+def _unknown(spec: str) -> LoadError:
+    if "/" in spec or "\\" in spec or spec.endswith(checkpoint.WEIGHT_SUFFIXES + (".py",)):
+        return LoadError(f"file not found: {spec}")
+    pool = list(zoo.architectures())
+    close = difflib.get_close_matches(spec, pool, n=4, cutoff=0.6)
+    try:
+        from studio.core.model import timm_source
+
+        close += [f"timm:{n}" for n in difflib.get_close_matches(spec, timm_source.names(),
+                                                                 n=3, cutoff=0.75)]
+    except LoadError:
+        pass
+    hint = f" (did you mean {', '.join(close[:5])}?)" if close else ""
+    return LoadError(f"unknown architecture '{spec}'{hint}; see 'pruning-studio archs', or "
+                     f"give timm:NAME, FILE.py:NAME, a checkpoint or a folder")
+
+
+# -- loading ------------------------------------------------------------------------------
+def load(req: ModelRequest) -> LoadedModel:
+    """Open what ``req`` names; ``LoadError`` with one line otherwise."""
+    spec = req.spec
+    path = Path(spec).expanduser()
+    if spec != "demo" and code_entry(spec) is None and path.is_dir():
+        from studio.core.model.saving import load_folder
+
+        lm = load_folder(path, req)
+        if req.weights:
+            raise LoadError(f"{spec} is a folder with its own weights; weights from another "
+                            f"file cannot be loaded into it")
+    elif spec != "demo" and code_entry(spec) is None and path.is_file():
+        lm = _load_file(path, req)
+    else:
+        source = _arch_source(spec, dict(req.model_args))
+        if source is None:
+            raise _unknown(spec)
+        lm = _load_arch(source, req, weights=req.weights)
+    if req.input_size is not None:
+        lm.input_size = tuple(req.input_size)
+    lm.request = req
+    check_runs(lm)
+    return lm
+
+
+def _load_arch(source: dict, req: ModelRequest, weights: str | None) -> LoadedModel:
+    by_user = not req.from_file
+    pretrained = req.pretrained or (source["kind"] == "demo" and not weights
+                                    and not source.get("args"))
+    if weights:
+        if req.pretrained:
+            raise LoadError("give either pretrained weights or a weights file, not both")
+        wpath = Path(weights).expanduser()
+
+        def build(n):
+            src = dict(source, args={**source.get("args", {}),
+                                     **({"num_classes": n} if n else {})})
+            return build_architecture(src, trust=req.trust, code_root=req.code_root,
+                                      by_user=by_user)
+
+        model, n = checkpoint.load_into(build, wpath, arch_label(source), req.trust)
+        if n is not None:
+            source = dict(source, args={**source.get("args", {}), "num_classes": n})
+        name = f"{wpath.name} ({arch_label(source)})"
+    else:
+        model = build_architecture(source, trust=req.trust, code_root=req.code_root,
+                                   by_user=by_user, pretrained=pretrained)
+        name = arch_label(source) if source["kind"] != "demo" else "demo (ResNet-20 on digits)"
+        if req.pretrained and source["kind"] != "demo":
+            name += " (pretrained)"
+    checkpoint.check_model(model, name)
+    origin = req.record()
+    if weights:
+        origin["weights"] = str(Path(weights).expanduser().resolve())
+        origin["weights_sha256"] = checkpoint.sha256_of(Path(weights).expanduser())
+    if source.get("args", {}).get("num_classes") and "num_classes" not in req.model_args:
+        origin.setdefault("model_args", {})["num_classes"] = source["args"]["num_classes"]
+    origin.pop("input_size", None)
+    return LoadedModel(model.eval(), source, name, arch_label(source),
+                       default_input_size(source), origin=origin)
+
+
+def _load_file(path: Path, req: ModelRequest) -> LoadedModel:
+    if path.suffix == ".py":
+        raise LoadError(f"{path} is Python code: name the model in it as {path}:NAME "
+                        f"(NAME: a class or a function that returns the model)")
+    if req.arch:
+        source = _arch_source(req.arch, dict(req.model_args))
+        if source is None:
+            raise _unknown(req.arch)
+        if req.weights:
+            raise LoadError(f"{path} is the weights file already; do not give another one")
+        return _load_arch(source, req.replace(spec=req.arch, arch=None), weights=str(path))
+    obj = checkpoint.unwrap(checkpoint.read(path, req.trust))
+    if isinstance(obj, nn.Module):
+        checkpoint.check_model(obj, str(path))
+        cls = type(obj).__name__
+        source = {"kind": "pickle", "file": str(path.resolve()),
+                  "sha256": checkpoint.sha256_of(path), "class": cls}
+        return LoadedModel(obj.eval(), source, f"{path.name} ({cls})", cls, (3, 224, 224),
+                           origin={"spec": str(path.resolve())})
+    if checkpoint.is_state_dict(obj):
+        raise LoadError(f"{path} is a state_dict: say which architecture it belongs to "
+                        f"(e.g. resnet18, timm:NAME or FILE.py:NAME)", fix="arch")
+    raise LoadError(f"{path} holds neither a state_dict nor a model "
+                    f"(found {type(obj).__name__})")
+
+
+def from_module(model: nn.Module, input_size=None, name: str | None = None) -> LoadedModel:
+    """Wrap a model object (Python API). It is used as is, not copied; the studio never
+    changes it (pruning works on copies)."""
+    from studio.core.model.request import parse_input_size
+
+    if not isinstance(model, nn.Module):
+        raise LoadError(f"expected a torch nn.Module, got {type(model).__name__}")
+    try:
+        size = parse_input_size(input_size) or (3, 224, 224)
+    except ValueError as e:
+        raise LoadError(str(e), fix="input_size") from None
+    cls = type(model).__name__
+    checkpoint.check_model(model, cls)
+    lm = LoadedModel(model.eval(), {"kind": "module", "class": cls}, name or cls, cls, size)
+    check_runs(lm)
+    return lm
+
+
+def check_runs(lm: LoadedModel) -> None:
+    lm.model.eval()
+    try:
+        with torch.no_grad():
+            lm.model(torch.zeros(1, *lm.input_size))
+    except Exception as e:  # noqa: BLE001 - any failure of user code becomes one line
+        raise LoadError(f"{lm.name} does not run on an input of size "
+                        f"{','.join(map(str, lm.input_size))} ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:160] if str(e) else ''})",
+                        fix="input_size") from None
+
+
+def load_model(what, *, arch: str | None = None, trust: bool = False,
+               pretrained: bool = False, input_size=None, weights: str | None = None,
+               model_args: dict | None = None, code_root: str | None = None) -> LoadedModel:
+    """Load a model: a spec string (see ``ModelRequest``), a ``ModelRequest``, or an
+    ``nn.Module`` object (with ``input_size``)."""
+    if isinstance(what, nn.Module):
+        return from_module(what, input_size)
+    if isinstance(what, ModelRequest):
+        return load(what)
+    from pydantic import ValidationError
+
+    from studio.core.schema import describe
+
+    try:
+        req = ModelRequest(spec=str(what), arch=arch, trust=trust, pretrained=pretrained,
+                           input_size=input_size, weights=weights,
+                           model_args=model_args or {}, code_root=code_root)
+    except ValidationError as e:
+        raise LoadError(describe(e), fix="input_size" if "input_size" in str(e) else None
+                        ) from None
+    return load(req)

@@ -1,133 +1,253 @@
-"""Save and reload pruned models without unsafe unpickling.
+"""Save and reload pruned models without unsafe unpickling; folders are movable.
 
-A pruned model is a folder: ``model.json`` (how to rebuild the unpruned architecture and the
-plans applied to it, in order), ``weights.pt`` (a plain state_dict, read back with
-``weights_only=True``), ``plan.json`` (the last plan) and ``report.json``. Reloading rebuilds
-the architecture, replays the plans (physical surgery) and loads the weights strictly.
-The folder is written next to its final place and swapped in by renames, so a crash never
-leaves half a model, and the input model is never overwritten.
+A saved model is a folder: ``model.json`` (how to rebuild the unpruned architecture -- as
+data: a torchvision or timm name and its arguments, or the user's code as module/file name,
+sha256 and arguments -- the plans applied to it in order, how to reload the unpruned original,
+and the list of files the studio wrote), ``weights.pt`` (a plain state_dict, read back with
+``weights_only=True``), ``plan.json`` (the last plan) and ``report.json``. Reloading
+rebuilds the architecture, replays the plans (physical surgery) and loads the weights
+strictly. Nothing in it is an absolute path the folder depends on, so it can be moved or
+copied; a pickled source travels inside it (and needs consent to load, like any pickle).
+
+Writing goes through ``studio.core.outputs``: the input is never overwritten, nothing the
+studio did not write is ever removed, and a crash never leaves half a model.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
+from typing import Any, Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
-from studio.core.model import zoo
-from studio.core.errors import LoadError, StudioError
+from studio.core.errors import InputError, LoadError
 from studio.core.io import atomic_torch_save, atomic_write_text
-from studio.core.plan.plan import Plan
+from studio.core.model import checkpoint
+from studio.core.model.request import ModelRequest, _json_value, parse_input_size
+from studio.core.outputs import MODEL_FORMAT, recover, write_folder
+from studio.core.schema import MiB, expect_format, load_json, parse
 
-FORMAT = "pruning-studio/model"
-VERSION = 1
-
-
-def _same_path(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
+FORMAT = MODEL_FORMAT
+VERSION = 2
+_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}$"  # a plain file name inside the folder
 
 
-def save_pruned(out_dir, lm, model: nn.Module, plan: Plan | None, report: dict,
-                extra_files: dict[str, str] | None = None) -> Path:
-    """Write ``model`` (derived from loaded model ``lm`` by ``plan``) into ``out_dir``,
-    with ``extra_files`` (name -> text, e.g. a metrics log) beside it."""
-    from studio.core.model.loader import sha256_of
+class SourceRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["demo", "torchvision", "timm", "code", "pickle", "arch"]
+    name: str | None = Field(None, max_length=512)
+    args: dict[str, Any] = Field(default_factory=dict)
+    module: str | None = Field(None, max_length=512)
+    file: str | None = Field(None, max_length=4096)
+    file_name: str | None = Field(None, max_length=512)
+    abs: str | None = Field(None, max_length=4096)
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    entry: str | None = Field(None, max_length=512)
+    pruned: bool = False  # a pickled model that is already pruned: plans are history only
+    # version 1
+    arch: str | None = Field(None, max_length=512)
+    num_classes: int | None = Field(None, ge=1, le=1_000_000)
+    demo: bool | None = None
 
-    out = Path(out_dir)
-    src_file = lm.source.get("file")
-    inputs = [Path(src_file)] if src_file else []
-    if lm.folder:
-        inputs.append(Path(lm.folder))
-    for p in inputs:
-        if _same_path(out, p):
-            raise StudioError(f"--out {out} is the input model; choose another folder "
-                              f"(the original is never overwritten)")
-    if out.exists() and not out.is_dir():
-        raise StudioError(f"--out {out} exists and is not a folder")
+    @field_validator("args")
+    @classmethod
+    def _args(cls, v):
+        _json_value(v)
+        ModelRequest(spec="x", model_args=v)  # the same bounds as a request's arguments
+        return v
+
+
+class FolderMeta(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    format: Literal["pruning-studio/model"]
+    version: Literal[1, 2]
+    arch: str = Field(max_length=512)
+    name: str = Field(max_length=2048)
+    source: SourceRecord
+    origin: dict[str, Any] | None = None
+    input_size: tuple[int, int, int]
+    plans: list[dict[str, Any]] = Field(default_factory=list, max_length=1000)
+    weights: str = Field("weights.pt", pattern=_NAME)
+    weights_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    files: list[str] | None = Field(None, max_length=1000)
+
+    @field_validator("input_size", mode="before")
+    @classmethod
+    def _size(cls, v):
+        return parse_input_size(v)
+
+
+def _jsonable(o):
+    import numpy as np
+
+    if isinstance(o, dict):
+        return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    if isinstance(o, (np.floating, np.integer, np.bool_)):
+        return o.item()
+    if isinstance(o, float) and o != o:
+        return None
+    return o
+
+
+def dumps(obj) -> str:
+    return json.dumps(_jsonable(obj), indent=1, allow_nan=False, default=str)
+
+
+def save_pruned(out_dir, lm, model: nn.Module, plan=None, report: dict | None = None,
+                extra_files: dict[str, str] | None = None, inputs=()) -> Path:
+    """Write ``model`` -- ``lm`` after ``plan`` (a ``Plan``, or None when the model only
+    changed its weights) -- into the folder ``out_dir``, with ``extra_files`` (name -> text)."""
     plans = list(lm.plans) + ([plan.to_dict()] if plan is not None else [])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    source = dict(lm.source)
+    ins = [lm.folder, *inputs]
+    if source.get("kind") == "pickle":
+        ins.append(source.get("file"))
+    if lm.origin and lm.origin.get("weights"):
+        ins.append(lm.origin["weights"])
+    if source.get("kind") == "code" and source.get("abs"):
+        ins.append(source["abs"])
+
+    def write(tmp: Path) -> None:
+        files = ["model.json", "weights.pt"]
         atomic_torch_save(model.state_dict(), tmp / "weights.pt")
-        meta = {
-            "format": FORMAT, "version": VERSION, "arch": lm.arch, "name": lm.name,
-            "source": lm.source, "input_size": list(lm.input_size), "plans": plans,
-            "weights": "weights.pt", "weights_sha256": sha256_of(tmp / "weights.pt"),
-        }
-        atomic_write_text(tmp / "model.json", json.dumps(meta, indent=1))
+        src = dict(source)
+        if src.get("kind") == "pickle" and not src.get("pruned"):
+            shutil.copyfile(src["file"], tmp / "source.pt")  # it travels with the folder
+            src["file"] = "source.pt"
+            files.append("source.pt")
+        elif src.get("kind") in ("module", "pickle"):  # no code to rebuild it: pickle it
+            atomic_torch_save(model, tmp / "model.pt")
+            src = {"kind": "pickle", "file": "model.pt", "pruned": True,
+                   "sha256": checkpoint.sha256_of(tmp / "model.pt")}
+            files.append("model.pt")
         if plan is not None:
             plan.save(tmp / "plan.json")
-        atomic_write_text(tmp / "report.json", json.dumps(report, indent=1))
+            files.append("plan.json")
+        atomic_write_text(tmp / "report.json", dumps(report or {}))
+        files.append("report.json")
         for name, text in (extra_files or {}).items():
             atomic_write_text(tmp / name, text)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+            files.append(name)
+        meta = {"format": FORMAT, "version": VERSION, "arch": lm.arch, "name": lm.name,
+                "source": src, "origin": lm.origin, "input_size": list(lm.input_size),
+                "plans": plans, "weights": "weights.pt",
+                "weights_sha256": checkpoint.sha256_of(tmp / "weights.pt"),
+                "files": sorted(set(files))}
+        atomic_write_text(tmp / "model.json", dumps(meta))  # last: marks the folder complete
+
+    return write_folder(out_dir, write, ins)
 
 
-def load_pruned(folder, trust: bool = False):
+def _v1_source(src: SourceRecord) -> dict:
+    if src.kind != "arch":
+        return src.model_dump(exclude_none=True, exclude_defaults=True)
+    if src.demo:
+        return {"kind": "demo"}
+    args = {"num_classes": src.num_classes} if src.num_classes else {}
+    return {"kind": "torchvision", "name": src.arch, "args": args}
+
+
+def _origin(meta: FolderMeta, v1: SourceRecord) -> dict | None:
+    if meta.origin is not None:
+        return meta.origin
+    if v1.kind == "arch":  # version 1 kept the checkpoint file of the original, if any
+        if v1.demo:
+            return {"spec": "demo"}
+        if v1.file:
+            return {"spec": v1.file, "arch": v1.arch}
+        return {"spec": v1.arch}
+    return None
+
+
+def _plausible(meta_source: dict, weights: Path, folder: Path) -> None:
+    """Refuse a model.json whose architecture is far larger than its weights file before
+    allocating it (built on the meta device: no memory)."""
+    from studio.core.model.loader import build_architecture
+
+    if meta_source.get("kind") not in ("torchvision", "timm", "demo"):
+        return
+    try:
+        with torch.device("meta"):
+            m = build_architecture(meta_source)
+        n = sum(p.numel() for p in m.parameters())
+    except Exception:  # noqa: BLE001 - the real build reports it
+        return
+    size = weights.stat().st_size
+    if n * 4 > 4 * size + 64 * MiB:
+        raise LoadError(f"{folder}/model.json describes a model of {n:,} parameters but "
+                        f"{weights.name} holds only {size / MiB:.1f} MiB: the folder was "
+                        f"tampered with or is incomplete")
+
+
+def load_folder(folder, req: ModelRequest | None = None):
     """Rebuild a model saved by ``save_pruned``."""
-    from studio.core.model.loader import LoadedModel, _torch_load, _unwrap, sha256_of
-    from studio.core.structure.map import StructureMap
+    from studio.core.model.loader import LoadedModel, arch_label, build_architecture
+    from studio.core.plan.plan import Plan
     from studio.core.plan.surgery import apply_plan
+    from studio.core.structure.map import StructureMap
 
     folder = Path(folder)
+    req = req or ModelRequest(spec=str(folder))
+    recover(folder)
     meta_file = folder / "model.json"
     if not meta_file.is_file():
         raise LoadError(f"{folder} is a folder but not a model saved by pruning-studio "
                         f"(no model.json)")
     try:
-        meta = json.loads(meta_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LoadError(f"{meta_file} is not valid JSON: {e}") from None
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise LoadError(f"{meta_file} is not a pruning-studio model (version {VERSION})")
-    src, arch = meta["source"], meta["arch"]
-    if src.get("kind") == "arch":
-        model = zoo.build(src["arch"], src.get("num_classes"))
-    elif src.get("kind") == "pickle":
-        f = Path(src["file"])
-        if not f.exists():
-            raise LoadError(f"{folder} was pruned from the pickled model {f}, which is gone; "
-                            f"the architecture cannot be rebuilt without it")
-        if sha256_of(f) != src["sha256"]:
-            raise LoadError(f"{f} changed since {folder} was saved (sha256 differs)")
-        model = _unwrap(_torch_load(f, trust))
-    else:
-        raise LoadError(f"{meta_file}: unknown source kind {src.get('kind')!r}")
-    input_size = tuple(meta["input_size"])
-    model.eval()
-    for pd in meta.get("plans", []):
-        plan = Plan.from_dict(pd)
-        s = StructureMap(model, input_size, arch)
-        model = apply_plan(model, s, plan, check=False)
-    wfile = folder / meta.get("weights", "weights.pt")
+        d = load_json(meta_file, "model.json", 16 * MiB)
+        expect_format(d, FORMAT, "pruning-studio model", str(meta_file), (1, 2))
+        meta = parse(FolderMeta, d, str(meta_file))
+    except InputError as e:
+        raise LoadError(str(e)) from None
+    source = _v1_source(meta.source)
+    wfile = folder / meta.weights
     if not wfile.is_file():
         raise LoadError(f"{wfile} is missing")
-    if meta.get("weights_sha256") and sha256_of(wfile) != meta["weights_sha256"]:
+    if meta.weights_sha256 and checkpoint.sha256_of(wfile) != meta.weights_sha256:
         raise LoadError(f"{wfile} is corrupt or was modified (sha256 differs from model.json)")
-    sd = torch.load(wfile, map_location="cpu", weights_only=True)
+    if source.get("kind") == "pickle":
+        f = Path(source["file"])
+        f = f if f.is_absolute() else folder / f
+        if not f.is_file():
+            raise LoadError(f"{folder} was pruned from the pickled model {f}, which is gone; "
+                            f"the architecture cannot be rebuilt without it")
+        if source.get("sha256") and checkpoint.sha256_of(f) != source["sha256"]:
+            raise LoadError(f"{f} changed since {folder} was saved (sha256 differs)")
+        source["file"] = str(f)
+    _plausible(source, wfile, folder)
+    model = build_architecture(source, trust=req.trust, code_root=req.code_root,
+                               by_user=False).eval()
+    input_size = tuple(meta.input_size)
+    if not source.get("pruned"):
+        for k, pd in enumerate(meta.plans, 1):
+            plan = Plan.from_dict(pd, f"{meta_file} (plan {k})")
+            s = StructureMap(model, input_size, meta.arch)
+            model = apply_plan(model, s, plan, check=False)
+    try:
+        sd = torch.load(wfile, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        raise LoadError(f"{wfile} cannot be read: {str(e).splitlines()[0][:160]}") from None
+    if not checkpoint.is_state_dict(sd):
+        raise LoadError(f"{wfile} is not a state_dict")
+    checkpoint.check_tensors(sd.items(), str(wfile))
     try:
         model.load_state_dict(sd)
     except RuntimeError as e:
+        lines = str(e).splitlines()
         raise LoadError(f"{wfile} does not fit the rebuilt model: "
-                        f"{str(e).splitlines()[1][:160] if len(str(e).splitlines()) > 1 else e}"
-                        ) from None
-    return LoadedModel(model.eval(), src, f"{folder.name} (pruned {arch})", arch, input_size,
-                       list(meta.get("plans", [])), folder=str(folder))
+                        f"{(lines[1] if len(lines) > 1 else lines[0])[:160].strip()}") from None
+    if source.get("kind") == "pickle" and not source.get("pruned"):
+        source["file"] = str(Path(source["file"]).resolve())
+    return LoadedModel(model.eval(), source, f"{folder.name} (pruned {meta.arch})",
+                       meta.arch or arch_label(source), input_size, list(meta.plans),
+                       folder=str(folder), origin=_origin(meta, meta.source))
+
+
+# Older name of the same function.
+load_pruned = load_folder

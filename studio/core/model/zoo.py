@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from torch import nn
 
 from studio.core.errors import LoadError
@@ -16,6 +18,7 @@ UNSUPPORTED = {
 DEMO_ARCH = "demo_resnet20"
 
 
+@lru_cache(maxsize=1)
 def architectures() -> list[str]:
     """Names accepted as a model source (torchvision classification CNNs)."""
     import torchvision
@@ -41,22 +44,30 @@ def unsupported_reason(arch: str) -> str | None:
     return None
 
 
-def build(arch: str, num_classes: int | None = None) -> nn.Module:
-    """A randomly initialised model of ``arch``."""
+def exists(arch: str) -> bool:
+    return arch == DEMO_ARCH or arch in architectures()
+
+
+def build(arch: str, args: dict | None = None) -> nn.Module:
+    """A randomly initialised model of ``arch`` (``args``: keyword arguments of its
+    torchvision builder, e.g. ``num_classes``)."""
+    args = dict(args or {})
     if arch == DEMO_ARCH:
         from studio.core.model.demo import DemoResNet
 
-        return DemoResNet(num_classes=num_classes or 10)
+        return DemoResNet(num_classes=args.get("num_classes") or 10)
     import torchvision
 
     if arch not in architectures():
         close = [a for a in architectures() if a.startswith(arch[:4])][:5]
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise LoadError(f"unknown architecture '{arch}'{hint}; see 'pruning-studio archs'")
-    kwargs = {"weights": None}
-    if num_classes is not None:
-        kwargs["num_classes"] = num_classes
+    kwargs = {"weights": None, **args}
     if arch in ("googlenet", "inception_v3"):
-        kwargs["aux_logits"] = False
-        kwargs["init_weights"] = True
-    return torchvision.models.get_model(arch, **kwargs)
+        kwargs.setdefault("aux_logits", False)
+        kwargs.setdefault("init_weights", True)
+    try:
+        return torchvision.models.get_model(arch, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise LoadError(f"{arch} does not take these arguments {sorted(args)}: "
+                        f"{str(e).splitlines()[0][:160]}") from None

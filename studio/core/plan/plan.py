@@ -9,14 +9,18 @@ from the structure map's cost table.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
-from studio.core.structure.counting import Totals
 from studio.core.errors import PlanError
 from studio.core.io import atomic_write_text
+from studio.core.schema import expect_format, load_json, parse
+from studio.core.structure.counting import Totals
 from studio.core.structure.map import StructureMap, _under
 
 FORMAT = "pruning-studio/plan"
@@ -66,32 +70,62 @@ class Plan:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> Plan:
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise PlanError(f"not a pruning plan (expected \"format\": \"{FORMAT}\")")
-        if d.get("version") != VERSION:
-            raise PlanError(f"plan version {d.get('version')} is not supported "
-                            f"(this studio reads version {VERSION})")
-        try:
-            model = d["model"]
-            groups = {str(k): [int(i) for i in v] for k, v in d.get("groups", {}).items()}
-            return cls(str(model["arch"]), str(model["fingerprint"]), groups,
-                       [str(b) for b in d.get("drop_blocks", [])], dict(d.get("meta", {})))
-        except (KeyError, TypeError, ValueError) as e:
-            raise PlanError(f"malformed plan: {e!r}") from None
+    def from_dict(cls, d, where: str = "plan") -> Plan:
+        """A plan from its JSON form, checked against the schema (``where`` names the file
+        in messages)."""
+        expect_format(d, FORMAT, "pruning plan", where, (VERSION,), PlanError)
+        f = parse(PlanFile, d, where, PlanError)
+        return cls(f.model.arch, f.model.fingerprint, {k: list(v) for k, v in f.groups.items()},
+                   list(f.drop_blocks), dict(f.meta))
 
     def save(self, path) -> None:
-        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=1))
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=1, default=str))
 
     @classmethod
     def load(cls, path) -> Plan:
-        try:
-            d = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise PlanError(f"plan file not found: {path}") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise PlanError(f"{path} is not valid JSON: {e}") from None
-        return cls.from_dict(d)
+        return cls.from_dict(load_json(path, "plan", MAX_PLAN_BYTES, PlanError), str(path))
+
+
+MAX_PLAN_BYTES = 32 * 2**20
+MAX_CHANNELS = 1 << 20  # a group's channel count is far below this in any real CNN
+
+
+class _PlanModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    arch: str = Field(max_length=512)
+    fingerprint: str = Field(max_length=64)
+
+
+class PlanFile(BaseModel):
+    """The plan's JSON schema (docs/plan-format.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    format: Literal["pruning-studio/plan"]
+    version: Literal[1]
+    model: _PlanModel
+    groups: dict[str, list[Annotated[StrictInt, Field(ge=0, lt=MAX_CHANNELS)]]] = Field(
+        default_factory=dict, max_length=100_000)
+    drop_blocks: list[Annotated[str, Field(max_length=512)]] = Field(default_factory=list,
+                                                                      max_length=10_000)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("groups")
+    @classmethod
+    def _unique(cls, v):
+        for gid, idxs in v.items():
+            if len(idxs) > MAX_CHANNELS:
+                raise ValueError(f"group '{gid}' lists {len(idxs):,} channels")
+            if len(set(idxs)) != len(idxs):
+                dup = Counter(idxs).most_common(1)[0][0]
+                raise ValueError(f"group '{gid}' lists channel {dup} more than once")
+        return v
+
+    @field_validator("drop_blocks")
+    @classmethod
+    def _blocks(cls, v):
+        if len(set(v)) != len(v):
+            raise ValueError("a block is listed more than once")
+        return v
 
 
 def validate(plan: Plan, s: StructureMap) -> None:

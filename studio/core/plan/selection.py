@@ -37,10 +37,28 @@ class _Unit:
         return k
 
     def channels(self, k: int) -> list[int]:
-        pos = np.sort(self.order[:k])
-        if self.cg == 1:
-            return pos.tolist()
-        return np.sort((pos[None, :] + self.n * np.arange(self.cg)[:, None]).ravel()).tolist()
+        return _expand(np.sort(self.order[:k]), self.cg, self.n)
+
+
+def _expand(pos: np.ndarray, cg: int, n: int) -> list[int]:
+    """Unit positions -> channel indices (a position in every conv group when ``cg`` > 1)."""
+    if cg == 1:
+        return pos.tolist()
+    return np.sort((pos[None, :] + n * np.arange(cg)[:, None]).ravel()).tolist()
+
+
+def lowest_channels(s: StructureMap, group_id: str, score, k: int) -> list[int]:
+    """The ``k`` lowest-scored units of a group, as channel indices: channels, or -- for a
+    group that feeds a grouped conv -- whole positions, taken from every conv group (``k``
+    then counts positions). The one place "choose the weakest channels" is written."""
+    g = s.group_index[group_id]
+    cg = max(g.channel_groups, 1)
+    n = g.channels // cg
+    if k <= 0:
+        return []
+    score = np.asarray(score, dtype=np.float64)
+    unit = score.reshape(cg, n).mean(0) if cg > 1 else score
+    return _expand(np.sort(np.argsort(unit, kind="stable")[:k]), cg, n)
 
 
 def _normalize(v: np.ndarray) -> np.ndarray:

@@ -9,10 +9,10 @@ import logging
 import torch
 from torch import nn
 
-from studio.core.structure import depgraph
-from studio.core.structure.counting import count_model
 from studio.core.errors import SurgeryError
 from studio.core.plan.plan import Plan, predict, validate
+from studio.core.structure import depgraph
+from studio.core.structure.counting import count_model
 from studio.core.structure.map import StructureMap
 
 log = logging.getLogger(__name__)

@@ -18,15 +18,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from studio.core.errors import StudioError
+from studio.core.errors import DataError
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 SYNTHETIC_NOTE = "synthetic data: accuracy and loss are meaningless, use for structure only"
-
-
-class DataError(StudioError):
-    """The data cannot be used; the message names the problem (and the file)."""
 
 
 @dataclass

@@ -115,19 +115,93 @@ def measure_latency(model: nn.Module, input_size, batch_sizes=(1, 16), device="c
     return res
 
 
+def _load() -> tuple[float | None, int]:
+    import os
+
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):
+        load = None
+    return load, os.cpu_count() or 1
+
+
+def _quantiles(v: list[float]) -> tuple[float, float, float]:
+    s = sorted(v)
+
+    def q(f):
+        x = f * (len(s) - 1)
+        lo, hi = int(x), min(int(x) + 1, len(s) - 1)
+        return s[lo] + (s[hi] - s[lo]) * (x - lo)
+
+    return q(0.25), q(0.5), q(0.75)
+
+
+SPREAD_WARN = 0.15  # IQR over median above this: the numbers are not trustworthy
+
+
 def compare_latency(original: nn.Module, pruned: nn.Module, input_size, flops_ratio: float,
-                    **kw) -> dict:
-    """Latency of both models, measured alternately (same conditions), with speed-up and
-    *realisation* = measured speed-up / FLOPs reduction (1.0 is the physical ideal)."""
-    a = measure_latency(original, input_size, **kw)
-    b = measure_latency(pruned, input_size, **kw)
-    a2 = measure_latency(original, input_size, **kw)  # bracket drift on shared machines
-    out = {"original": a, "pruned": b, "flops_ratio": flops_ratio, "speedup": {},
-           "realisation": {}}
-    for bs in b["batch"]:
-        base = min(a["batch"][bs]["median_ms"], a2["batch"][bs]["median_ms"])
-        sp = base / b["batch"][bs]["median_ms"]
-        out["original"]["batch"][bs]["median_ms"] = base
-        out["speedup"][bs] = sp
-        out["realisation"][bs] = sp * flops_ratio  # speed-up / (1 / flops_ratio)
+                    batch_sizes=(1, 16), device="cpu", threads: int | None = None,
+                    rounds: int = 9, round_seconds: float = 0.08, warmup: int = 3,
+                    cancel: CancelToken | None = None) -> dict:
+    """Latency of both models measured *interleaved*: in each of ``rounds`` rounds the two
+    models run back to back (in alternating order) for about ``round_seconds`` each, so a
+    busy machine slows both alike. Reports per model the median and the quartiles of the
+    per-round times, the speed-up (median of the per-round ratios, with its quartiles) and
+    the *realisation* = speed-up / FLOPs reduction (1.0 is the physical ideal), the thread
+    count and the load, and warnings when the spread is large or the machine busy."""
+    device = torch.device(device)
+    models = {"original": original.eval().to(device), "pruned": pruned.eval().to(device)}
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    load_before, cpus = _load()
+    n_threads = threads or torch.get_num_threads()
+    out = {"flops_ratio": flops_ratio, "speedup": {}, "speedup_iqr": {}, "realisation": {},
+           "rounds": rounds, "warnings": []}
+    for key in models:
+        out[key] = {"device": str(device), "threads": n_threads, "batch": {}}
+    with _threads(threads), torch.inference_mode():
+        for bs in batch_sizes:
+            x = torch.randn(bs, *input_size, device=device)
+            reps = {}
+            for key, m in models.items():  # warm up, and size a round
+                for _ in range(warmup):
+                    m(x)
+                sync()
+                t0 = time.perf_counter()
+                m(x)
+                sync()
+                reps[key] = max(1, int(round_seconds / max(time.perf_counter() - t0, 1e-6)))
+            times = {k: [] for k in models}
+            for r in range(rounds):
+                order = list(models) if r % 2 == 0 else list(models)[::-1]
+                for key in order:
+                    if cancel is not None:
+                        cancel.check()
+                    m = models[key]
+                    t0 = time.perf_counter()
+                    for _ in range(reps[key]):
+                        m(x)
+                    sync()
+                    times[key].append((time.perf_counter() - t0) * 1e3 / reps[key])
+            for key in models:
+                q1, med, q3 = _quantiles(times[key])
+                out[key]["batch"][str(bs)] = {"median_ms": med, "p25_ms": q1, "p75_ms": q3,
+                                              "per_image_ms": med / bs,
+                                              "repeats": rounds * reps[key]}
+                if med > 0 and (q3 - q1) / med > SPREAD_WARN:
+                    out["warnings"].append(
+                        f"{key} at batch {bs}: times spread {(q3 - q1) / med:.0%} around the "
+                        f"median (another program is using the machine?)")
+            ratios = [a / b for a, b in zip(times["original"], times["pruned"])]
+            r1, sp, r3 = _quantiles(ratios)
+            out["speedup"][str(bs)] = sp
+            out["speedup_iqr"][str(bs)] = [r1, r3]
+            out["realisation"][str(bs)] = sp * flops_ratio
+    load_after, _ = _load()
+    out["load_average"] = load_after
+    out["cpus"] = cpus
+    busy = max(v for v in (load_before, load_after) if v is not None) if (
+        load_before is not None or load_after is not None) else None
+    if device.type == "cpu" and busy is not None and busy > cpus + 0.5:
+        out["warnings"].append(f"the machine is busy (load average {busy:.1f} on {cpus} "
+                               f"cores): latency numbers are unreliable")
     return out

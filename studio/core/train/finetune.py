@@ -14,40 +14,44 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass
+from typing import Literal
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn import functional as F
 
+from studio.core.jobs import Cancelled, CancelToken, Events
 from studio.core.train.data import DataSource, loader
 from studio.core.train.evaluate import evaluate, pick_device
-from studio.core.jobs import Cancelled, CancelToken, Events
 
 
-@dataclass
-class FinetuneConfig:
-    epochs: int = 5
-    lr: float = 0.05
-    optimizer: str = "sgd"  # sgd | adamw
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup_epochs: float = 0.5
-    label_smoothing: float = 0.0
-    batch_size: int = 64
-    kd_weight: float = 0.0  # share of the loss from the teacher's soft labels (0 = off)
-    kd_temperature: float = 4.0
+class FinetuneConfig(BaseModel):
+    """Fine-tuning settings; checked when made (from the CLI, a recipe or the window)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True,
+                              allow_inf_nan=False)
+    epochs: int = Field(5, ge=0, le=100_000)  # 0: no training (pipelines' empty rounds)
+    lr: float = Field(0.05, gt=0, le=10)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0, le=1)
+    warmup_epochs: float = Field(0.5, ge=0, le=10_000)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    batch_size: int = Field(64, ge=1, le=65_536)
+    kd_weight: float = Field(0.0, ge=0, le=1)  # share of the loss from the teacher (0 = off)
+    kd_temperature: float = Field(4.0, gt=0, le=100)
     amp: bool = True  # used on CUDA only
-    device: str = "auto"
-    seed: int = 0
-    num_workers: int = 0
-    log_every: int = 10  # steps between "step" events (each costs a device sync)
-    max_steps: int | None = None  # stop early (tests, quick looks)
+    device: str = Field("auto", max_length=32)
+    seed: int = Field(0, ge=0, lt=2**32)
+    num_workers: int = Field(0, ge=0, le=64)
+    log_every: int = Field(10, ge=1)  # steps between "step" events (each costs a sync)
+    max_steps: int | None = Field(None, ge=1)  # stop early (tests, quick looks)
     keep_best: bool = True  # end with the best-validation weights (else the last ones)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return self.model_dump()
 
 
 def seed_everything(seed: int) -> None:

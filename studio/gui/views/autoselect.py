@@ -64,7 +64,7 @@ class AutoSelectView(QWidget):
         self.slider.valueChanged.connect(self._slider)
         self.slider.sliderReleased.connect(self._released)
         self.apply_btn.clicked.connect(lambda: self.run(merge=False))
-        self.clear_btn.clicked.connect(self._clear)
+        self.clear_btn.clicked.connect(session.clear_plan)
         self.crit.scoreRequested.connect(self.scoreRequested)
         session.scoresChanged.connect(self._scores_arrived)
         self._pending = False
@@ -87,12 +87,6 @@ class AutoSelectView(QWidget):
 
     def _released(self) -> None:
         self.run(merge=True)
-
-    def _clear(self) -> None:
-        from studio.core.plan.plan import Plan
-
-        if self.session.loaded:
-            self.session.replace_plan(Plan.empty(self.session.structure), "clear plan")
 
     def target(self) -> float:
         return self.slider.value() / 100

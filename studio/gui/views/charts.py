@@ -44,6 +44,12 @@ class ChartsView(QWidget):
         self.clear()
         session.historyChanged.connect(self._history)
 
+    def start_run(self) -> None:
+        self.clear()
+
+    def has_data(self) -> bool:
+        return bool(self.epochs)
+
     def clear(self) -> None:
         self.steps, self.losses = [], []
         self.epochs, self.v1, self.v5, self.t1 = [], [], [], []

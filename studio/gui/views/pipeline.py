@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.criteria.weights import CRITERIA
+from studio.core.criteria import ALL as CRITERIA
 
 MODES = [("iterative", "Iterative prune → fine-tune"), ("sampling", "Sub-model sampling"),
          ("search", "Evolutionary search"), ("sensitivity", "Sensitivity analysis"),
@@ -105,10 +105,22 @@ class PipelineView(QWidget):
         self.apply_suggestion.clicked.connect(self._use_suggestion)
         self.sensitivity = None
         self.reset("")
+        session.resultsChanged.connect(self._results)
+        session.modelChanged.connect(self._model_changed)
+
+    def _results(self) -> None:
+        sens = self.session.results.get("sensitivity")
+        if sens is not None and sens is not self.sensitivity:
+            self.finished_sensitivity(sens)
+
+    def _model_changed(self) -> None:
+        if self.sensitivity is not None and self.session.results.get("sensitivity") is None:
+            self.sensitivity = None
+            self.apply_suggestion.setEnabled(False)
 
     def config(self):
+        from studio.core.pipelines.config import PipelineConfig
         from studio.core.train.finetune import FinetuneConfig
-        from studio.core.pipelines.common import PipelineConfig
 
         return PipelineConfig(
             pipeline=self.mode.currentData(), criterion=self.crit.currentText(),
@@ -184,7 +196,7 @@ class PipelineView(QWidget):
                             f"held-out top-1 {sens['base_top1']:.4f}")
 
     def _use_suggestion(self) -> None:
-        from studio.core.pipelines.common import suggest_ratios
+        from studio.core.pipelines.sensitivity import suggest_ratios
 
         s = self.session
         if self.sensitivity is None or not s.loaded:

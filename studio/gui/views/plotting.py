@@ -10,3 +10,17 @@ def cache_axes(plot) -> None:
     their text on every repaint (the largest cost of a refresh on big models)."""
     for name in ("left", "bottom", "right", "top"):
         plot.getAxis(name).setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+
+
+def png(item, width: int = 900) -> bytes:
+    """A plot item rendered to PNG bytes (for reports)."""
+    import pyqtgraph.exporters as exporters
+    from PySide6.QtCore import QBuffer, QIODevice
+
+    exp = exporters.ImageExporter(item)
+    exp.parameters()["width"] = width
+    qimg = exp.export(toBytes=True)
+    buf = QBuffer()
+    buf.open(QIODevice.WriteOnly)
+    qimg.save(buf, "PNG")
+    return bytes(buf.data())

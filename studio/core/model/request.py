@@ -1,0 +1,116 @@
+"""The one description of "which model to open", read by every front end (CLI, window,
+recipes, recovery, saved folders) and by the loader.
+
+``spec`` is one of: ``demo``; a torchvision architecture (``resnet18``); ``timm:NAME``;
+``FILE.py:NAME`` or ``package.module:NAME`` (the user's own code: NAME is a class or a
+factory, ``model_args`` its arguments); a checkpoint file (a state_dict needs ``arch``, an
+architecture spec); or a folder written by the studio. ``weights`` loads a state_dict or
+safetensors file into any architecture spec.
+
+``trust``, ``code_root`` and ``from_file`` are never written to a file: consent comes only
+from the user at the moment of loading. A request read from a file (recipe, folder,
+recovery) has ``from_file`` set, so code it names runs only with ``trust``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_CLASSES = 1_000_000
+_ENTRY = re.compile(r"^(?P<left>.+):(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def parse_input_size(value) -> tuple[int, int, int] | None:
+    """'3,224,224', '3x224x224' or a sequence -> (C, H, W); ValueError with the reason."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = [int(v) for v in value.replace("x", ",").split(",")]
+        except ValueError:
+            raise ValueError(f"input size '{value}' is not C,H,W (e.g. 3,224,224)") from None
+    try:
+        size = tuple(value)
+    except TypeError:
+        raise ValueError(f"input size {value!r} is not C,H,W") from None
+    if len(size) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) for v in size):
+        raise ValueError(f"input size {value!r} is not three whole numbers C,H,W")
+    c, h, w = size
+    if not 1 <= c <= 64 or not 1 <= h <= 4096 or not 1 <= w <= 4096:
+        raise ValueError(f"input size {c},{h},{w} is out of range (1..64 channels, "
+                         f"1..4096 pixels a side)")
+    return size
+
+
+def code_entry(spec: str) -> tuple[str, str, str] | None:
+    """``("file", path, name)`` for ``FILE.py:NAME``, ``("module", dotted, name)`` for
+    ``package.module:NAME``, else None."""
+    m = _ENTRY.match(spec)
+    if m is None or re.match(r"^[A-Za-z]:[\\/]", spec):  # a Windows drive, not an entry
+        return None
+    left, name = m.group("left"), m.group("name")
+    if left.endswith(".py"):
+        return "file", left, name
+    if _DOTTED.match(left) and left not in ("timm", "tv", "torchvision"):
+        return "module", left, name
+    return None
+
+
+def _json_value(v, depth: int = 0) -> None:
+    if depth > 8:
+        raise ValueError("model arguments are nested too deeply")
+    if isinstance(v, dict):
+        for k, x in v.items():
+            if not isinstance(k, str):
+                raise ValueError("model argument names must be strings")
+            _json_value(x, depth + 1)
+    elif isinstance(v, (list, tuple)):
+        for x in v:
+            _json_value(x, depth + 1)
+    elif not (v is None or isinstance(v, (bool, int, float, str))):
+        raise ValueError(f"model argument {v!r} is not a JSON value")
+
+
+class ModelRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    spec: str = Field(min_length=1, max_length=4096)
+    arch: str | None = Field(None, max_length=4096)
+    weights: str | None = Field(None, max_length=4096)
+    pretrained: bool = False
+    model_args: dict[str, Any] = Field(default_factory=dict)
+    input_size: tuple[int, int, int] | None = None
+    # Never written to a file (see the module docstring).
+    trust: bool = Field(False, exclude=True)
+    code_root: str | None = Field(None, exclude=True)
+    from_file: bool = Field(False, exclude=True)
+
+    @field_validator("input_size", mode="before")
+    @classmethod
+    def _size(cls, v):
+        return parse_input_size(v)
+
+    @field_validator("model_args")
+    @classmethod
+    def _args(cls, v):
+        _json_value(v)
+        n = v.get("num_classes")
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int)
+                              or not 1 <= n <= MAX_CLASSES):
+            raise ValueError(f"num_classes must be a whole number from 1 to {MAX_CLASSES:,}")
+        return v
+
+    def record(self) -> dict:
+        """The request as data for a file: what to load, never consent."""
+        return self.model_dump(exclude_defaults=True, mode="json")
+
+    def replace(self, **changes) -> ModelRequest:
+        return self.model_copy(update=changes)
+
+    @property
+    def label(self) -> str:
+        return self.spec + (f" (arch {self.arch})" if self.arch else "")
