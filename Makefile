@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 OUT    := out
 
-.PHONY: install run run-headless screenshots test bench lint demo-model clean
+.PHONY: install run run-headless screenshots test bench lint soak reliability models demo-model clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,14 +33,37 @@ screenshots: $(STAMP)
 	  "resnet50 --flops-target 0.5 --focus layer3.0.conv2 --screenshot docs/images/window-resnet50.png"; do \
 	  xvfb-run -a -s "-screen 0 1920x1200x24" $(VENV)/bin/pruning-studio gui $$a; done
 
+# Lint, format and the architecture's import rules first, then the suite.
 test: $(STAMP)
+	$(VENV)/bin/ruff check studio tests benchmarks scripts
+	$(VENV)/bin/ruff format --check studio tests benchmarks scripts
+	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+
+# A long soak of the real window: random user actions (tests/soak.py).
+SOAK_ACTIONS ?= 1500
+SOAK_SEED ?= 7
+soak: $(STAMP)
+	SOAK_ACTIONS=$(SOAK_ACTIONS) SOAK_SEED=$(SOAK_SEED) SOAK_LOG=benchmarks/results/soak.json \
+	  QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider --timeout 10800 \
+	  tests/test_gui.py -k soak
+
+# docs/reliability.md: the bad-input corpus, the kill -9 drill (10 kills per command).
+reliability: $(STAMP)
+	$(PY) benchmarks/reliability.py --kills 10
+
+# docs/models.md: timm families and public CIFAR zoos' code (benchmarks/models.py says where
+# the zoos go; without them only timm is run).
+models: $(STAMP)
+	$(PY) benchmarks/models.py
 
 bench: $(STAMP)
 	cd benchmarks && ../$(PY) run_all.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check studio tests benchmarks scripts
+	$(VENV)/bin/ruff format --check studio tests benchmarks scripts
+	$(VENV)/bin/lint-imports
 
 # Rebuild the demo's data file and checkpoint (deterministic, about a minute on a CPU).
 demo-model: $(STAMP)

@@ -62,17 +62,27 @@ def main() -> dict:
     t_tp, (tp_macs, tp_params) = timed(lambda: tp_count(pruned, x), 3)
 
     res = {
-        "arch": a.arch, "input_size": list(s.input_size), "machine": platform.machine(),
-        "threads": torch.get_num_threads(), "groups": len(s.groups),
+        "arch": a.arch,
+        "input_size": list(s.input_size),
+        "machine": platform.machine(),
+        "threads": torch.get_num_threads(),
+        "groups": len(s.groups),
         "channels": sum(g.channels for g in s.groups),
-        "structure_map_s": t_map, "select_flops_target_s": t_select,
-        "plan_recount_ms": t_plan * 1e3, "surgery_s": t_surgery,
-        "fvcore_recount_s": t_fv, "fvcore_total_with_surgery_s": t_fv + t_surgery,
-        "tp_recount_s": t_tp, "tp_total_with_surgery_s": t_tp + t_surgery,
+        "structure_map_s": t_map,
+        "select_flops_target_s": t_select,
+        "plan_recount_ms": t_plan * 1e3,
+        "surgery_s": t_surgery,
+        "fvcore_recount_s": t_fv,
+        "fvcore_total_with_surgery_s": t_fv + t_surgery,
+        "tp_recount_s": t_tp,
+        "tp_total_with_surgery_s": t_tp + t_surgery,
         "speedup_vs_fvcore": (t_fv + t_surgery) / t_plan,
         "speedup_vs_tp": (t_tp + t_surgery) / t_plan,
-        "studio_macs": studio_totals.macs, "fvcore_macs": fv, "tp_macs": tp_macs,
-        "studio_params": studio_totals.params, "tp_params": tp_params,
+        "studio_macs": studio_totals.macs,
+        "fvcore_macs": fv,
+        "tp_macs": tp_macs,
+        "studio_params": studio_totals.params,
+        "tp_params": tp_params,
     }
     out = ROOT / "benchmarks" / "results" / "counting.json"
     out.write_text(json.dumps(res, indent=1))

@@ -65,27 +65,46 @@ def main():
                 model = tp_to_target(lm, s, target)
             else:
                 scores = run(score(lm.model, s, crit, data, batches=8))
-                model, _ = prune(lm, s, auto_plan(lm, s, crit, flops_target=target,
-                                                  scores=scores))
+                model, _ = prune(lm, s, auto_plan(lm, s, crit, flops_target=target, scores=scores))
             t_prune = time.perf_counter() - t0
             cost = count_model(model, s.input_size)
             pre = run(evaluate(model, val))
-            cfg = FinetuneConfig(epochs=a.epochs, lr=0.05, label_smoothing=0.05, seed=0,
-                                 keep_best=False)
+            cfg = FinetuneConfig(
+                epochs=a.epochs, lr=0.05, label_smoothing=0.05, seed=0, keep_best=False
+            )
             res = run(finetune(model, data, cfg))
             post = run(evaluate(model, val))
-            rows.append({"target": target, "criterion": crit,
-                         "flops_ratio": cost.flops / s.original.flops,
-                         "params_ratio": cost.params / s.original.params,
-                         "top1_pruned": pre["top1"], "top1_finetuned": post["top1"],
-                         "top5_finetuned": post["top5"],
-                         "best_epoch_top1": max(h["val_top1"] for h in res["history"]),
-                         "prune_s": t_prune, "finetune_s": res["seconds"]})
-            print(f"{target:.2f} {crit:42s} FLOPs {rows[-1]['flops_ratio']:.3f} "
-                  f"pruned {pre['top1']:.4f} -> fine-tuned {post['top1']:.4f}", flush=True)
-    save(result_name("criteria", a.split),
-         {"base_top1": base["top1"], "base_top5": base["top5"], "split": a.split,
-          "data": data.name, "epochs": a.epochs, "rows": rows, **machine()})
+            rows.append(
+                {
+                    "target": target,
+                    "criterion": crit,
+                    "flops_ratio": cost.flops / s.original.flops,
+                    "params_ratio": cost.params / s.original.params,
+                    "top1_pruned": pre["top1"],
+                    "top1_finetuned": post["top1"],
+                    "top5_finetuned": post["top5"],
+                    "best_epoch_top1": max(h["val_top1"] for h in res["history"]),
+                    "prune_s": t_prune,
+                    "finetune_s": res["seconds"],
+                }
+            )
+            print(
+                f"{target:.2f} {crit:42s} FLOPs {rows[-1]['flops_ratio']:.3f} "
+                f"pruned {pre['top1']:.4f} -> fine-tuned {post['top1']:.4f}",
+                flush=True,
+            )
+    save(
+        result_name("criteria", a.split),
+        {
+            "base_top1": base["top1"],
+            "base_top5": base["top5"],
+            "split": a.split,
+            "data": data.name,
+            "epochs": a.epochs,
+            "rows": rows,
+            **machine(),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -48,8 +48,9 @@ EPOCHS, BATCH, ROUNDS = 4, 64, 3
 def bare(model, data, epochs=EPOCHS, bs=BATCH):
     """The loop a user would write: SGD, cross-entropy, nothing else."""
     dl = loader(data.train, bs, shuffle=True, seed=0)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True,
-                          weight_decay=5e-4)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4
+    )
     rates = []
     for _ in range(epochs):
         model.train()
@@ -75,9 +76,29 @@ def core(model, data):
 
 def cli(out: Path):
     exe = Path(sys.executable).with_name("pruning-studio")
-    subprocess.run([str(exe), "finetune", "demo", "--data", "demo", "--epochs", str(EPOCHS),
-                    "--lr", "0.01", "--batch-size", str(BATCH), "--warmup", "0",
-                    "--out", str(out), "--json"], check=True, capture_output=True, cwd=ROOT)
+    subprocess.run(
+        [
+            str(exe),
+            "finetune",
+            "demo",
+            "--data",
+            "demo",
+            "--epochs",
+            str(EPOCHS),
+            "--lr",
+            "0.01",
+            "--batch-size",
+            str(BATCH),
+            "--warmup",
+            "0",
+            "--out",
+            str(out),
+            "--json",
+        ],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+    )
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     return [r["images_per_s"] for r in rows if r["type"] == "epoch"]
 
@@ -103,8 +124,9 @@ class Window:
 
         loop = QEventLoop()
         timer = QTimer()
-        timer.timeout.connect(lambda: (self.w.session.loaded and not self.w.jobs.busy())
-                              and loop.quit())
+        timer.timeout.connect(
+            lambda: (self.w.session.loaded and not self.w.jobs.busy()) and loop.quit()
+        )
         timer.start(50)
         loop.exec()
         timer.stop()
@@ -153,8 +175,13 @@ def one(variant: str):
 def spawn(variant: str, tmp: Path) -> list[float]:
     if variant == "cli":
         return cli(tmp)
-    out = subprocess.run([sys.executable, __file__, "--variant", variant], check=True,
-                         capture_output=True, text=True, cwd=Path(__file__).parent)
+    out = subprocess.run(
+        [sys.executable, __file__, "--variant", variant],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -174,11 +201,20 @@ def main():
             proc["cli"] += spawn("cli", Path(tmp) / f"cli{r}")
     med = {k: statistics.median(v) for k, v in {**win, "cli": proc["cli"]}.items()}
     bare_proc = statistics.median(proc["bare"])
-    res = {"model": "demo ResNet-20", "batch": BATCH, "epochs_per_run": EPOCHS,
-           "rounds": a.rounds, "threads": torch.get_num_threads(), "images_per_s": med,
-           "bare_process_images_per_s": bare_proc,
-           "ratio": {"core": med["core"] / med["bare"], "window": med["window"] / med["bare"],
-                     "cli": med["cli"] / bare_proc}}
+    res = {
+        "model": "demo ResNet-20",
+        "batch": BATCH,
+        "epochs_per_run": EPOCHS,
+        "rounds": a.rounds,
+        "threads": torch.get_num_threads(),
+        "images_per_s": med,
+        "bare_process_images_per_s": bare_proc,
+        "ratio": {
+            "core": med["core"] / med["bare"],
+            "window": med["window"] / med["bare"],
+            "cli": med["cli"] / bare_proc,
+        },
+    }
     print(json.dumps(res["ratio"]))
     save("finetune_overhead", {**res, **machine()})
 

@@ -65,11 +65,14 @@ def refresh_bench(app, MainWindow):
         app.processEvents()
         slider.append((time.perf_counter() - t0) * 1e3)
     w.close()
-    return {"edit_refresh_ms_median": statistics.median(times),
-            "edit_refresh_ms_p95": sorted(times)[int(0.95 * (len(times) - 1))],
-            "plan_recount_ms_median": statistics.median(recount),
-            "slider_select_and_refresh_ms_median": statistics.median(slider),
-            "groups": rows, "channels": sum(g.channels for g in w.session.structure.groups)}
+    return {
+        "edit_refresh_ms_median": statistics.median(times),
+        "edit_refresh_ms_p95": sorted(times)[int(0.95 * (len(times) - 1))],
+        "plan_recount_ms_median": statistics.median(recount),
+        "slider_select_and_refresh_ms_median": statistics.median(slider),
+        "groups": rows,
+        "channels": sum(g.channels for g in w.session.structure.groups),
+    }
 
 
 def lag_bench(app, MainWindow):
@@ -103,8 +106,12 @@ def lag_bench(app, MainWindow):
         lags.sort()
         if not lags:
             return {"p50_ms": None, "p95_ms": None, "max_ms": None, "ticks": 0}
-        return {"p50_ms": lags[len(lags) // 2], "p95_ms": lags[int(0.95 * (len(lags) - 1))],
-                "max_ms": lags[-1], "ticks": len(lags)}
+        return {
+            "p50_ms": lags[len(lags) // 2],
+            "p95_ms": lags[int(0.95 * (len(lags) - 1))],
+            "max_ms": lags[-1],
+            "ticks": len(lags),
+        }
 
     w = MainWindow()
     w.resize(1600, 1000)
@@ -122,27 +129,51 @@ def lag_bench(app, MainWindow):
     w.close()
     from studio.gui.jobs import worker_threads
 
-    return {"idle": idle, "finetuning": busy,
-            "epochs": sum(e["type"] == "epoch" for e in events), "seconds": dt,
-            "worker_threads": worker_threads()}
+    return {
+        "idle": idle,
+        "finetuning": busy,
+        "epochs": sum(e["type"] == "epoch" for e in events),
+        "seconds": dt,
+        "worker_threads": worker_threads(),
+    }
 
 
 def cold_start():
-    code_gui = ("import time,sys;t=time.perf_counter();"
-                "from PySide6.QtWidgets import QApplication;app=QApplication([]);"
-                "from studio.gui.mainwindow import MainWindow;w=MainWindow();w.show();"
-                "app.processEvents();print(time.perf_counter()-t)")
-    code_torch = ("import time;t=time.perf_counter();import torch, torchvision;"
-                  "print(time.perf_counter()-t)")
+    code_gui = (
+        "import time,sys;t=time.perf_counter();"
+        "from PySide6.QtWidgets import QApplication;app=QApplication([]);"
+        "from studio.gui.mainwindow import MainWindow;w=MainWindow();w.show();"
+        "app.processEvents();print(time.perf_counter()-t)"
+    )
+    code_torch = (
+        "import time;t=time.perf_counter();import torch, torchvision;print(time.perf_counter()-t)"
+    )
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     g, t = [], []
     for _ in range(3):
-        g.append(float(subprocess.run([sys.executable, "-c", code_gui], capture_output=True,
-                                      text=True, env=env, cwd=ROOT).stdout.split()[-1]))
-        t.append(float(subprocess.run([sys.executable, "-c", code_torch], capture_output=True,
-                                      text=True, env=env).stdout.split()[-1]))
-    return {"first_paint_s": statistics.median(g), "import_torch_s": statistics.median(t),
-            "ratio": statistics.median(g) / statistics.median(t)}
+        g.append(
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", code_gui],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    cwd=ROOT,
+                ).stdout.split()[-1]
+            )
+        )
+        t.append(
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", code_torch], capture_output=True, text=True, env=env
+                ).stdout.split()[-1]
+            )
+        )
+    return {
+        "first_paint_s": statistics.median(g),
+        "import_torch_s": statistics.median(t),
+        "ratio": statistics.median(g) / statistics.median(t),
+    }
 
 
 def main():

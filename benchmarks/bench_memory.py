@@ -56,10 +56,14 @@ os._exit(0)
 
 
 def peak_mib(code: str) -> float:
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen",
-               PRUNING_STUDIO_HOME=tempfile.mkdtemp(prefix="studio-mem-"))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=ROOT, env=env)
+    env = dict(
+        os.environ,
+        QT_QPA_PLATFORM="offscreen",
+        PRUNING_STUDIO_HOME=tempfile.mkdtemp(prefix="studio-mem-"),
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env
+    )
     if out.returncode:
         raise RuntimeError(out.stderr[-2000:])
     return int(out.stdout.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux

@@ -43,18 +43,19 @@ def main():
     val = loader(data.val, 512)
     rows = {name: [] for name in list(METHODS) + [TP]}
     for seed in SEEDS:
-        ft = FinetuneConfig(epochs=EPOCHS, lr=0.05, label_smoothing=0.05, seed=seed,
-                            keep_best=False)
+        ft = FinetuneConfig(
+            epochs=EPOCHS, lr=0.05, label_smoothing=0.05, seed=seed, keep_best=False
+        )
         for name, kw in METHODS.items():
             t0 = time.perf_counter()
-            cfg = PipelineConfig(flops_target=TARGET, criterion="l1", seed=seed, finetune=ft,
-                                 **kw)
+            cfg = PipelineConfig(flops_target=TARGET, criterion="l1", seed=seed, finetune=ft, **kw)
             res = run(run_pipeline(lm, data, cfg))
             model = res["model"].model
             acc = run(evaluate(model, val))["top1"]
             flops = count_model(model, s.input_size).flops / s.original.flops
-            rows[name].append({"seed": seed, "top1": acc, "flops": flops,
-                               "seconds": time.perf_counter() - t0})
+            rows[name].append(
+                {"seed": seed, "top1": acc, "flops": flops, "seconds": time.perf_counter() - t0}
+            )
             print(f"seed {seed} {name:28s} FLOPs {flops:.3f} top-1 {acc:.4f}", flush=True)
         t0 = time.perf_counter()
         torch.manual_seed(seed)
@@ -62,20 +63,38 @@ def main():
         run(finetune(m, data, ft))
         acc = run(evaluate(m, val))["top1"]
         flops = count_model(m, s.input_size).flops / s.original.flops
-        rows[TP].append({"seed": seed, "top1": acc, "flops": flops,
-                         "seconds": time.perf_counter() - t0})
+        rows[TP].append(
+            {"seed": seed, "top1": acc, "flops": flops, "seconds": time.perf_counter() - t0}
+        )
         print(f"seed {seed} {TP:28s} FLOPs {flops:.3f} top-1 {acc:.4f}", flush=True)
     base = run(evaluate(lm.model, val))["top1"]
     summary = []
     for name, rs in rows.items():
         accs = [r["top1"] for r in rs]
-        summary.append({"method": name, "mean_top1": statistics.mean(accs),
-                         "std_top1": statistics.pstdev(accs), "min_top1": min(accs),
-                         "flops": statistics.mean(r["flops"] for r in rs),
-                         "seconds": statistics.mean(r["seconds"] for r in rs), "runs": rs})
-    save(result_name("pipelines", a.split),
-         {"target": TARGET, "epochs": EPOCHS, "seeds": list(SEEDS), "split": a.split,
-          "data": data.name, "base_top1": base, "rows": summary, **machine()})
+        summary.append(
+            {
+                "method": name,
+                "mean_top1": statistics.mean(accs),
+                "std_top1": statistics.pstdev(accs),
+                "min_top1": min(accs),
+                "flops": statistics.mean(r["flops"] for r in rs),
+                "seconds": statistics.mean(r["seconds"] for r in rs),
+                "runs": rs,
+            }
+        )
+    save(
+        result_name("pipelines", a.split),
+        {
+            "target": TARGET,
+            "epochs": EPOCHS,
+            "seeds": list(SEEDS),
+            "split": a.split,
+            "data": data.name,
+            "base_top1": base,
+            "rows": summary,
+            **machine(),
+        },
+    )
 
 
 if __name__ == "__main__":

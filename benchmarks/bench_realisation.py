@@ -87,8 +87,9 @@ class Ort:
         return self.sess.run(None, {"input": x.numpy()})[0]
 
 
-def interleaved(variants: dict, input_size, batch: int, rounds: int,
-                calls: int, device: str = "cpu") -> dict[str, float]:
+def interleaved(
+    variants: dict, input_size, batch: int, rounds: int, calls: int, device: str = "cpu"
+) -> dict[str, float]:
     """Median ms per forward of each variant. Each round gives every variant ``calls``
     timed calls, after an untimed one when ``calls`` > 1 (caches back after the other
     variants ran; a batch of 16 runs long enough not to need it)."""
@@ -123,23 +124,41 @@ def bench_arch(arch: str, rounds: int, threads: int, tmp: Path) -> dict:
             name = f"studio {t:.0%}" + (" round_to=8" if rt == 8 else "")
             models[name] = apply_plan(lm.model, s, plan).eval()
             cost = count_model(models[name], size)
-            info[name] = {"flops_ratio": cost.flops / base,
-                          "params_ratio": cost.params / s.original.params}
+            info[name] = {
+                "flops_ratio": cost.flops / base,
+                "params_ratio": cost.params / s.original.params,
+            }
             if rt == 1:
                 models[f"masked {t:.0%}"] = masked(lm.model, s, plan).eval()
                 info[f"masked {t:.0%}"] = dict(info[name])  # same channels, same "FLOPs"
-    onnx = {k: Ort(m, size, tmp / f"{arch}-{i}.onnx", threads)
-            for i, (k, m) in enumerate(models.items()) if not k.startswith("masked")}
+    onnx = {
+        k: Ort(m, size, tmp / f"{arch}-{i}.onnx", threads)
+        for i, (k, m) in enumerate(models.items())
+        if not k.startswith("masked")
+    }
     setup = time.perf_counter() - t0
-    out = {"arch": arch, "input_size": list(size), "setup_s": setup,
-           "macs": s.original.macs, "variants": {}}
+    out = {
+        "arch": arch,
+        "input_size": list(size),
+        "setup_s": setup,
+        "macs": s.original.macs,
+        "variants": {},
+    }
     for bs in BATCHES:
-        lat = interleaved({**{("torch", k): m for k, m in models.items()},
-                           **{("onnxruntime", k): m for k, m in onnx.items()}},
-                          size, bs, rounds, calls=5 if bs == 1 else 1)
+        lat = interleaved(
+            {
+                **{("torch", k): m for k, m in models.items()},
+                **{("onnxruntime", k): m for k, m in onnx.items()},
+            },
+            size,
+            bs,
+            rounds,
+            calls=5 if bs == 1 else 1,
+        )
         for (engine, k), ms in lat.items():
-            row = out["variants"].setdefault(f"{engine}: {k}", {"engine": engine,
-                                                                 "variant": k, **info[k]})
+            row = out["variants"].setdefault(
+                f"{engine}: {k}", {"engine": engine, "variant": k, **info[k]}
+            )
             dense = lat[(engine, "dense")]
             sp = dense / ms
             row[f"b{bs}_ms"] = ms
@@ -150,8 +169,9 @@ def bench_arch(arch: str, rounds: int, threads: int, tmp: Path) -> dict:
         for bs in BATCHES:
             lat = interleaved(gpu, size, bs, max(rounds, 5), calls=10, device="cuda")
             for k, ms in lat.items():
-                row = out["variants"].setdefault(f"cuda: {k}", {"engine": "cuda",
-                                                                "variant": k, **info[k]})
+                row = out["variants"].setdefault(
+                    f"cuda: {k}", {"engine": "cuda", "variant": k, **info[k]}
+                )
                 sp = lat["dense"] / ms
                 row[f"b{bs}_ms"] = ms
                 row[f"b{bs}_speedup"] = sp
@@ -174,13 +194,25 @@ def main():
             r = bench_arch(arch, a.rounds, threads, Path(tmp))
             res.append(r)
             for k, v in r["variants"].items():
-                print(f"{arch:13s} {k:36s} FLOPs {v['flops_ratio']:.3f}  "
-                      f"b1 {v['b1_ms']:8.1f} ms x{v['b1_speedup']:.2f} (R {v['b1_realisation']:.2f})"
-                      f"  b16 {v['b16_ms']:8.1f} ms x{v['b16_speedup']:.2f} "
-                      f"(R {v['b16_realisation']:.2f})", flush=True)
+                print(
+                    f"{arch:13s} {k:36s} FLOPs {v['flops_ratio']:.3f}  "
+                    f"b1 {v['b1_ms']:8.1f} ms x{v['b1_speedup']:.2f} (R {v['b1_realisation']:.2f})"
+                    f"  b16 {v['b16_ms']:8.1f} ms x{v['b16_speedup']:.2f} "
+                    f"(R {v['b16_realisation']:.2f})",
+                    flush=True,
+                )
             print(f"{arch}: {r['seconds']:.0f} s (setup {r['setup_s']:.0f} s)", flush=True)
-    save("realisation", {"rounds": a.rounds, "threads": threads, "batches": list(BATCHES),
-                         "targets": list(TARGETS), "rows": res, **machine()})
+    save(
+        "realisation",
+        {
+            "rounds": a.rounds,
+            "threads": threads,
+            "batches": list(BATCHES),
+            "targets": list(TARGETS),
+            "rows": res,
+            **machine(),
+        },
+    )
 
 
 if __name__ == "__main__":

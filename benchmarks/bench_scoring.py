@@ -24,8 +24,9 @@ def main():
     lm = load_model("resnet18", input_size=(3, 64, 64))
     s = map_structure(lm)
     data = load_data("synthetic", (3, 64, 64), num_classes=1000)
-    data.train = torch.utils.data.TensorDataset(torch.randn(512, 3, 64, 64),
-                                                torch.randint(0, 1000, (512,)))
+    data.train = torch.utils.data.TensorDataset(
+        torch.randn(512, 3, 64, 64), torch.randint(0, 1000, (512,))
+    )
     dl = loader(data.train, 64)
     model = lm.model.eval()
 

@@ -33,8 +33,9 @@ def naive(lm, data, cfg) -> float:
         for r in cfg.ratios:
             p = Plan.empty(s)
             n = min(g.channels - 1, int(round(r * g.channels)))
-            p.set_removed(g.id, s.orbit_closure(g.id, order[:n]) if g.channel_groups > 1
-                          else order[:n])
+            p.set_removed(
+                g.id, s.orbit_closure(g.id, order[:n]) if g.channel_groups > 1 else order[:n]
+            )
             ev(apply_plan(lm.model, s, p, check=False))
     return time.perf_counter() - t0
 
@@ -46,20 +47,30 @@ def main():
     cfg = PipelineConfig()
     t0 = time.perf_counter()
     out = run(sensitivity(lm, data, cfg))
-    res["demo"] = {"seconds": time.perf_counter() - t0, "evaluations": out["evaluations"],
-                   "groups": len(out["curves"]), "naive_seconds": naive(lm, data, cfg)}
+    res["demo"] = {
+        "seconds": time.perf_counter() - t0,
+        "evaluations": out["evaluations"],
+        "groups": len(out["curves"]),
+        "naive_seconds": naive(lm, data, cfg),
+    }
     res["demo"]["speedup_vs_naive"] = res["demo"]["naive_seconds"] / res["demo"]["seconds"]
     print(res["demo"], flush=True)
     lm = load_model("resnet18", input_size=(3, 64, 64))
     data = load_data("synthetic", (3, 64, 64), num_classes=1000)
-    data.train = torch.utils.data.TensorDataset(torch.randn(1024, 3, 64, 64),
-                                                torch.randint(0, 1000, (1024,)))
+    data.train = torch.utils.data.TensorDataset(
+        torch.randn(1024, 3, 64, 64), torch.randint(0, 1000, (1024,))
+    )
     cfg = PipelineConfig(sensitivity_bn_batches=2, holdout_fraction=0.125)
     t0 = time.perf_counter()
     out = run(sensitivity(lm, data, cfg))
-    res["resnet18"] = {"seconds": time.perf_counter() - t0, "evaluations": out["evaluations"],
-                       "groups": len(out["curves"]), "input": "3x64x64, synthetic",
-                       "bn_batches": 2, "heldout_images": 128}
+    res["resnet18"] = {
+        "seconds": time.perf_counter() - t0,
+        "evaluations": out["evaluations"],
+        "groups": len(out["curves"]),
+        "input": "3x64x64, synthetic",
+        "bn_batches": 2,
+        "heldout_images": 128,
+    }
     print(res["resnet18"], flush=True)
     save("sensitivity", {**res, **machine()})
 

@@ -10,73 +10,89 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def _counting(r: dict) -> str:
-    return f"""## Counting an edited plan ({r['arch']}, {'x'.join(map(str, r['input_size']))})
+    return f"""## Counting an edited plan ({r["arch"]}, {"x".join(map(str, r["input_size"]))})
 
 The GUI re-counts the plan on every click. The studio reads a per-layer table built once
 when the model is mapped; the baselines must first apply the edit to a copy of the model
 (surgery) and then count the pruned model. Same edit, same run, median of repeats,
-{r['threads']} CPU threads ({r['machine']}). {r['groups']} channel groups, {r['channels']:,}
+{r["threads"]} CPU threads ({r["machine"]}). {r["groups"]} channel groups, {r["channels"]:,}
 channels.
 
 | step | time | ratio vs studio |
 |---|---:|---:|
-| studio: re-count the edited plan | {r['plan_recount_ms']:.2f} ms | 1 |
-| fvcore: surgery + FlopCountAnalysis | {r['fvcore_total_with_surgery_s'] * 1e3:.0f} ms | {r['speedup_vs_fvcore']:.0f}x slower |
-| Torch-Pruning: surgery + count_ops_and_params | {r['tp_total_with_surgery_s'] * 1e3:.0f} ms | {r['speedup_vs_tp']:.0f}x slower |
-| (of which surgery alone) | {r['surgery_s'] * 1e3:.0f} ms | |
-| map the model once (groups, blocks, cost table) | {r['structure_map_s'] * 1e3:.0f} ms | |
-| auto-select to 50% FLOPs (L1, global) | {r['select_flops_target_s'] * 1e3:.0f} ms | |
+| studio: re-count the edited plan | {r["plan_recount_ms"]:.2f} ms | 1 |
+| fvcore: surgery + FlopCountAnalysis | {r["fvcore_total_with_surgery_s"] * 1e3:.0f} ms | {r["speedup_vs_fvcore"]:.0f}x slower |
+| Torch-Pruning: surgery + count_ops_and_params | {r["tp_total_with_surgery_s"] * 1e3:.0f} ms | {r["speedup_vs_tp"]:.0f}x slower |
+| (of which surgery alone) | {r["surgery_s"] * 1e3:.0f} ms | |
+| map the model once (groups, blocks, cost table) | {r["structure_map_s"] * 1e3:.0f} ms | |
+| auto-select to 50% FLOPs (L1, global) | {r["select_flops_target_s"] * 1e3:.0f} ms | |
 
-The three counters agree on the pruned model: studio {r['studio_macs']:,} MACs, fvcore
-{r['fvcore_macs']:,} (it also counts BatchNorm as 2 per element and the pooling),
-Torch-Pruning {r['tp_macs']:,}; params studio {r['studio_params']:,}, Torch-Pruning
-{r['tp_params']:,}.
+The three counters agree on the pruned model: studio {r["studio_macs"]:,} MACs, fvcore
+{r["fvcore_macs"]:,} (it also counts BatchNorm as 2 per element and the pooling),
+Torch-Pruning {r["tp_macs"]:,}; params studio {r["studio_params"]:,}, Torch-Pruning
+{r["tp_params"]:,}.
 """
 
 
 def _criteria(r: dict) -> str:
     rows = r["rows"]
     split = r.get("split", 0)
-    where = ("the demo (ResNet-20, digits)" if not split else
-             f"the digits' split {split} (a ResNet-20 trained on that split)")
-    out = [f"""## Criteria on {where}, pruned then fine-tuned
+    where = (
+        "the demo (ResNet-20, digits)"
+        if not split
+        else f"the digits' split {split} (a ResNet-20 trained on that split)"
+    )
+    out = [
+        f"""## Criteria on {where}, pruned then fine-tuned
 
-Unpruned: top-1 {r['base_top1']:.4f}. Every method prunes to the FLOPs target, then gets the
-same fine-tuning ({r['epochs']} epochs, SGD, cosine, label smoothing 0.05, seed 0, no
+Unpruned: top-1 {r["base_top1"]:.4f}. Every method prunes to the FLOPs target, then gets the
+same fine-tuning ({r["epochs"]} epochs, SGD, cosine, label smoothing 0.05, seed 0, no
 distillation); top-1 is the *last* epoch's on the 359 validation images (no checkpoint is
 chosen on them; "best epoch" is shown for reference only). Data-driven criteria use 8
 calibration batches of the training split. Torch-Pruning's default pruner is the outside
 reference: its uniform ratio is bisected until the studio counts the same FLOPs target.
-"""]
+"""
+    ]
     for target in sorted({x["target"] for x in rows}, reverse=True):
         out.append(f"### {target:.0%} of the FLOPs\n")
-        out.append("| criterion | FLOPs | params | top-1 pruned | top-1 fine-tuned | change "
-                   "| best epoch |")
+        out.append(
+            "| criterion | FLOPs | params | top-1 pruned | top-1 fine-tuned | change | best epoch |"
+        )
         out.append("|---|---:|---:|---:|---:|---:|---:|")
         for x in [x for x in rows if x["target"] == target]:
-            out.append(f"| {x['criterion']} | {x['flops_ratio']:.3f} | {x['params_ratio']:.3f} "
-                       f"| {x['top1_pruned']:.4f} | **{x['top1_finetuned']:.4f}** | "
-                       f"{x['top1_finetuned'] - r['base_top1']:+.4f} | "
-                       f"{x['best_epoch_top1']:.4f} |")
+            out.append(
+                f"| {x['criterion']} | {x['flops_ratio']:.3f} | {x['params_ratio']:.3f} "
+                f"| {x['top1_pruned']:.4f} | **{x['top1_finetuned']:.4f}** | "
+                f"{x['top1_finetuned'] - r['base_top1']:+.4f} | "
+                f"{x['best_epoch_top1']:.4f} |"
+            )
         out.append("")
-    drops = {t: max(r["base_top1"] - x["top1_finetuned"] for x in rows if x["target"] == t)
-             for t in sorted({x["target"] for x in rows}, reverse=True)}
-    worst = "; ".join(f"At {t:.0%} of the FLOPs the worst method is {d * 100:.2f} points "
-                      f"below the unpruned model" for t, d in drops.items())
-    out.append("One validation image is 0.28 points: on this small set most differences "
-               f"between criteria are within noise. {worst}.\n")
+    drops = {
+        t: max(r["base_top1"] - x["top1_finetuned"] for x in rows if x["target"] == t)
+        for t in sorted({x["target"] for x in rows}, reverse=True)
+    }
+    worst = "; ".join(
+        f"At {t:.0%} of the FLOPs the worst method is {d * 100:.2f} points below the unpruned model"
+        for t, d in drops.items()
+    )
+    out.append(
+        "One validation image is 0.28 points: on this small set most differences "
+        f"between criteria are within noise. {worst}.\n"
+    )
     return "\n".join(out)
 
 
 def _scoring(r: dict) -> str:
-    lines = [f"""## Cost of the data-driven criteria ({r['model']}, {r['images']} images, batch {r['batch']})
+    lines = [
+        f"""## Cost of the data-driven criteria ({r["model"]}, {r["images"]} images, batch {r["batch"]})
 
 One pass with forward hooks collects every layer's statistics; the ratio is against a plain
 forward over the same batches, measured next to it (goal for APoZ / mean activation: at
 most 1.3x). HRank pays for one batched SVD per feature map, Taylor for a backward pass.
 
 | criterion | seconds | vs plain forward |
-|---|---:|---:|"""]
+|---|---:|---:|"""
+    ]
     for c, v in r["criteria"].items():
         lines.append(f"| {c} | {v['seconds']:.2f} | {v['ratio']:.2f}x |")
     lines.append(f"| plain forward | {r['plain_forward_s']:.2f} | 1 |\n")
@@ -85,24 +101,27 @@ most 1.3x). HRank pays for one batched SVD per feature map, Taylor for a backwar
 
 def _finetune(r: dict) -> str:
     ips, ratio = r["images_per_s"], r["ratio"]
-    label = {"core": "core loop (the `finetune` generator, as recipes and pipelines run it)",
-             "cli": "`pruning-studio finetune` (CLI process)",
-             "window": "the window's fine-tuning job (worker thread, live charts)"}
-    rows = "\n".join(f"| {label[k]} | {ips[k]:.0f} | **{ratio[k]:.2f}** |"
-                      for k in ("core", "cli", "window"))
-    return f"""## Fine-tuning loop overhead ({r['model']}, batch {r['batch']}, {r['threads']} threads)
+    label = {
+        "core": "core loop (the `finetune` generator, as recipes and pipelines run it)",
+        "cli": "`pruning-studio finetune` (CLI process)",
+        "window": "the window's fine-tuning job (worker thread, live charts)",
+    }
+    rows = "\n".join(
+        f"| {label[k]} | {ips[k]:.0f} | **{ratio[k]:.2f}** |" for k in ("core", "cli", "window")
+    )
+    return f"""## Fine-tuning loop overhead ({r["model"]}, batch {r["batch"]}, {r["threads"]} threads)
 
 Training images/s against a bare PyTorch loop with the same model, data, batch size,
 optimizer and threads, median epoch. Bare, core and window loops alternate inside one
-window process ({r['rounds'] + 1} rounds of {r['epochs_per_run']} epochs, each on a worker
+window process ({r["rounds"] + 1} rounds of {r["epochs_per_run"]} epochs, each on a worker
 thread, the window's with its live charts); the CLI alternates with the bare loop run as a
-process of its own ({r['rounds']} rounds; bare process:
-{r.get('bare_process_images_per_s', float('nan')):.0f} img/s). Goal: >= 0.95. The demo is
+process of its own ({r["rounds"]} rounds; bare process:
+{r.get("bare_process_images_per_s", float("nan")):.0f} img/s). Goal: >= 0.95. The demo is
 the worst case for a loop's fixed per-step costs (a step is a few milliseconds).
 
 | loop | images/s | vs bare PyTorch |
 |---|---:|---:|
-| bare PyTorch loop | {ips['bare']:.0f} | 1 |
+| bare PyTorch loop | {ips["bare"]:.0f} | 1 |
 {rows}
 
 Differences of a few percent are within this machine's drift (the core loop and the CLI
@@ -124,17 +143,17 @@ def _gui(r: dict) -> str:
 
 | measurement | result | goal / baseline |
 |---|---:|---|
-| one heatmap click on ResNet-50 ({f['groups']} groups, {f['channels']:,} channels) → every view refreshed, median | {f['edit_refresh_ms_median']:.1f} ms | ≤ 50 ms |
-| same, p95 | {f['edit_refresh_ms_p95']:.1f} ms | ≤ 50 ms |
-| of which the plan re-count (core) | {f['plan_recount_ms_median']:.2f} ms | |
-| FLOPs-target slider step on ResNet-50 (global selection + refresh), median | {f['slider_select_and_refresh_ms_median']:.1f} ms | |
-| event-loop lag while fine-tuning the demo in the window, p50 / p95 / max | {lag['finetuning']['p50_ms']} / {lag['finetuning']['p95_ms']} / {lag['finetuning']['max_ms']} ms | p95 ≤ 100 ms |
-| event-loop lag with no job, p50 / p95 | {lag['idle']['p50_ms']} / {lag['idle']['p95_ms']} ms | |
-| cold start to first paint | {cs['first_paint_s']:.2f} s | `import torch, torchvision`: {cs['import_torch_s']:.2f} s |
+| one heatmap click on ResNet-50 ({f["groups"]} groups, {f["channels"]:,} channels) → every view refreshed, median | {f["edit_refresh_ms_median"]:.1f} ms | ≤ 50 ms |
+| same, p95 | {f["edit_refresh_ms_p95"]:.1f} ms | ≤ 50 ms |
+| of which the plan re-count (core) | {f["plan_recount_ms_median"]:.2f} ms | |
+| FLOPs-target slider step on ResNet-50 (global selection + refresh), median | {f["slider_select_and_refresh_ms_median"]:.1f} ms | |
+| event-loop lag while fine-tuning the demo in the window, p50 / p95 / max | {lag["finetuning"]["p50_ms"]} / {lag["finetuning"]["p95_ms"]} / {lag["finetuning"]["max_ms"]} ms | p95 ≤ 100 ms |
+| event-loop lag with no job, p50 / p95 | {lag["idle"]["p50_ms"]} / {lag["idle"]["p95_ms"]} ms | |
+| cold start to first paint | {cs["first_paint_s"]:.2f} s | `import torch, torchvision`: {cs["import_torch_s"]:.2f} s |
 
 The lag is measured inside the real event loop while the worker trains with
-{lag['finetuning'].get('worker_threads', lag.get('worker_threads', '?'))} threads on this
-{r['threads']}-core machine, i.e. with no core kept free for the GUI. What made the refresh
+{lag["finetuning"].get("worker_threads", lag.get("worker_threads", "?"))} threads on this
+{r["threads"]}-core machine, i.e. with no core kept free for the GUI. What made the refresh
 fast: the structure table builds its display strings once per edit and answers Qt's
 per-cell calls with one dict lookup; pyqtgraph axes are drawn from a pixmap cache
 (their text rendering was 60% of a refresh); planned widths are cached per edit.
@@ -144,37 +163,50 @@ per-cell calls with one dict lookup; pyqtgraph axes are drawn from a pixmap cach
 def _pipelines(r: dict) -> str:
     rows = sorted(r["rows"], key=lambda x: -x["mean_top1"])
     split = r.get("split", 0)
-    where = ("the demo" if not split else
-             f"a second data set: the digits under split {split}, with a baseline ResNet-20 "
-             f"trained on that split's training part")
-    lines = [f"""## Pipelines on {where} at {r['target']:.0%} of the FLOPs
+    where = (
+        "the demo"
+        if not split
+        else f"a second data set: the digits under split {split}, with a baseline ResNet-20 "
+        f"trained on that split's training part"
+    )
+    lines = [
+        f"""## Pipelines on {where} at {r["target"]:.0%} of the FLOPs
 
-Same fine-tuning budget for every method ({r['epochs']} epochs in total: the iterative
+Same fine-tuning budget for every method ({r["epochs"]} epochs in total: the iterative
 pipeline splits them over its rounds; sampling and search fine-tune their winner), L1
-channel choice, seeds {', '.join(map(str, r['seeds']))}; top-1 of the last epoch on the 359
-validation images, mean ± standard deviation over the seeds. Unpruned: {r['base_top1']:.4f}.
+channel choice, seeds {", ".join(map(str, r["seeds"]))}; top-1 of the last epoch on the 359
+validation images, mean ± standard deviation over the seeds. Unpruned: {r["base_top1"]:.4f}.
 Torch-Pruning's default pruner is the outside reference (its uniform ratio bisected to the
 same target; its granularity leaves it somewhat below the target, i.e. smaller).
 
 | method | FLOPs | top-1 mean | ± | worst seed | seconds per run |
-|---|---:|---:|---:|---:|---:|"""]
+|---|---:|---:|---:|---:|---:|"""
+    ]
     for x in rows:
-        lines.append(f"| {x['method']} | {x['flops']:.3f} | **{x['mean_top1']:.4f}** | "
-                     f"{x['std_top1']:.4f} | {x['min_top1']:.4f} | {x['seconds']:.0f} |")
+        lines.append(
+            f"| {x['method']} | {x['flops']:.3f} | **{x['mean_top1']:.4f}** | "
+            f"{x['std_top1']:.4f} | {x['min_top1']:.4f} | {x['seconds']:.0f} |"
+        )
     best = rows[0]
     ref = next(x for x in rows if x["method"].startswith("torch-pruning"))
     one = next(x for x in rows if x["method"].startswith("one-shot"))
     noise = max(x["std_top1"] for x in rows)
     gap_one = best["mean_top1"] - one["mean_top1"]
     gap_ref = best["mean_top1"] - ref["mean_top1"]
-    verdict = (f"The best pipeline here is **{best['method']}** ({best['mean_top1']:.4f}): "
-               f"{gap_one * 100:+.2f} points over one-shot L1 and {gap_ref * 100:+.2f} over "
-               f"Torch-Pruning's default. The seeds spread by up to ±{noise * 100:.2f} points "
-               f"(one validation image is 0.28), so ")
-    verdict += ("both margins exceed the noise." if min(gap_one, gap_ref) > noise else
-                "the margin over Torch-Pruning's default exceeds the noise but the one over "
-                "one-shot L1 does not: on this small, easy data set the pipelines are close."
-                if gap_ref > noise else "neither margin exceeds the noise.")
+    verdict = (
+        f"The best pipeline here is **{best['method']}** ({best['mean_top1']:.4f}): "
+        f"{gap_one * 100:+.2f} points over one-shot L1 and {gap_ref * 100:+.2f} over "
+        f"Torch-Pruning's default. The seeds spread by up to ±{noise * 100:.2f} points "
+        f"(one validation image is 0.28), so "
+    )
+    verdict += (
+        "both margins exceed the noise."
+        if min(gap_one, gap_ref) > noise
+        else "the margin over Torch-Pruning's default exceeds the noise but the one over "
+        "one-shot L1 does not: on this small, easy data set the pipelines are close."
+        if gap_ref > noise
+        else "neither margin exceeds the noise."
+    )
     lines.append("")
     lines.append(verdict + "\n")
     if not split:
@@ -188,41 +220,47 @@ def _sensitivity(r: dict) -> str:
 
 | model | groups | evaluations | seconds | per evaluation |
 |---|---:|---:|---:|---:|
-| demo (digits, 4 BN batches, 216 held-out images) | {d['groups']} | {d['evaluations']} | {d['seconds']:.1f} | {d['seconds'] / d['evaluations']:.2f} s |
-| ResNet-18 ({n['input']}; {n['bn_batches']} BN batches, {n['heldout_images']} held-out images) | {n['groups']} | {n['evaluations']} | {n['seconds']:.1f} | {n['seconds'] / n['evaluations']:.2f} s |
+| demo (digits, 4 BN batches, 216 held-out images) | {d["groups"]} | {d["evaluations"]} | {d["seconds"]:.1f} | {d["seconds"] / d["evaluations"]:.2f} s |
+| ResNet-18 ({n["input"]}; {n["bn_batches"]} BN batches, {n["heldout_images"]} held-out images) | {n["groups"]} | {n["evaluations"]} | {n["seconds"]:.1f} | {n["seconds"] / n["evaluations"]:.2f} s |
 
 Against the naive way on the demo -- physical surgery on a copy and a copied model per
-point, same batches: {d['naive_seconds']:.1f} s, so masking with hooks and restoring the
-BatchNorm statistics is {d['speedup_vs_naive']:.1f}x faster. The rest of the cost is the
+point, same batches: {d["naive_seconds"]:.1f} s, so masking with hooks and restoring the
+BatchNorm statistics is {d["speedup_vs_naive"]:.1f}x faster. The rest of the cost is the
 forward passes themselves (BN re-estimation and the held-out score), which is why the
 analysis uses 4 BN batches per point rather than the candidates' 10, and a held-out subset.
 """
 
 
 def _realisation(r: dict) -> str:
-    out = [f"""## Speed-up realisation: does removed FLOPs become measured speed?
+    out = [
+        f"""## Speed-up realisation: does removed FLOPs become measured speed?
 
 Each model at 224x224 pruned by the studio to 50% and 25% of its FLOPs (uniform ratio per
 channel group, L1 choice; with `round_to=8` and without), the same channels only *masked*
 with `torch.nn.utils.prune` (what mask-based tools deliver), and the dense and pruned models
-exported to ONNX and run in onnxruntime. CPU, {r['threads']} threads, batch 1 and 16, every
-variant timed in turn in each of {r['rounds']} rounds (median). **Realisation** = measured
+exported to ONNX and run in onnxruntime. CPU, {r["threads"]} threads, batch 1 and 16, every
+variant timed in turn in each of {r["rounds"]} rounds (median). **Realisation** = measured
 speed-up / FLOPs reduction = speed-up x FLOPs ratio: 1.0 is the ideal, above 1 the pruned
 model also gained cache locality. Weights are random (no ImageNet weights offline);
 latency does not depend on them.
 
 ![realisation](images/bench-realisation.png)
-"""]
+"""
+    ]
     for row in r["rows"]:
         out.append(f"### {row['arch']} ({row['macs'] / 1e9:.2f} GMACs)\n")
-        out.append("| engine: variant | FLOPs | batch 1 ms | speed-up | realisation "
-                   "| batch 16 ms | speed-up | realisation |")
+        out.append(
+            "| engine: variant | FLOPs | batch 1 ms | speed-up | realisation "
+            "| batch 16 ms | speed-up | realisation |"
+        )
         out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
         for k, v in row["variants"].items():
-            out.append(f"| {k} | {v['flops_ratio']:.3f} | {v['b1_ms']:.1f} | "
-                       f"{v['b1_speedup']:.2f}x | {v['b1_realisation']:.2f} | "
-                       f"{v['b16_ms']:.0f} | {v['b16_speedup']:.2f}x | "
-                       f"**{v['b16_realisation']:.2f}** |")
+            out.append(
+                f"| {k} | {v['flops_ratio']:.3f} | {v['b1_ms']:.1f} | "
+                f"{v['b1_speedup']:.2f}x | {v['b1_realisation']:.2f} | "
+                f"{v['b16_ms']:.0f} | {v['b16_speedup']:.2f}x | "
+                f"**{v['b16_realisation']:.2f}** |"
+            )
         out.append("")
     rs = [v for row in r["rows"] for v in row["variants"].values()]
 
@@ -232,37 +270,59 @@ latency does not depend on them.
 
     studio = lambda v: v["engine"] == "torch" and v["variant"].startswith("studio")  # noqa: E731
     masked = lambda v: v["variant"].startswith("masked")  # noqa: E731
-    ort_odd = lambda v: (v["engine"] == "onnxruntime" and v["variant"].startswith("studio")  # noqa: E731
-                         and "round_to" not in v["variant"])
+
+    def ort_odd(v):
+        return (
+            v["engine"] == "onnxruntime"
+            and v["variant"].startswith("studio")
+            and "round_to" not in v["variant"]
+        )
+
     ort_r8 = lambda v: v["engine"] == "onnxruntime" and "round_to" in v["variant"]  # noqa: E731
-    slower = [row["arch"] for row in r["rows"]
-              if row["variants"]["onnxruntime: studio 50%"]["b16_speedup"] < 1]
-    slower_txt = (f" -- and for {', '.join(slower)} at 50% the unrounded model is *slower* "
-                  f"than the dense one" if slower else "")
-    above = sorted({row["arch"] for row in r["rows"] for k, v in row["variants"].items()
-                    if k.startswith("torch: studio") and v["b16_realisation"] > 1})
-    above_txt = (f"- *Above 1.0* ({', '.join(above)} at batch 16): the pruned model's weights "
-                 "and activations fit the caches better than the dense ones -- a gain on top "
-                 "of the FLOPs.\n" if above else "")
+    slower = [
+        row["arch"]
+        for row in r["rows"]
+        if row["variants"]["onnxruntime: studio 50%"]["b16_speedup"] < 1
+    ]
+    slower_txt = (
+        f" -- and for {', '.join(slower)} at 50% the unrounded model is *slower* than the dense one"
+        if slower
+        else ""
+    )
+    above = sorted(
+        {
+            row["arch"]
+            for row in r["rows"]
+            for k, v in row["variants"].items()
+            if k.startswith("torch: studio") and v["b16_realisation"] > 1
+        }
+    )
+    above_txt = (
+        f"- *Above 1.0* ({', '.join(above)} at batch 16): the pruned model's weights "
+        "and activations fit the caches better than the dense ones -- a gain on top "
+        "of the FLOPs.\n"
+        if above
+        else ""
+    )
     out.append(f"""**Where realisation falls short, and why.**
 
 - *Masks are not pruning.* The masked models run every multiply of the dense model and pay
-  for the mask on top: speed-up {span(masked, 'b16_speedup')}x at batch 16 and
-  {span(masked, 'b1_speedup')}x at batch 1: nothing gained, often a loss. `custom_from_mask`
+  for the mask on top: speed-up {span(masked, "b16_speedup")}x at batch 16 and
+  {span(masked, "b1_speedup")}x at batch 1: nothing gained, often a loss. `custom_from_mask`
   recomputes `weight * mask` as a new tensor before every forward: every weight is read,
   multiplied and written again on each call. Physically pruned models (studio, PyTorch) reach a
-  realisation of {span(studio, 'b16_realisation')} at batch 16.
+  realisation of {span(studio, "b16_realisation")} at batch 16.
 - *Not every cost shrinks with FLOPs.* Pruning a group's channels cuts a conv's FLOPs by
   the product of its input and output cuts, but BatchNorm, ReLU, additions and pooling
   scale with the activations (linearly), and per-operator dispatch is a fixed cost per
   layer. At batch 1 these fixed costs weigh most
-  (studio realisation at batch 1: {span(studio, 'b1_realisation')}). MobileNetV2, whose
+  (studio realisation at batch 1: {span(studio, "b1_realisation")}). MobileNetV2, whose
   depthwise convs do little arithmetic per byte moved, realises least.
 - *Odd channel counts fall off the fast kernels.* onnxruntime's CPU convolutions prefer
   its blocked channel layout (NCHWc: 8 or 16 channels per block on AVX2/AVX-512), which
   arbitrary widths do not fill -- the likely reason that a pruned model without rounding
-  realises far less: realisation {span(ort_odd, 'b16_realisation')}
-  at batch 16, against {span(ort_r8, 'b16_realisation')} with `round_to=8`{slower_txt}.
+  realises far less: realisation {span(ort_odd, "b16_realisation")}
+  at batch 16, against {span(ort_r8, "b16_realisation")} with `round_to=8`{slower_txt}.
   **Export with
   `round_to=8`** (CLI `--round-to 8`, the auto-select panel's "Round channels to") when the model
   will run in onnxruntime. PyTorch's own kernels care much less.
@@ -276,11 +336,11 @@ def _memory(r: dict) -> str:
 
 | process | peak RSS | vs bare |
 |---|---:|---:|
-| bare Python: torch + torchvision + ResNet-50 + one forward | {m['bare_mib']:.0f} MiB | 1 |
-| window: ResNet-50 opened (mapped, L1), then FPGM and APoZ scored | {m['window_mib']:.0f} MiB | **{m['ratio']:.2f}x** |
-| window with no model (Qt, pyqtgraph, torch, torchvision) | {r['window_empty_mib']:.0f} MiB | |
-| bare Python with the demo | {d['bare_mib']:.0f} MiB | 1 |
-| window with the demo, scored the same way | {d['window_mib']:.0f} MiB | {d['ratio']:.2f}x |
+| bare Python: torch + torchvision + ResNet-50 + one forward | {m["bare_mib"]:.0f} MiB | 1 |
+| window: ResNet-50 opened (mapped, L1), then FPGM and APoZ scored | {m["window_mib"]:.0f} MiB | **{m["ratio"]:.2f}x** |
+| window with no model (Qt, pyqtgraph, torch, torchvision) | {r["window_empty_mib"]:.0f} MiB | |
+| bare Python with the demo | {d["bare_mib"]:.0f} MiB | 1 |
+| window with the demo, scored the same way | {d["window_mib"]:.0f} MiB | {d["ratio"]:.2f}x |
 
 Goal: at most 1.5x. What it took (measured one at a time with the same script):
 tracing the dependency graph and the residual blocks *without keeping autograd's saved
@@ -296,11 +356,14 @@ the next job's peak stacks on it). Before, in runs of the same script: 2.0–2.9
 
 def _run(r: dict) -> str:
     rows = "\n".join(f"| {k} | {v / 60:.1f} min |" for k, v in r["steps_s"].items())
-    reruns = "".join(f" `{k}` was re-run alone afterwards ({t / 60:.1f} min), after {why}; "
-                     "its section shows that re-run." for k, (t, why) in r.get("reruns", {}).items())
+    reruns = "".join(
+        f" `{k}` was re-run alone afterwards ({t / 60:.1f} min), after {why}; "
+        "its section shows that re-run."
+        for k, (t, why) in r.get("reruns", {}).items()
+    )
     return f"""## This run
 
-`make bench` took **{r['total_s'] / 60:.1f} minutes** on this 2-core machine (goal: under 20).{reruns}
+`make bench` took **{r["total_s"] / 60:.1f} minutes** on this 2-core machine (goal: under 20).{reruns}
 
 | step | time |
 |---|---:|
@@ -335,11 +398,13 @@ def _plots() -> None:
     f = RESULTS / "realisation.json"
     if f.exists():
         r = json.loads(f.read_text())
-        kinds = [("torch: studio 50%", (52, 120, 198)),
-                 ("torch: studio 50% round_to=8", (129, 170, 220)),
-                 ("torch: masked 50%", (200, 80, 60)),
-                 ("onnxruntime: studio 50%", (120, 120, 120)),
-                 ("onnxruntime: studio 50% round_to=8", (46, 125, 50))]
+        kinds = [
+            ("torch: studio 50%", (52, 120, 198)),
+            ("torch: studio 50% round_to=8", (129, 170, 220)),
+            ("torch: masked 50%", (200, 80, 60)),
+            ("onnxruntime: studio 50%", (120, 120, 120)),
+            ("onnxruntime: studio 50% round_to=8", (46, 125, 50)),
+        ]
         w = pg.GraphicsLayoutWidget(size=(1000, 420))
         p = w.addPlot(title="Realisation at 50% FLOPs, batch 16 (1.0 = speed-up equals FLOPs cut)")
         p.addLegend(offset=(10, 10), colCount=2)
@@ -348,8 +413,7 @@ def _plots() -> None:
             x = np.arange(len(r["rows"])) + (i - len(kinds) / 2 + 0.5) * width
             y = [row["variants"][k]["b16_realisation"] for row in r["rows"]]
             p.addItem(pg.BarGraphItem(x=x, height=y, width=width * 0.95, brush=pg.mkBrush(*col)))
-            p.legend.addItem(pg.BarGraphItem(x=[0], height=[0], width=0, brush=pg.mkBrush(*col)),
-                             k)
+            p.legend.addItem(pg.BarGraphItem(x=[0], height=[0], width=0, brush=pg.mkBrush(*col)), k)
         p.addLine(y=1.0, pen=pg.mkPen((0, 0, 0), style=pg.QtCore.Qt.DashLine))
         p.getAxis("bottom").setTicks([[(i, row["arch"]) for i, row in enumerate(r["rows"])]])
         p.setYRange(0, 1.6, padding=0)
@@ -364,8 +428,10 @@ def _plots() -> None:
     if rows:
         methods = [x["method"] for x in rows[0][1]["rows"]]
         w = pg.GraphicsLayoutWidget(size=(1000, 420))
-        p = w.addPlot(title=f"Top-1 at {rows[0][1]['target']:.0%} of the FLOPs, mean ± std "
-                      f"over {len(rows[0][1]['seeds'])} seeds")
+        p = w.addPlot(
+            title=f"Top-1 at {rows[0][1]['target']:.0%} of the FLOPs, mean ± std "
+            f"over {len(rows[0][1]['seeds'])} seeds"
+        )
         p.addLegend(offset=(-10, 5), colCount=2)
         cols = [(52, 120, 198), (239, 140, 32)]
         for i, (label, r) in enumerate(rows):
@@ -373,10 +439,12 @@ def _plots() -> None:
             x = np.arange(len(methods)) + (i - 0.5) * 0.35
             y = np.array([by[m]["mean_top1"] for m in methods])
             e = np.array([by[m]["std_top1"] for m in methods])
-            p.addItem(pg.BarGraphItem(x=x, height=y - 0.9, y0=0.9, width=0.33,
-                                      brush=pg.mkBrush(*cols[i])))
-            p.legend.addItem(pg.BarGraphItem(x=[0], height=[0], width=0,
-                                             brush=pg.mkBrush(*cols[i])), label)
+            p.addItem(
+                pg.BarGraphItem(x=x, height=y - 0.9, y0=0.9, width=0.33, brush=pg.mkBrush(*cols[i]))
+            )
+            p.legend.addItem(
+                pg.BarGraphItem(x=[0], height=[0], width=0, brush=pg.mkBrush(*cols[i])), label
+            )
             p.addItem(pg.ErrorBarItem(x=x, y=y, height=2 * e, beam=0.1))
         p.getAxis("bottom").setTicks([[(i, m.split(" (")[0]) for i, m in enumerate(methods)]])
         p.setYRange(0.9, 1.015, padding=0)
@@ -386,15 +454,26 @@ def _plots() -> None:
 
 
 def render() -> Path:
-    parts = ["# Benchmarks\n", "Generated by `make bench` from `benchmarks/results/*.json`; "
-             "do not edit by hand. Times are from a shared 2-core machine: read the ratios, "
-             "the absolute numbers are context.\n"]
-    for name, fn in (("bench_run", _run), ("realisation", _realisation),
-                     ("counting", _counting), ("gui", _gui), ("memory", _memory),
-                     ("scoring", _scoring), ("finetune_overhead", _finetune),
-                     ("pipelines", _pipelines), ("pipelines_split1", _pipelines),
-                     ("criteria", _criteria), ("criteria_split1", _criteria),
-                     ("sensitivity", _sensitivity)):
+    parts = [
+        "# Benchmarks\n",
+        "Generated by `make bench` from `benchmarks/results/*.json`; "
+        "do not edit by hand. Times are from a shared 2-core machine: read the ratios, "
+        "the absolute numbers are context.\n",
+    ]
+    for name, fn in (
+        ("bench_run", _run),
+        ("realisation", _realisation),
+        ("counting", _counting),
+        ("gui", _gui),
+        ("memory", _memory),
+        ("scoring", _scoring),
+        ("finetune_overhead", _finetune),
+        ("pipelines", _pipelines),
+        ("pipelines_split1", _pipelines),
+        ("criteria", _criteria),
+        ("criteria_split1", _criteria),
+        ("sensitivity", _sensitivity),
+    ):
         f = RESULTS / f"{name}.json"
         if f.exists():
             parts.append(fn(json.loads(f.read_text())))

@@ -20,21 +20,38 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-TIMING = ["bench_counting", "bench_scoring", "bench_finetune", "bench_gui", "bench_memory",
-          "bench_realisation", "bench_sensitivity"]
+TIMING = [
+    "bench_counting",
+    "bench_scoring",
+    "bench_finetune",
+    "bench_gui",
+    "bench_memory",
+    "bench_realisation",
+    "bench_sensitivity",
+]
 LANES = [  # each lane runs its steps in order; the lanes run side by side
-    [("demo_split1", ["-c", "from common import demo_setup; demo_setup(1)"]),
-     ("bench_criteria --split 1", ["bench_criteria.py", "--split", "1"]),
-     ("bench_criteria", ["bench_criteria.py"])],
-    [("bench_pipelines", ["bench_pipelines.py"]),
-     ("bench_pipelines --split 1", ["bench_pipelines.py", "--split", "1"])],
+    [
+        ("demo_split1", ["-c", "from common import demo_setup; demo_setup(1)"]),
+        ("bench_criteria --split 1", ["bench_criteria.py", "--split", "1"]),
+        ("bench_criteria", ["bench_criteria.py"]),
+    ],
+    [
+        ("bench_pipelines", ["bench_pipelines.py"]),
+        ("bench_pipelines --split 1", ["bench_pipelines.py", "--split", "1"]),
+    ],
 ]
 
 
 def _run(args, env=None, log=None):
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, *args], cwd=HERE, env=env, check=True,
-                   stdout=log, stderr=subprocess.STDOUT if log else None)
+    subprocess.run(
+        [sys.executable, *args],
+        cwd=HERE,
+        env=env,
+        check=True,
+        stdout=log,
+        stderr=subprocess.STDOUT if log else None,
+    )
     return time.perf_counter() - t0
 
 
@@ -52,23 +69,31 @@ def main():
         if want(name):
             print(f"== {name}", flush=True)
             times[name] = _run([f"{name}.py"])
-    lanes = [[step for step in lane if want(step[0]) or step[0] == "demo_split1"]
-             for lane in LANES]
+    lanes = [[step for step in lane if want(step[0]) or step[0] == "demo_split1"] for lane in LANES]
     lanes = [lane for lane in lanes if any(n != "demo_split1" for n, _ in lane)]
     if lanes:
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         print(f"== accuracy lanes: {[[n for n, _ in lane] for lane in lanes]}", flush=True)
         logs = [open(HERE / "results" / f"lane{i}.log", "w") for i in range(len(lanes))]  # noqa: SIM115
-        script = ("import subprocess, sys, time, json\n"
-                  "out = {}\n"
-                  "for name, args in json.loads(sys.argv[1]):\n"
-                  "    t0 = time.perf_counter()\n"
-                  "    subprocess.run([sys.executable, *args], check=True)\n"
-                  "    out[name] = time.perf_counter() - t0\n"
-                  "    print('LANE', json.dumps({name: out[name]}), flush=True)\n")
-        procs = [subprocess.Popen([sys.executable, "-c", script, json.dumps(lane)], cwd=HERE,
-                                  env=env, stdout=log, stderr=subprocess.STDOUT)
-                 for lane, log in zip(lanes, logs)]
+        script = (
+            "import subprocess, sys, time, json\n"
+            "out = {}\n"
+            "for name, args in json.loads(sys.argv[1]):\n"
+            "    t0 = time.perf_counter()\n"
+            "    subprocess.run([sys.executable, *args], check=True)\n"
+            "    out[name] = time.perf_counter() - t0\n"
+            "    print('LANE', json.dumps({name: out[name]}), flush=True)\n"
+        )
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", script, json.dumps(lane)],
+                cwd=HERE,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            for lane, log in zip(lanes, logs)
+        ]
         t0 = time.perf_counter()
         codes = [p.wait() for p in procs]
         times["accuracy lanes (parallel)"] = time.perf_counter() - t0

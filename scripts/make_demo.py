@@ -33,8 +33,9 @@ def make_data() -> None:
     labels = d.target.astype(np.int64)
     train_idx, val_idx = demo.stratified_split(labels, SPLIT_SEED)
     demo.DIGITS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(demo.DIGITS_FILE, images=images, labels=labels,
-                        train_idx=train_idx, val_idx=val_idx)
+    np.savez_compressed(
+        demo.DIGITS_FILE, images=images, labels=labels, train_idx=train_idx, val_idx=val_idx
+    )
     print(f"wrote {demo.DIGITS_FILE}: {len(train_idx)} train, {len(val_idx)} val")
 
 
@@ -55,8 +56,12 @@ if __name__ == "__main__":
     ap.add_argument("--data", action="store_true", help="only rebuild the data file")
     ap.add_argument("--model", action="store_true", help="only retrain the checkpoint")
     ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--split", type=int, default=0,
-                    help="train on another split of the shipped digits (needs --out)")
+    ap.add_argument(
+        "--split",
+        type=int,
+        default=0,
+        help="train on another split of the shipped digits (needs --out)",
+    )
     ap.add_argument("--out", type=Path, help="where to write that checkpoint")
     a = ap.parse_args()
     if a.split:

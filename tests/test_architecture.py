@@ -20,8 +20,7 @@ print('ok')
 
 
 def test_core_imports_and_works_with_qt_blocked():
-    r = subprocess.run([sys.executable, "-c", BLOCKER], capture_output=True, text=True,
-                       timeout=300)
+    r = subprocess.run([sys.executable, "-c", BLOCKER], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().endswith("ok")
 
@@ -40,9 +39,10 @@ def test_only_the_adapters_import_their_libraries():
 
 
 def test_help_does_not_import_torch():
-    code = ("import sys, studio.cli\n"
-            "try:\n    studio.cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "assert 'torch' not in sys.modules, 'torch imported for --help'\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=60)
+    code = (
+        "import sys, studio.cli\n"
+        "try:\n    studio.cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported for --help'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr

@@ -8,8 +8,9 @@ import pytest
 
 
 def run(*args, check=True):
-    r = subprocess.run([sys.executable, "-m", "studio", *args], capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "studio", *args], capture_output=True, text=True, timeout=300
+    )
     if check:
         assert r.returncode == 0, r.stderr
     return r
@@ -35,8 +36,9 @@ def test_plan_then_prune(tmp_path):
     plan = tmp_path / "plan.json"
     run("plan", "demo", "--criterion", "fpgm", "--flops-target", "0.5", "--out", str(plan))
     assert json.loads(plan.read_text())["format"] == "pruning-studio/plan"
-    rep = json.loads(run("prune", "demo", "--plan", str(plan), "--out",
-                         str(tmp_path / "o"), "--json").stdout)
+    rep = json.loads(
+        run("prune", "demo", "--plan", str(plan), "--out", str(tmp_path / "o"), "--json").stdout
+    )
     assert rep["after"]["flops"] <= 0.5 * rep["before"]["flops"]
     assert set(rep["before"]) == {"params", "flops", "macs"}
     d = json.loads(run("inspect", str(tmp_path / "o"), "--json").stdout)
@@ -44,21 +46,36 @@ def test_plan_then_prune(tmp_path):
 
 
 def test_prune_with_blocks_round_to_and_protect(tmp_path):
-    out = run("prune", "demo", "--flops-target", "0.4", "--round-to", "4", "--drop-block",
-              "layer3.2", "--protect", "layer1.0.conv1", "--out", str(tmp_path / "o")).stdout
+    out = run(
+        "prune",
+        "demo",
+        "--flops-target",
+        "0.4",
+        "--round-to",
+        "4",
+        "--drop-block",
+        "layer3.2",
+        "--protect",
+        "layer1.0.conv1",
+        "--out",
+        str(tmp_path / "o"),
+    ).stdout
     assert "wrote" in out and "FLOPs" in out
     plan = json.loads((tmp_path / "o" / "plan.json").read_text())
     assert plan["drop_blocks"] == ["layer3.2"] and "layer1.0.conv1" not in plan["groups"]
 
 
-@pytest.mark.parametrize("args,needle,code", [
-    (["prune", "demo", "--ratio", "1.5", "--out", "x"], "strictly between 0 and 1", 2),
-    (["prune", "demo", "--flops-target", "0", "--out", "x"], "strictly between 0 and 1", 2),
-    (["inspect", "nonexistent_arch"], "unknown architecture", 2),
-    (["prune", "demo", "--drop-block", "layer2.0", "--out", "x"], "cannot be dropped", 2),
-    (["prune", "demo", "--out", "x"], "say what to prune", 2),
-    (["inspect", "/no/such/file.pt"], "file not found", 2),
-])
+@pytest.mark.parametrize(
+    "args,needle,code",
+    [
+        (["prune", "demo", "--ratio", "1.5", "--out", "x"], "strictly between 0 and 1", 2),
+        (["prune", "demo", "--flops-target", "0", "--out", "x"], "strictly between 0 and 1", 2),
+        (["inspect", "nonexistent_arch"], "unknown architecture", 2),
+        (["prune", "demo", "--drop-block", "layer2.0", "--out", "x"], "cannot be dropped", 2),
+        (["prune", "demo", "--out", "x"], "say what to prune", 2),
+        (["inspect", "/no/such/file.pt"], "file not found", 2),
+    ],
+)
 def test_errors_are_one_line(tmp_path, args, needle, code):
     r = run(*args, check=False)
     assert r.returncode == code
@@ -75,8 +92,20 @@ def test_debug_shows_the_traceback():
 
 def test_evaluate_json_with_latency_and_baseline(tmp_path):
     run("prune", "demo", "--flops-target", "0.5", "--out", str(tmp_path / "p"))
-    d = json.loads(run("evaluate", str(tmp_path / "p"), "--data", "demo", "--latency",
-                       "--latency-batch", "4", "--threads", "1", "--json").stdout)
+    d = json.loads(
+        run(
+            "evaluate",
+            str(tmp_path / "p"),
+            "--data",
+            "demo",
+            "--latency",
+            "--latency-batch",
+            "4",
+            "--threads",
+            "1",
+            "--json",
+        ).stdout
+    )
     assert {"top1", "top5", "loss"} <= set(d)
     assert d["baseline"]["top1"] > 0.97 and d["change"]["flops_ratio"] <= 0.5
     assert set(d["latency"]["speedup"]) == {"1", "4"}
@@ -84,24 +113,68 @@ def test_evaluate_json_with_latency_and_baseline(tmp_path):
 
 def test_score_with_a_data_criterion(tmp_path):
     out = tmp_path / "s.json"
-    run("score", "demo", "--criterion", "apoz", "--data", "demo", "--batches", "2",
-        "--out", str(out))
+    run(
+        "score",
+        "demo",
+        "--criterion",
+        "apoz",
+        "--data",
+        "demo",
+        "--batches",
+        "2",
+        "--out",
+        str(out),
+    )
     d = json.loads(out.read_text())
     assert d["criterion"] == "apoz" and len(d["groups"]) == 12
     assert len(d["groups"]["layer1.0.conv1"]["group"]) == 16
 
 
 def test_data_criterion_needs_data(tmp_path):
-    r = run("prune", "demo", "--criterion", "taylor", "--flops-target", "0.5", "--out",
-            str(tmp_path / "x"), check=False)
+    r = run(
+        "prune",
+        "demo",
+        "--criterion",
+        "taylor",
+        "--flops-target",
+        "0.5",
+        "--out",
+        str(tmp_path / "x"),
+        check=False,
+    )
     assert r.returncode == 2 and "give --data" in r.stderr
 
 
 def test_prune_with_data_then_finetune(tmp_path):
-    run("prune", "demo", "--criterion", "hrank", "--data", "demo", "--batches", "2",
-        "--flops-target", "0.5", "--out", str(tmp_path / "p"))
-    rep = json.loads(run("finetune", str(tmp_path / "p"), "--data", "demo", "--epochs", "1",
-                         "--teacher", "demo", "--out", str(tmp_path / "f"), "--json").stdout)
+    run(
+        "prune",
+        "demo",
+        "--criterion",
+        "hrank",
+        "--data",
+        "demo",
+        "--batches",
+        "2",
+        "--flops-target",
+        "0.5",
+        "--out",
+        str(tmp_path / "p"),
+    )
+    rep = json.loads(
+        run(
+            "finetune",
+            str(tmp_path / "p"),
+            "--data",
+            "demo",
+            "--epochs",
+            "1",
+            "--teacher",
+            "demo",
+            "--out",
+            str(tmp_path / "f"),
+            "--json",
+        ).stdout
+    )
     assert rep["after"]["top1"] > rep["before"]["top1"]
     d = json.loads(run("inspect", str(tmp_path / "f"), "--json").stdout)
     assert d["flops"] <= 0.5 * 5091082
@@ -110,10 +183,26 @@ def test_prune_with_data_then_finetune(tmp_path):
 def test_export_onnx_and_report(tmp_path):
     odd, even = tmp_path / "odd", tmp_path / "even"
     run("prune", "demo", "--flops-target", "0.5", "--scope", "uniform", "--out", str(odd))
-    run("prune", "demo", "--flops-target", "0.5", "--scope", "uniform", "--round-to", "8",
-        "--out", str(even))
-    out = run("export", str(odd), "--onnx", str(tmp_path / "odd.onnx"), "--report",
-              str(tmp_path / "r.html")).stdout
+    run(
+        "prune",
+        "demo",
+        "--flops-target",
+        "0.5",
+        "--scope",
+        "uniform",
+        "--round-to",
+        "8",
+        "--out",
+        str(even),
+    )
+    out = run(
+        "export",
+        str(odd),
+        "--onnx",
+        str(tmp_path / "odd.onnx"),
+        "--report",
+        str(tmp_path / "r.html"),
+    ).stdout
     assert (tmp_path / "odd.onnx").stat().st_size > 1000
     assert "note:" in out and "--round-to 8" in out  # odd widths: the onnxruntime hint
     page = (tmp_path / "r.html").read_text()

@@ -32,19 +32,24 @@ def test_counts_by_hand():
     dw = dict(macs=hw * 9 * 8, params=9 * 8)
     conv2 = dict(macs=25 * 8 * 4, params=8 * 4)
     fc = dict(macs=100 * 10, params=100 * 10 + 10)
-    assert t.params == conv1["params"] + bn["params"] + dw["params"] + conv2["params"] + \
-        fc["params"]
+    assert (
+        t.params == conv1["params"] + bn["params"] + dw["params"] + conv2["params"] + fc["params"]
+    )
     assert t.params == sum(p.numel() for p in Tiny().parameters())
     assert t.macs == conv1["macs"] + bn["macs"] + dw["macs"] + conv2["macs"] + fc["macs"]
-    assert t.flops == conv1_flops + bn["flops"] + 2 * (dw["macs"] + conv2["macs"]) + \
-        2 * fc["macs"] + 10
+    assert (
+        t.flops
+        == conv1_flops + bn["flops"] + 2 * (dw["macs"] + conv2["macs"]) + 2 * fc["macs"] + 10
+    )
 
 
 def test_theory_example_halving_c2_halves_cost():
     """pruning-background.md: [C2,1,3] then [3,C2,3] cost 9*C2*(1+3) params."""
+
     def two(c2):
-        return nn.Sequential(nn.Conv2d(1, c2, 3, padding=1, bias=False),
-                             nn.Conv2d(c2, 3, 3, padding=1, bias=False))
+        return nn.Sequential(
+            nn.Conv2d(1, c2, 3, padding=1, bias=False), nn.Conv2d(c2, 3, 3, padding=1, bias=False)
+        )
 
     full, half = count_model(two(16), (1, 6, 6)), count_model(two(8), (1, 6, 6))
     assert full.params == 9 * 16 * (1 + 3)
@@ -52,8 +57,9 @@ def test_theory_example_halving_c2_halves_cost():
     assert half.params * 2 == full.params and half.flops * 2 == full.flops
 
 
-@pytest.mark.parametrize("arch,size", [("resnet18", 64), ("mobilenet_v2", 64),
-                                       ("convnext_tiny", 64), ("vgg11_bn", 32)])
+@pytest.mark.parametrize(
+    "arch,size", [("resnet18", 64), ("mobilenet_v2", 64), ("convnext_tiny", 64), ("vgg11_bn", 32)]
+)
 def test_macs_agree_with_fvcore(arch, size):
     """Conv and linear MACs are identical to fvcore's. The only other terms are norm layers:
     the studio counts 1 MAC per element (scale and shift), fvcore 2 for BatchNorm and 5 for
@@ -63,7 +69,7 @@ def test_macs_agree_with_fvcore(arch, size):
     model = torchvision.models.get_model(arch, weights=None).eval()
     table = build_cost_table(model, torch.zeros(1, 3, size, size))
     _, _, _, _, macs = table.evaluate()
-    kinds = [r["kind"] for r in table.rows]
+    kinds = [r.kind for r in table.rows]
     conv_linear = sum(int(m) for m, k in zip(macs, kinds) if k in ("conv", "linear"))
     norms = sum(int(m) for m, k in zip(macs, kinds) if k == "norm")
     fv = fvcore_by_operator(model, (3, size, size))

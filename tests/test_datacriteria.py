@@ -109,7 +109,7 @@ def test_pass_size_bounds_activation_memory():
     from studio.core.criteria.activations import SCORING_MEMORY, pass_size
 
     s = map_structure(load_model("resnet50"))
-    biggest = max(int(np.prod(r["out_shape"])) for r in s.table.rows if r.get("out_shape"))
+    biggest = max(int(np.prod(r.out_shape)) for r in s.table.rows if r.out_shape)
     n = pass_size(s, "apoz")
     assert 1 <= n < 64 and n * 16 * biggest <= SCORING_MEMORY
     assert pass_size(s, "apoz", "cuda") == 64  # a GPU gets large passes

@@ -17,10 +17,14 @@ class Fixed(nn.Module):
 
 
 def test_top1_top5_loss_by_hand():
-    logits = torch.tensor([[5., 4, 3, 2, 1, 0],    # label 0: top-1 hit
-                           [0., 1, 2, 3, 4, 5],    # label 0: last -> not in top-5
-                           [1., 5, 0, 0, 0, 0],    # label 0: second -> top-5 hit
-                           [0., 0, 0, 0, 0, 9]])   # label 5: top-1 hit
+    logits = torch.tensor(
+        [
+            [5.0, 4, 3, 2, 1, 0],  # label 0: top-1 hit
+            [0.0, 1, 2, 3, 4, 5],  # label 0: last -> not in top-5
+            [1.0, 5, 0, 0, 0, 0],  # label 0: second -> top-5 hit
+            [0.0, 0, 0, 0, 0, 9],
+        ]
+    )  # label 5: top-1 hit
     y = torch.tensor([0, 0, 0, 5])
     res = run(evaluate(Fixed(), DataLoader(TensorDataset(logits, y), batch_size=3)))
     assert res["n"] == 4
@@ -32,8 +36,9 @@ def test_top1_top5_loss_by_hand():
 def test_evaluate_can_be_cancelled():
     tok = CancelToken()
     x = torch.zeros(40, 6)
-    gen = evaluate(Fixed(), DataLoader(TensorDataset(x, torch.zeros(40).long()), batch_size=4),
-                   cancel=tok)
+    gen = evaluate(
+        Fixed(), DataLoader(TensorDataset(x, torch.zeros(40).long()), batch_size=4), cancel=tok
+    )
     next(gen)
     tok.cancel()
     with pytest.raises(Cancelled):
@@ -49,8 +54,16 @@ def test_latency_report_shape(demo):
 def test_realisation_is_speedup_over_flops_reduction():
     big = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.Conv2d(64, 64, 3, padding=1))
     small = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1))
-    r = compare_latency(big, small, (3, 32, 32), flops_ratio=0.1, batch_sizes=(2,),
-                        threads=1, rounds=5, round_seconds=0.02)
+    r = compare_latency(
+        big,
+        small,
+        (3, 32, 32),
+        flops_ratio=0.1,
+        batch_sizes=(2,),
+        threads=1,
+        rounds=5,
+        round_seconds=0.02,
+    )
     sp = r["speedup"]["2"]
     assert sp > 1
     assert r["realisation"]["2"] == pytest.approx(sp * 0.1)
@@ -77,12 +90,21 @@ class _Jittery(nn.Module):
 
 def test_latency_warns_when_the_spread_is_large_or_the_machine_busy(monkeypatch):
     steady = nn.Identity()
-    r = compare_latency(steady, _Jittery(), (1, 4, 4), 0.5, batch_sizes=(1,), threads=1,
-                        rounds=8, round_seconds=0.002)
+    r = compare_latency(
+        steady,
+        _Jittery(),
+        (1, 4, 4),
+        0.5,
+        batch_sizes=(1,),
+        threads=1,
+        rounds=8,
+        round_seconds=0.002,
+    )
     assert any("spread" in w and "pruned" in w for w in r["warnings"])
     import os
 
     monkeypatch.setattr(os, "getloadavg", lambda: (64.0, 64.0, 64.0))
-    r = compare_latency(steady, steady, (1, 4, 4), 0.5, batch_sizes=(1,), threads=1,
-                        rounds=3, round_seconds=0.001)
+    r = compare_latency(
+        steady, steady, (1, 4, 4), 0.5, batch_sizes=(1,), threads=1, rounds=3, round_seconds=0.001
+    )
     assert any("busy" in w for w in r["warnings"])

@@ -38,8 +38,7 @@ def test_one_short_epoch_lowers_the_loss(pruned):
 
 def test_knowledge_distillation_runs(pruned, demo):
     events = []
-    cfg = FinetuneConfig(epochs=1, max_steps=6, kd_weight=0.7, kd_temperature=3.0,
-                         log_every=1)
+    cfg = FinetuneConfig(epochs=1, max_steps=6, kd_weight=0.7, kd_temperature=3.0, log_every=1)
     res = run(finetune(pruned, load_data("demo"), cfg, teacher=demo.model), events.append)
     steps = [e for e in events if e["type"] == "step"]
     assert len(steps) == 6 and all(torch.isfinite(torch.tensor(e["loss"])) for e in steps)
@@ -56,8 +55,9 @@ def test_cancel_stops_within_one_batch_and_leaves_a_usable_model(pruned):
             if ev["step"] == 3:
                 tok.cancel()
 
-    res = run(finetune(pruned, load_data("demo"), FinetuneConfig(epochs=5, log_every=1),
-                       cancel=tok), on)
+    res = run(
+        finetune(pruned, load_data("demo"), FinetuneConfig(epochs=5, log_every=1), cancel=tok), on
+    )
     assert res["cancelled"] and res["steps"] == 3 and seen[-1] == 3
     with torch.no_grad():
         assert pruned(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
@@ -83,8 +83,9 @@ def test_bn_recalibration_resets_running_stats(demo):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_amp_step(pruned):
-    res = run(finetune(pruned, load_data("demo"), FinetuneConfig(epochs=1, max_steps=3,
-                                                                 device="cuda")))
+    res = run(
+        finetune(pruned, load_data("demo"), FinetuneConfig(epochs=1, max_steps=3, device="cuda"))
+    )
     assert res["device"].startswith("cuda")
 
 
@@ -95,17 +96,54 @@ def test_torchrun_two_processes_rank0_writes(tmp_path):
         pytest.skip("torchrun / pruning-studio not installed in this environment")
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    r = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "--no-python",
-                        cli, "finetune", "demo", "--data", "demo", "--epochs", "1",
-                        "--max-steps", "6", "--out", str(out)],
-                       capture_output=True, text=True, timeout=300, env=env)
+    r = subprocess.run(
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc_per_node=2",
+            "--no-python",
+            cli,
+            "finetune",
+            "demo",
+            "--data",
+            "demo",
+            "--epochs",
+            "1",
+            "--max-steps",
+            "6",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.jsonl", "model.json",
-                                                     "report.json", "weights.pt"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "metrics.jsonl",
+        "model.json",
+        "report.json",
+        "weights.pt",
+    ]
     rep = json.loads((out / "report.json").read_text())
     assert rep["world_size"] == 2
-    epochs = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()
-              if '"epoch"' in ln and '"type": "epoch"' in ln]
+    epochs = [
+        json.loads(ln)
+        for ln in (out / "metrics.jsonl").read_text().splitlines()
+        if '"epoch"' in ln and '"type": "epoch"' in ln
+    ]
     assert len(epochs) == 1  # one writer: no duplicated lines from rank 1
     assert r.stdout.count("wrote") == 1
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ddp")]
+
+
+def test_a_diverging_run_stops_with_a_clear_error(pruned):
+    """A loss that is no longer finite stops training (a NaN model is never kept)."""
+    from studio.core.errors import StudioError
+
+    broken = copy.deepcopy(pruned)
+    with torch.no_grad():
+        broken.fc.bias.fill_(float("inf"))
+    with pytest.raises(StudioError, match="diverged at step 1"):
+        run(finetune(broken, load_data("demo"), FinetuneConfig(epochs=1, log_every=1)))

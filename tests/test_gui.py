@@ -106,8 +106,7 @@ def test_drag_rectangle_is_one_undo_step_and_never_empties_a_group(win):
     assert s.undo_stack.count() == n0 + 1
     assert len([g for g in s.plan.groups if s.plan.groups[g]]) == 4
     # the whole width of a row: refused (a group keeps a channel)
-    win.heatmap.dragged(QPointF(0, 5), QPointF(win.heatmap.W - 1, 5), False, True,
-                        Qt.NoModifier)
+    win.heatmap.dragged(QPointF(0, 5), QPointF(win.heatmap.W - 1, 5), False, True, Qt.NoModifier)
     gid = win.heatmap.rows[5][1]
     assert len(s.plan.removed(gid)) < s.structure.group_index[gid].channels
 
@@ -211,8 +210,9 @@ def test_bad_file_shows_an_error_and_keeps_the_model(win, qtbot, tmp_path):
     lm = win.session.lm
     job = win.load({"spec": str(bad), "arch": "resnet18"})
     _wait_job(qtbot, win, job)
-    boxes = [w for w in QApplication.topLevelWidgets()
-             if isinstance(w, QMessageBox) and w.isVisible()]
+    boxes = [
+        w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible()
+    ]
     assert boxes and "cannot be read" in boxes[0].text()
     boxes[0].close()
     assert win.session.lm is lm
@@ -325,9 +325,23 @@ def test_heatmap_click_on_resnet50(qtbot):
 def test_screenshot_offscreen(tmp_path):
     out = tmp_path / "shot.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    r = subprocess.run([sys.executable, "-m", "studio", "gui", "demo", "--screenshot", str(out),
-                        "--flops-target", "0.5"], capture_output=True, text=True, timeout=300,
-                       env=env)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "studio",
+            "gui",
+            "demo",
+            "--screenshot",
+            str(out),
+            "--flops-target",
+            "0.5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     from PySide6.QtGui import QImage
 
@@ -339,9 +353,25 @@ def test_screenshot_offscreen(tmp_path):
 def test_real_window_under_xvfb(tmp_path):
     out = tmp_path / "xvfb.png"
     env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
-    r = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1920x1200x24", sys.executable, "-m",
-                        "studio", "gui", "demo", "--screenshot", str(out)],
-                       capture_output=True, text=True, timeout=300, env=env)
+    r = subprocess.run(
+        [
+            "xvfb-run",
+            "-a",
+            "-s",
+            "-screen 0 1920x1200x24",
+            sys.executable,
+            "-m",
+            "studio",
+            "gui",
+            "demo",
+            "--screenshot",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     if "could not connect to display" in r.stderr or "xcb" in r.stderr and r.returncode:
         pytest.skip("Xvfb present but Qt's xcb plugin cannot start here")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -350,8 +380,9 @@ def test_real_window_under_xvfb(tmp_path):
     img = QImage(str(out))
     assert img.width() >= 1200
     # not blank: many distinct colours (heatmap, bars)
-    colours = {img.pixel(x, y) for x in range(0, img.width(), 37)
-               for y in range(0, img.height(), 29)}
+    colours = {
+        img.pixel(x, y) for x in range(0, img.width(), 37) for y in range(0, img.height(), 29)
+    }
     assert len(colours) > 20
 
 
@@ -438,3 +469,55 @@ def test_jobs_use_the_default_threads_and_their_threads_exit(win, qtbot, monkeyp
         assert seen[-1] == want
     assert QThreadPool.globalInstance().expiryTimeout() == 0
     qtbot.waitUntil(lambda: QThreadPool.globalInstance().activeThreadCount() == 0)
+
+
+def test_soak_random_user_actions(win, qtbot, tmp_path):
+    """Random actions from a seed (tests/soak.py): no crash, no exception in the event loop
+    (pytest-qt fails the test), no worker left; the window still works afterwards."""
+    import time
+
+    from tests.soak import soak
+
+    n = int(os.environ.get("SOAK_ACTIONS", "60"))
+    seed = int(os.environ.get("SOAK_SEED", "1"))
+    t0 = time.perf_counter()
+    counts = soak(win, seed, n, tmp_path)
+    assert sum(counts.values()) == n
+    win.jobs.wait_all()
+    assert QThreadPool.globalInstance().waitForDone(60000)
+    s = win.session
+    assert s.loaded and np.isfinite(s.predicted().flops)
+    _click(win.heatmap, 0, 0)  # still responds
+    s.exported = True
+    s.undo_stack.setClean()
+    if os.environ.get("SOAK_LOG"):  # make soak: the record docs/reliability.md shows
+        log = json.loads((tmp_path / "soak-log.json").read_text())
+        log.update(
+            seconds=time.perf_counter() - t0,
+            result="without a crash, an exception in the event loop or a leaked worker",
+        )
+        Path(os.environ["SOAK_LOG"]).write_text(json.dumps(log))
+
+
+def test_model_browser_searches_and_counts_on_the_meta_device(qtbot):
+    from studio.core.model import zoo
+    from studio.gui.dialogs import OpenDialog
+
+    tv = [
+        {"spec": a, "library": "torchvision", "family": a.split("_")[0], "note": ""}
+        for a in zoo.architectures()
+    ]
+    dlg = OpenDialog(tv)
+    qtbot.addWidget(dlg)
+    dlg.add_entries([{"spec": "timm:resnet10t", "library": "timm", "family": "resnet", "note": ""}])
+    dlg.search.setText("resnet10t")
+    assert dlg.cat_proxy.rowCount() == 1
+    dlg.cat.selectRow(0)
+    qtbot.waitUntil(lambda: "params" in dlg.details.text(), timeout=30000)
+    assert "FLOPs at 3×176×176" in dlg.details.text()  # its own default size
+    req = dlg.request()
+    assert req.spec == "timm:resnet10t" and not req.trust
+
+
+def test_the_window_says_where_the_model_came_from(win):
+    assert "built-in demo" in win.windowTitle()

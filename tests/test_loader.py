@@ -61,9 +61,12 @@ def test_bad_input_size():
 def test_state_dict_wrappers(tmp_path, wrap):
     model = torchvision.models.resnet18(num_classes=7)
     sd = model.state_dict()
-    obj = {"plain": sd, "state_dict": {"state_dict": sd, "epoch": 3},
-           "model": {"model": sd, "optimizer": {}},
-           "module_prefix": {"module." + k: v for k, v in sd.items()}}[wrap]
+    obj = {
+        "plain": sd,
+        "state_dict": {"state_dict": sd, "epoch": 3},
+        "model": {"model": sd, "optimizer": {}},
+        "module_prefix": {"module." + k: v for k, v in sd.items()},
+    }[wrap]
     f = tmp_path / "ckpt.pth"
     torch.save(obj, f)
     lm = load_model(str(f), arch="resnet18")
@@ -82,8 +85,9 @@ def test_state_dict_needs_arch_and_must_match(tmp_path):
         load_model(str(f), arch="resnet34")
 
 
-@pytest.mark.parametrize("kind", ["empty", "random", "truncated", "text", "torchscript",
-                                  "onnx", "tensor"])
+@pytest.mark.parametrize(
+    "kind", ["empty", "random", "truncated", "text", "torchscript", "onnx", "tensor"]
+)
 def test_bad_files_give_one_line_errors(tmp_path, kind):
     f = tmp_path / "bad.pt"
     good = tmp_path / "good.pt"
@@ -140,8 +144,7 @@ def test_pretrained_offline_names_the_file_to_cache(tmp_path, monkeypatch):
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline,
-                        raising=False)
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline, raising=False)
     with pytest.raises(LoadError, match=r"put resnet18-f37072fd\.pth into .*checkpoints"):
         load_model("resnet18", pretrained=True)
 

@@ -24,8 +24,15 @@ from studio.core.structure.counting import count_model
 from studio.core.train.data import load_data
 from studio.core.train.finetune import FinetuneConfig
 
-FAST = dict(candidates=3, generations=2, bn_batches=2, rounds=2, score_batches=2,
-            ratios=(0.3, 0.7), eval_batches=1)
+FAST = dict(
+    candidates=3,
+    generations=2,
+    bn_batches=2,
+    rounds=2,
+    score_batches=2,
+    ratios=(0.3, 0.7),
+    eval_batches=1,
+)
 
 
 class Forbidden(Dataset):
@@ -44,8 +51,9 @@ class Forbidden(Dataset):
 @pytest.mark.parametrize("pipeline", PIPELINES)
 def test_every_pipeline_meets_the_flops_target(demo, pipeline):
     data = load_data("demo")
-    cfg = PipelineConfig(pipeline=pipeline, flops_target=0.4,
-                         finetune=FinetuneConfig(epochs=1, max_steps=3), **FAST)
+    cfg = PipelineConfig(
+        pipeline=pipeline, flops_target=0.4, finetune=FinetuneConfig(epochs=1, max_steps=3), **FAST
+    )
     res = run(run_pipeline(demo, data, cfg))
     got = count_model(res["model"].model, demo.input_size).flops
     assert got <= 0.4 * map_structure(demo).original.flops
@@ -57,8 +65,9 @@ def test_every_pipeline_meets_the_flops_target(demo, pipeline):
 def test_selection_never_reads_the_validation_split(demo, pipeline):
     data = load_data("demo")
     data.val = Forbidden(data.val)
-    cfg = PipelineConfig(pipeline=pipeline, flops_target=0.5,
-                         finetune=FinetuneConfig(epochs=0), **FAST)
+    cfg = PipelineConfig(
+        pipeline=pipeline, flops_target=0.5, finetune=FinetuneConfig(epochs=0), **FAST
+    )
     res = run(run_pipeline(demo, data, cfg))
     assert res["model"] is not None
 
@@ -74,8 +83,13 @@ def test_heldout_is_part_of_the_training_split():
 def test_cancel_mid_pipeline_keeps_the_best_so_far(demo):
     data = load_data("demo")
     tok = CancelToken()
-    cfg = PipelineConfig(pipeline="iterative", flops_target=0.3, rounds=3, score_batches=2,
-                         finetune=FinetuneConfig(epochs=3, max_steps=2))
+    cfg = PipelineConfig(
+        pipeline="iterative",
+        flops_target=0.3,
+        rounds=3,
+        score_batches=2,
+        finetune=FinetuneConfig(epochs=3, max_steps=2),
+    )
 
     def on(ev):
         if ev.get("type") == "round" and ev["round"] == 1:
@@ -108,6 +122,7 @@ def test_sensitivity_finds_a_planted_useless_group(demo):
 
 def test_recipe_round_trip_from_the_window_format(tmp_path, demo, demo_map):
     from studio.core import auto_plan
+
     plan = auto_plan(demo, demo_map, "fpgm", flops_target=0.5, drop_blocks=["layer3.2"])
     rec = make_recipe(demo.request.record(), [{"plan": plan.to_dict()}], data=None)
     rec.save(tmp_path / "r.json")
@@ -118,15 +133,27 @@ def test_recipe_round_trip_from_the_window_format(tmp_path, demo, demo_map):
     assert report["after"]["flops"] <= 0.5 * report["before"]["flops"]
 
 
-@pytest.mark.parametrize("text,msg", [
-    ('{"format": "x"}', "not a recipe"),
-    ('{"format": "pruning-studio/recipe", "version": 1, "model": {"spec": "demo"}, '
-     '"pipeline": {"pipeline": "search"}}', "need a data source"),
-    ('{"format": "pruning-studio/recipe", "version": 1, "model": {"spec": "demo"}, '
-     '"bogus": 1}', "bogus: unknown field"),
-    ('{"format": "pruning-studio/recipe", "version": 1, "model": {"spec": "demo"}, '
-     '"target": {"flops": 1.5}}', "target.flops: Input should be less than 1"),
-])
+@pytest.mark.parametrize(
+    "text,msg",
+    [
+        ('{"format": "x"}', "not a recipe"),
+        (
+            '{"format": "pruning-studio/recipe", "version": 1, "model": {"spec": "demo"}, '
+            '"pipeline": {"pipeline": "search"}}',
+            "need a data source",
+        ),
+        (
+            '{"format": "pruning-studio/recipe", "version": 1, "model": {"spec": "demo"}, '
+            '"bogus": 1}',
+            "bogus: unknown field",
+        ),
+        (
+            '{"format": "pruning-studio/recipe", "version": 1, "model": {"spec": "demo"}, '
+            '"target": {"flops": 1.5}}',
+            "target.flops: Input should be less than 1",
+        ),
+    ],
+)
 def test_bad_recipes(tmp_path, text, msg):
     f = tmp_path / "r.json"
     f.write_text(text)
@@ -143,15 +170,32 @@ def test_example_recipes_are_valid():
 
 
 def test_run_recipe_cli_with_a_pipeline(tmp_path):
-    rec = {"format": "pruning-studio/recipe", "version": 1, "model": {"spec": "demo"},
-           "data": "demo", "target": {"flops": 0.5},
-           "pipeline": {"pipeline": "sampling", **{k: v for k, v in FAST.items()
-                                                  if k != "ratios"}},
-           "finetune": {"epochs": 1, "max_steps": 3}}
+    rec = {
+        "format": "pruning-studio/recipe",
+        "version": 1,
+        "model": {"spec": "demo"},
+        "data": "demo",
+        "target": {"flops": 0.5},
+        "pipeline": {"pipeline": "sampling", **{k: v for k, v in FAST.items() if k != "ratios"}},
+        "finetune": {"epochs": 1, "max_steps": 3},
+    }
     (tmp_path / "r.json").write_text(json.dumps(rec))
-    r = subprocess.run([sys.executable, "-m", "studio", "run", "--recipe",
-                        str(tmp_path / "r.json"), "--out", str(tmp_path / "o"), "--json"],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "studio",
+            "run",
+            "--recipe",
+            str(tmp_path / "r.json"),
+            "--out",
+            str(tmp_path / "o"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     rep = json.loads(r.stdout)
     assert rep["after"]["flops"] <= 0.5 * rep["before"]["flops"]
@@ -162,10 +206,28 @@ def test_run_recipe_cli_with_a_pipeline(tmp_path):
 
 
 def test_sensitivity_cli(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "studio", "sensitivity", "demo", "--data", "demo",
-                        "--ratios", "0.3,0.7", "--flops-target", "0.6", "--plan-out",
-                        str(tmp_path / "p.json"), "--out", str(tmp_path / "s.json")],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "studio",
+            "sensitivity",
+            "demo",
+            "--data",
+            "demo",
+            "--ratios",
+            "0.3,0.7",
+            "--flops-target",
+            "0.6",
+            "--plan-out",
+            str(tmp_path / "p.json"),
+            "--out",
+            str(tmp_path / "s.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     d = json.loads((tmp_path / "s.json").read_text())
     assert len(d["curves"]) == 12 and d["ratios"] == [0.3, 0.7]
@@ -180,14 +242,33 @@ def test_recipe_under_torchrun(tmp_path):
     cli = shutil.which("pruning-studio", path=str(Path(sys.executable).parent))
     if not torchrun.exists() or cli is None:
         pytest.skip("torchrun / pruning-studio not installed in this environment")
-    rec = {"format": "pruning-studio/recipe", "version": 1, "model": {"spec": "demo"},
-           "data": "demo", "target": {"flops": 0.5},
-           "finetune": {"epochs": 1, "max_steps": 4}}
+    rec = {
+        "format": "pruning-studio/recipe",
+        "version": 1,
+        "model": {"spec": "demo"},
+        "data": "demo",
+        "target": {"flops": 0.5},
+        "finetune": {"epochs": 1, "max_steps": 4},
+    }
     (tmp_path / "r.json").write_text(json.dumps(rec))
-    r = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "--no-python",
-                        cli, "run", "--recipe", str(tmp_path / "r.json"), "--out",
-                        str(tmp_path / "o")], capture_output=True, text=True, timeout=300,
-                       env=dict(os.environ, OMP_NUM_THREADS="1"))
+    r = subprocess.run(
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc_per_node=2",
+            "--no-python",
+            cli,
+            "run",
+            "--recipe",
+            str(tmp_path / "r.json"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((tmp_path / "o" / "report.json").read_text())["world_size"] == 2
     assert r.stdout.count("wrote") == 1
@@ -214,8 +295,13 @@ def test_iterative_schedules():
 
 
 def test_iterative_with_an_explicit_schedule(demo):
-    cfg = PipelineConfig(pipeline="iterative", schedule=[0.7, 0.45], flops_target=0.45,
-                         score_batches=2, finetune=FinetuneConfig(epochs=2, max_steps=2))
+    cfg = PipelineConfig(
+        pipeline="iterative",
+        schedule=[0.7, 0.45],
+        flops_target=0.45,
+        score_batches=2,
+        finetune=FinetuneConfig(epochs=2, max_steps=2),
+    )
     res = run(run_pipeline(demo, load_data("demo"), cfg))
     shares = [r["flops"] / r["base_flops"] for r in res["history"]["rounds"]]
     assert len(shares) == 2 and shares[0] <= 0.7 and shares[1] <= 0.45

@@ -25,14 +25,17 @@ def test_json_round_trip(tmp_path, demo_map):
     assert q.groups == {"layer1.0.conv1": [1, 2, 3]}
 
 
-@pytest.mark.parametrize("mutate,message", [
-    (lambda p: p.groups.update({"nope": [1]}), "unknown channel group 'nope'"),
-    (lambda p: p.groups.update({"conv1": [16]}), "channel 16 is out of range"),
-    (lambda p: p.groups.update({"conv1": list(range(16))}), "removes every channel"),
-    (lambda p: p.drop_blocks.append("layer9.9"), "unknown residual block"),
-    (lambda p: p.drop_blocks.append("layer3.0"), "cannot be dropped"),
-    (lambda p: setattr(p, "fingerprint", "0123"), "different architecture"),
-])
+@pytest.mark.parametrize(
+    "mutate,message",
+    [
+        (lambda p: p.groups.update({"nope": [1]}), "unknown channel group 'nope'"),
+        (lambda p: p.groups.update({"conv1": [16]}), "channel 16 is out of range"),
+        (lambda p: p.groups.update({"conv1": list(range(16))}), "removes every channel"),
+        (lambda p: p.drop_blocks.append("layer9.9"), "unknown residual block"),
+        (lambda p: p.drop_blocks.append("layer3.0"), "cannot be dropped"),
+        (lambda p: setattr(p, "fingerprint", "0123"), "different architecture"),
+    ],
+)
 def test_validation_messages(demo_map, mutate, message):
     p = Plan.empty(demo_map)
     mutate(p)
@@ -41,10 +44,14 @@ def test_validation_messages(demo_map, mutate, message):
     assert "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("text,message", [
-    ("{", "not valid JSON"), ('{"format": "x"}', "not a pruning plan"),
-    ('{"format": "pruning-studio/plan", "version": 9}', "version 9"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("{", "not valid JSON"),
+        ('{"format": "x"}', "not a pruning plan"),
+        ('{"format": "pruning-studio/plan", "version": 9}', "version 9"),
+    ],
+)
 def test_bad_plan_files(tmp_path, text, message):
     f = tmp_path / "p.json"
     f.write_text(text)

@@ -43,6 +43,8 @@ def test_bn_scale_and_fpgm_rank_a_planted_weak_channel_last(demo, demo_map):
         model.layer2[1].bn1.weight[7] = 1e-4
         model.layer2[1].conv1.weight[5] = model.layer2[1].conv1.weight[5:].mean(0)
     assert np.argmin(score(model, demo_map, "bn_scale")["layer2.1.conv1"].group) == 7
+    # filter 5 sits at the mean of the others: nearest the geometric median, FPGM's weakest
+    assert np.argmin(score(model, demo_map, "fpgm")["layer2.1.conv1"].group) == 5
 
 
 def test_uniform_ratio_removes_the_same_share_everywhere(demo, demo_map):
@@ -60,8 +62,9 @@ def test_round_to_keeps_multiples(r18):
 
 
 def test_protected_layers_keep_their_channels(demo, demo_map):
-    plan = auto_plan(demo, demo_map, "l1", flops_target=0.5,
-                     protect=["layer3.1.conv2", "layer2.2.conv1"])
+    plan = auto_plan(
+        demo, demo_map, "l1", flops_target=0.5, protect=["layer3.1.conv2", "layer2.2.conv1"]
+    )
     assert "layer3.0.conv2" not in plan.groups and "layer2.2.conv1" not in plan.groups
     stage3 = demo_map.group_index["layer3.0.conv2"]
     assert stage3.is_stage and plan.removed(stage3.id) == []

@@ -12,28 +12,53 @@ def test_demo_structure(demo_map):
     assert [st.channels for st in s.stages] == [16, 32, 64]
     assert all(len(st.blocks) == 3 for st in s.stages)
     droppable = [b.name for b in s.blocks if b.droppable]
-    assert droppable == ["layer1.0", "layer1.1", "layer1.2", "layer2.1", "layer2.2",
-                         "layer3.1", "layer3.2"]
+    assert droppable == [
+        "layer1.0",
+        "layer1.1",
+        "layer1.2",
+        "layer2.1",
+        "layer2.2",
+        "layer3.1",
+        "layer3.2",
+    ]
     assert "changes shape" in s.block_index["layer2.0"].reason
     # one filter group inside each of the 9 blocks + 3 stage groups
     assert sum(not g.is_stage for g in s.groups) == 9 and len(s.groups) == 12
     g = s.group_index["layer1.0.conv1"]
     assert {(m.layer, m.dim) for m in g.members} == {
-        ("layer1.0.conv1", "out"), ("layer1.0.bn1", "out"), ("layer1.0.conv2", "in")}
+        ("layer1.0.conv1", "out"),
+        ("layer1.0.bn1", "out"),
+        ("layer1.0.conv2", "in"),
+    }
     assert g.block == "layer1.0"
     stage1 = s.group_index["conv1"]  # the stem feeds the first stage's residual stream
     layers = set(stage1.layers)
-    assert {"conv1", "layer1.0.conv2", "layer1.2.conv2", "layer1.1.conv1",
-            "layer2.0.downsample.0", "layer2.0.conv1"} <= layers
+    assert {
+        "conv1",
+        "layer1.0.conv2",
+        "layer1.2.conv2",
+        "layer1.1.conv1",
+        "layer2.0.downsample.0",
+        "layer2.0.conv1",
+    } <= layers
 
 
 def test_resnet18_structure(r18):
     lm, s = r18
     assert len(s.groups) == 12  # 4 stages + one inner group per 8 blocks
     assert [(st.name, st.channels) for st in s.stages] == [
-        ("layer1", 64), ("layer2", 128), ("layer3", 256), ("layer4", 512)]
+        ("layer1", 64),
+        ("layer2", 128),
+        ("layer3", 256),
+        ("layer4", 512),
+    ]
     assert [b.name for b in s.blocks if b.droppable] == [
-        "layer1.0", "layer1.1", "layer2.1", "layer3.1", "layer4.1"]
+        "layer1.0",
+        "layer1.1",
+        "layer2.1",
+        "layer3.1",
+        "layer4.1",
+    ]
     assert "fc" not in {m.layer for g in s.groups for m in g.members if m.dim == "out"}
     # the classifier's input follows the last stage
     assert ("fc", "in") in {(m.layer, m.dim) for m in s.group_index[s.stages[-1].id].members}
@@ -46,9 +71,18 @@ def test_mobilenet_v2_structure():
     assert s.classifier == "classifier.1"
     blocks = [b.name for b in s.blocks]
     # inverted residuals with a skip connection: 10 of the 17 blocks
-    assert blocks == ["features.3", "features.5", "features.6", "features.8", "features.9",
-                      "features.10", "features.12", "features.13", "features.15",
-                      "features.16"]
+    assert blocks == [
+        "features.3",
+        "features.5",
+        "features.6",
+        "features.8",
+        "features.9",
+        "features.10",
+        "features.12",
+        "features.13",
+        "features.15",
+        "features.16",
+    ]
     assert all(b.droppable for b in s.blocks)
     assert [st.channels for st in s.stages] == [24, 32, 64, 96, 160]
     # an expansion group carries its depthwise conv along

@@ -9,11 +9,25 @@ import torch
 from studio.core import Plan, SurgeryError, apply_plan, load_model, map_structure, predict
 from studio.core.structure.counting import count_model
 
-ARCHS = [("resnet18", 64), ("resnet50", 64), ("mobilenet_v2", 64), ("mobilenet_v3_small", 64),
-         ("vgg11_bn", 32), ("efficientnet_b0", 64), ("regnet_x_400mf", 64),
-         ("resnext50_32x4d", 32), ("densenet121", 64), ("convnext_tiny", 64),
-         ("googlenet", 64), ("mnasnet0_5", 64), ("squeezenet1_0", 64), ("alexnet", 64),
-         ("inception_v3", 96), ("wide_resnet50_2", 32), ("regnet_y_400mf", 64)]
+ARCHS = [
+    ("resnet18", 64),
+    ("resnet50", 64),
+    ("mobilenet_v2", 64),
+    ("mobilenet_v3_small", 64),
+    ("vgg11_bn", 32),
+    ("efficientnet_b0", 64),
+    ("regnet_x_400mf", 64),
+    ("resnext50_32x4d", 32),
+    ("densenet121", 64),
+    ("convnext_tiny", 64),
+    ("googlenet", 64),
+    ("mnasnet0_5", 64),
+    ("squeezenet1_0", 64),
+    ("alexnet", 64),
+    ("inception_v3", 96),
+    ("wide_resnet50_2", 32),
+    ("regnet_y_400mf", 64),
+]
 
 
 def random_plan(s, rng, fraction=0.3, drop=1) -> Plan:
@@ -91,8 +105,9 @@ def _zero_channels(model, s, gid, idxs):
                     t[rows] = 0
 
 
-@pytest.mark.parametrize("arch,size", [("demo", None), ("resnet18", 32), ("mobilenet_v2", 32),
-                                       ("densenet121", 32)])
+@pytest.mark.parametrize(
+    "arch,size", [("demo", None), ("resnet18", 32), ("mobilenet_v2", 32), ("densenet121", 32)]
+)
 def test_zero_channels_can_be_removed_without_changing_the_output(arch, size):
     """Channels whose producing weights and BN gamma/beta are zero carry nothing: removing
     them (stage groups included) leaves the output unchanged."""

@@ -29,8 +29,10 @@ def message(e: BaseException) -> tuple[str, int]:
             msg += f" -- {FIX_WORDS[e.fix]}"
         return msg, 2
     if isinstance(e, MemoryError):
-        return ("out of memory: the model or batch is too large for this machine (try a "
-                "smaller --input-size or --batch-size)"), 1
+        return (
+            "out of memory: the model or batch is too large for this machine (try a "
+            "smaller --input-size or --batch-size)"
+        ), 1
     if isinstance(e, RecursionError):
         return "the model is nested too deeply to trace", 1
     if isinstance(e, OSError):
@@ -38,8 +40,10 @@ def message(e: BaseException) -> tuple[str, int]:
 
         return str(os_error(e, getattr(e, "filename", None) or "a file", "use")), 2
     text = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return (f"internal error ({type(e).__name__}{': ' + text[:200] if text else ''}); please "
-            f"report it with the output of --debug"), 1
+    return (
+        f"internal error ({type(e).__name__}{': ' + text[:200] if text else ''}); please "
+        f"report it with the output of --debug"
+    ), 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = build_parser()
     a = ap.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if not debug:
         import warnings
 

@@ -28,8 +28,10 @@ def drive(gen, desc: str, quiet: bool = False):
                 bar.set_postfix(loss=f"{ev['loss']:.3f}")
             bar.refresh()
         elif ev.get("type") == "epoch":
-            bar.write(f"epoch {ev['epoch']}/{ev['epochs']}  loss {ev['train_loss']:.3f}  "
-                      f"val top-1 {ev['val_top1']:.4f}  {ev['images_per_s']:.0f} img/s")
+            bar.write(
+                f"epoch {ev['epoch']}/{ev['epochs']}  loss {ev['train_loss']:.3f}  "
+                f"val top-1 {ev['val_top1']:.4f}  {ev['images_per_s']:.0f} img/s"
+            )
 
     try:
         return run(gen, on)
@@ -47,15 +49,20 @@ def request(a, spec: str | None = None, input_size=None):
     from studio.core.schema import describe
 
     try:
-        return ModelRequest(spec=spec or a.model, arch=None if spec else a.arch,
-                            weights=None if spec else a.weights,
-                            pretrained=False if spec else a.pretrained,
-                            model_args={} if spec else a.model_args,
-                            input_size=input_size or a.input_size, trust=a.trust,
-                            code_root=a.code_root)
+        return ModelRequest(
+            spec=spec or a.model,
+            arch=None if spec else a.arch,
+            weights=None if spec else a.weights,
+            pretrained=False if spec else a.pretrained,
+            model_args={} if spec else a.model_args,
+            input_size=input_size or a.input_size,
+            trust=a.trust,
+            code_root=a.code_root,
+        )
     except ValidationError as e:
-        raise InputError(describe(e).replace("input_size", "--input-size")
-                         .replace("model_args", "--model-args")) from None
+        raise InputError(
+            describe(e).replace("input_size", "--input-size").replace("model_args", "--model-args")
+        ) from None
 
 
 def load(a):
@@ -69,8 +76,9 @@ def load(a):
 def data(a, lm):
     from studio.core import verbs
 
-    return verbs.data_for(lm, a.data, seed=getattr(a, "seed", 0),
-                          download=getattr(a, "download", False))
+    return verbs.data_for(
+        lm, a.data, seed=getattr(a, "seed", 0), download=getattr(a, "download", False)
+    )
 
 
 def device(a):
@@ -96,40 +104,52 @@ def cmd_inspect(a) -> int:
     if a.json:
         print(json.dumps(d, indent=1))
         return 0
-    print(f"{lm.name}   input {'x'.join(map(str, s.input_size))}   "
-          f"params {human(s.original.params)}   FLOPs {human(s.original.flops)}   "
-          f"MACs {human(s.original.macs)}   (1 MAC = 2 FLOPs)")
+    print(
+        f"{lm.name}   input {'x'.join(map(str, s.input_size))}   "
+        f"params {human(s.original.params)}   FLOPs {human(s.original.flops)}   "
+        f"MACs {human(s.original.macs)}   (1 MAC = 2 FLOPs)"
+    )
     print(f"source: {lm.describe_source()}")
     if a.fvcore:
-        print(f"fvcore MACs {human(d['fvcore_macs'])} "
-              f"({d['fvcore_macs'] / s.original.macs:.4f} of the studio's count)")
+        print(
+            f"fvcore MACs {human(d['fvcore_macs'])} "
+            f"({d['fvcore_macs'] / s.original.macs:.4f} of the studio's count)"
+        )
     print(f"\nLayers ({len(d['layers'])})")
-    print(f"  {'name':34s} {'type':12s} {'in->out':>11s} {'k':>5s} {'s':>3s} {'g':>4s} "
-          f"{'out':>9s} {'params':>9s} {'FLOPs':>9s}  group")
+    print(
+        f"  {'name':34s} {'type':12s} {'in->out':>11s} {'k':>5s} {'s':>3s} {'g':>4s} "
+        f"{'out':>9s} {'params':>9s} {'FLOPs':>9s}  group"
+    )
     for r in d["layers"]:
         if r["kind"] == "param" and not r["params"]:
             continue
         k = "x".join(map(str, r["kernel"])) or "-"
         st = str(r["stride"][0]) if r["stride"] else "-"
         hw = "x".join(map(str, r["out_shape"][1:])) if len(r["out_shape"]) > 1 else "-"
-        print(f"  {r['name'][:34]:34s} {r['type'][:12]:12s} "
-              f"{r['in_channels']:>5d}->{r['out_channels']:<5d} {k:>5s} {st:>3s} "
-              f"{r['groups']:>4d} {hw:>9s} {human(r['params']):>9s} {human(r['flops']):>9s}"
-              f"  {r['group'] or ''}")
+        print(
+            f"  {r['name'][:34]:34s} {r['type'][:12]:12s} "
+            f"{r['in_channels']:>5d}->{r['out_channels']:<5d} {k:>5s} {st:>3s} "
+            f"{r['groups']:>4d} {hw:>9s} {human(r['params']):>9s} {human(r['flops']):>9s}"
+            f"  {r['group'] or ''}"
+        )
     print(f"\nChannel groups ({len(s.groups)}; the classifier {s.classifier} is protected)")
     for g in s.groups:
         kind = "stage " if g.is_stage else "filter"
         stage = next((st.name for st in s.stages if st.id == g.id), "")
-        where = f"stage {stage} ({len(g.blocks)} blocks)" if g.is_stage else (
-            f"in block {g.block}" if g.block else "")
+        where = (
+            f"stage {stage} ({len(g.blocks)} blocks)"
+            if g.is_stage
+            else (f"in block {g.block}" if g.block else "")
+        )
         note = "" if g.prunable else f"  [not prunable: {g.reason}]"
         cg = f"  channel groups {g.channel_groups}" if g.channel_groups > 1 else ""
-        print(f"  {g.id[:40]:40s} {kind} {g.channels:5d} ch  {len(g.layers):3d} layers  "
-              f"{where}{cg}{note}")
+        print(
+            f"  {g.id[:40]:40s} {kind} {g.channels:5d} ch  {len(g.layers):3d} layers  "
+            f"{where}{cg}{note}"
+        )
     print(f"\nStages ({len(s.stages)})")
     for st in s.stages:
-        print(f"  {st.name:30s} {st.channels:5d} ch  group {st.id}  blocks "
-              f"{', '.join(st.blocks)}")
+        print(f"  {st.name:30s} {st.channels:5d} ch  group {st.id}  blocks {', '.join(st.blocks)}")
     print(f"\nResidual blocks ({len(s.blocks)})")
     for b in s.blocks:
         mark = "droppable" if b.droppable else "kept     "
@@ -153,22 +173,39 @@ def plan_from_args(a, lm, s):
             plan = Plan.empty(s)
             plan.drop_blocks = sorted(set(a.drop_block))
             return plan
-        raise PlanError("say what to prune: --plan FILE, or --flops-target F / --ratio R, "
-                        "or --drop-block NAME")
-    criterion = a.criterion or "l1"
+        raise PlanError(
+            "say what to prune: --plan FILE, or --flops-target F / --ratio R, or --drop-block NAME"
+        )
+    from pydantic import ValidationError
+
+    from studio.core.errors import InputError
+    from studio.core.plan.target import Target
+    from studio.core.schema import describe
+
+    try:
+        target = Target(
+            flops=a.flops_target,
+            ratio=a.ratio,
+            criterion=a.criterion or "l1",
+            scope=a.scope,
+            round_to=a.round_to,
+            protect=a.protect,
+            drop_blocks=a.drop_block,
+            batches=a.batches,
+            seed=a.seed,
+        )
+    except ValidationError as e:
+        raise InputError(describe(e)) from None
     d = data(a, lm) if a.data else None
-    return drive(verbs.make_plan(lm, s, criterion, d, batches=a.batches, device=device(a),
-                                 ratio=a.ratio, flops_target=a.flops_target, scope=a.scope,
-                                 round_to=a.round_to, protect=a.protect,
-                                 drop_blocks=a.drop_block, seed=a.seed),
-                 f"scoring ({criterion})")
+    return drive(
+        verbs.make_plan(lm, s, target, d, device=device(a)), f"scoring ({target.criterion})"
+    )
 
 
 def summary(before: dict, after: dict, label: str) -> str:
     parts = []
     for k, name in (("params", "params"), ("flops", "FLOPs"), ("macs", "MACs")):
-        parts.append(f"{name} {human(before[k])} -> {human(after[k])} "
-                     f"({after[k] / before[k]:.1%})")
+        parts.append(f"{name} {human(before[k])} -> {human(after[k])} ({after[k] / before[k]:.1%})")
     return f"{label}: " + "   ".join(parts)
 
 
@@ -190,9 +227,11 @@ def cmd_plan(a) -> int:
         print(json.dumps({"plan": a.out, "before": s.original.as_dict(), "predicted": pred}))
     else:
         print(summary(s.original.as_dict(), pred, "predicted"))
-        print(f"wrote {a.out}: {plan.n_removed()} channels in "
-              f"{sum(1 for v in plan.groups.values() if v)} groups, "
-              f"{len(plan.drop_blocks)} blocks dropped")
+        print(
+            f"wrote {a.out}: {plan.n_removed()} channels in "
+            f"{sum(1 for v in plan.groups.values() if v)} groups, "
+            f"{len(plan.drop_blocks)} blocks dropped"
+        )
     return 0
 
 
@@ -205,27 +244,41 @@ def cmd_prune(a) -> int:
     check_folder(a.out, _inputs(a) + [lm.folder])
     plan = plan_from_args(a, lm, s)
     pruned, report = verbs.prune(lm, s, plan)
-    out = verbs.save(a.out, lm, model=pruned, plan=plan, report=report)
+    verbs.save(a.out, lm, model=pruned, plan=plan, report=report)
     if a.json:
         print(json.dumps(report, indent=1))
     else:
         print(summary(report["before"], report["after"], "pruned"))
-        print(f"removed {report['plan']['channels_removed']} channels in "
-              f"{report['plan']['groups_pruned']} groups, dropped "
-              f"{len(report['plan']['blocks_dropped'])} blocks in "
-              f"{report['surgery_seconds']:.2f} s")
-        print(f"wrote {out}/ (model.json, weights.pt, plan.json, report.json)")
+        print(
+            f"removed {report['plan']['channels_removed']} channels in "
+            f"{report['plan']['groups_pruned']} groups, dropped "
+            f"{len(report['plan']['blocks_dropped'])} blocks in "
+            f"{report['surgery_seconds']:.2f} s"
+        )
+        print(f"wrote {a.out}/ (model.json, weights.pt, plan.json, report.json)")
     return 0
 
 
 def baseline(a, lm):
     """The unpruned model to compare with: --baseline, or a pruned model's own origin."""
     from studio.core import verbs
-    from studio.core.model.loader import load as load_request
 
     if a.baseline:
-        return load_request(request(a, a.baseline, input_size=lm.input_size))
+        return second_model(a, "--baseline", a.baseline, lm)
     return verbs.original_of(lm, trust=a.trust)
+
+
+def second_model(a, flag: str, spec: str, lm):
+    """A teacher or baseline for ``lm``: loaded with the user's consent, at ``lm``'s input."""
+    from studio.core.errors import LoadError
+    from studio.core.model.loader import load as load_request
+
+    try:
+        return load_request(request(a, spec, input_size=lm.input_size))
+    except LoadError as e:
+        raise LoadError(
+            f"{flag} {spec}: {e}", fix=None if e.fix == "input_size" else e.fix
+        ) from None
 
 
 def cmd_evaluate(a) -> int:
@@ -234,21 +287,34 @@ def cmd_evaluate(a) -> int:
     lm, _s = load(a)
     d = data(a, lm)
     base = baseline(a, lm)
-    res = drive(verbs.evaluate(lm, d, baseline=base, latency=a.latency,
-                               latency_batch=a.latency_batch, threads=a.threads,
-                               device=device(a), batch_size=max(a.batch_size, 128)),
-                "evaluate")
+    res = drive(
+        verbs.evaluate(
+            lm,
+            d,
+            baseline=base,
+            latency=a.latency,
+            latency_batch=a.latency_batch,
+            threads=a.threads,
+            device=device(a),
+            batch_size=max(a.batch_size, 128),
+        ),
+        "evaluate",
+    )
     if a.json:
         print(json.dumps(res, indent=1))
         return 0
     print(f"{lm.name} on {d.name} ({res['n']} validation images)")
-    print(f"  top-1 {res['top1']:.4f}   top-5 {res['top5']:.4f}   loss {res['loss']:.4f}   "
-          f"params {human(res['params'])}   FLOPs {human(res['flops'])}")
+    print(
+        f"  top-1 {res['top1']:.4f}   top-5 {res['top5']:.4f}   loss {res['loss']:.4f}   "
+        f"params {human(res['params'])}   FLOPs {human(res['flops'])}"
+    )
     if "baseline" in res:
         c = res["change"]
-        print(f"  vs {res['baseline']['model']}: top-1 {c['top1']:+.4f}   top-5 "
-              f"{c['top5']:+.4f}   params x{c['params_ratio']:.3f}   FLOPs "
-              f"x{c['flops_ratio']:.3f}")
+        print(
+            f"  vs {res['baseline']['model']}: top-1 {c['top1']:+.4f}   top-5 "
+            f"{c['top5']:+.4f}   params x{c['params_ratio']:.3f}   FLOPs "
+            f"x{c['flops_ratio']:.3f}"
+        )
     if a.latency:
         print_latency(res["latency"])
     if d.note:
@@ -260,12 +326,16 @@ def print_latency(lat: dict) -> None:
     if "pruned" in lat:
         for bs, sp in lat["speedup"].items():
             o, p = lat["original"]["batch"][bs], lat["pruned"]["batch"][bs]
-            print(f"  latency batch {bs}: {o['median_ms']:.2f} -> {p['median_ms']:.2f} ms   "
-                  f"speed-up {sp:.2f}x   realisation {lat['realisation'][bs]:.2f}")
+            print(
+                f"  latency batch {bs}: {o['median_ms']:.2f} -> {p['median_ms']:.2f} ms   "
+                f"speed-up {sp:.2f}x   realisation {lat['realisation'][bs]:.2f}"
+            )
     else:
         for bs, v in lat["batch"].items():
-            print(f"  latency batch {bs}: {v['median_ms']:.2f} ms ({lat['device']}, "
-                  f"{lat['threads']} threads)")
+            print(
+                f"  latency batch {bs}: {v['median_ms']:.2f} ms ({lat['device']}, "
+                f"{lat['threads']} threads)"
+            )
     for w in lat.get("warnings", []):
         print(f"  warning: {w}")
 
@@ -278,20 +348,43 @@ def cmd_score(a) -> int:
     check_file(a.out, _inputs(a))
     lm, s = load(a)
     d = data(a, lm) if a.data else None
-    scores = drive(verbs.score(lm.model, s, a.criterion, d, batches=a.batches,
-                               batch_size=a.batch_size, device=device(a), seed=a.seed),
-                   f"scoring ({a.criterion})")
-    out = {"format": "pruning-studio/scores", "version": 1, "criterion": a.criterion,
-           "model": lm.name, "fingerprint": s.fingerprint, "data": a.data,
-           "batches": a.batches if d else None,
-           "groups": {gid: {"group": sc.group.tolist(),
-                            "members": {k: v.tolist() for k, v in sc.members.items()},
-                            "extra": sc.extra} for gid, sc in scores.items()}}
+    scores = drive(
+        verbs.score(
+            lm.model,
+            s,
+            a.criterion,
+            d,
+            batches=a.batches,
+            batch_size=a.batch_size,
+            device=device(a),
+            seed=a.seed,
+        ),
+        f"scoring ({a.criterion})",
+    )
+    out = {
+        "format": "pruning-studio/scores",
+        "version": 1,
+        "criterion": a.criterion,
+        "model": lm.name,
+        "fingerprint": s.fingerprint,
+        "data": a.data,
+        "batches": a.batches if d else None,
+        "groups": {
+            gid: {
+                "group": sc.group.tolist(),
+                "members": {k: v.tolist() for k, v in sc.members.items()},
+                "extra": sc.extra,
+            }
+            for gid, sc in scores.items()
+        },
+    }
     if d is not None and d.note:
         out["note"] = d.note
     atomic_write_text(Path(a.out), json.dumps(out))
-    print(f"wrote {a.out}: {a.criterion} scores of {sum(len(v.group) for v in scores.values())}"
-          f" channels in {len(scores)} groups")
+    print(
+        f"wrote {a.out}: {a.criterion} scores of {sum(len(v.group) for v in scores.values())}"
+        f" channels in {len(scores)} groups"
+    )
     return 0
 
 
@@ -303,20 +396,26 @@ def finetune_config(a):
     from studio.core.train.finetune import FinetuneConfig
 
     try:
-        return FinetuneConfig(epochs=a.epochs, lr=a.lr, optimizer=a.optimizer,
-                              weight_decay=a.weight_decay, warmup_epochs=a.warmup,
-                              label_smoothing=a.label_smoothing, batch_size=a.batch_size,
-                              kd_weight=a.kd_weight if a.kd_weight is not None else (
-                                  0.5 if a.teacher else 0.0),
-                              kd_temperature=a.kd_temperature, device=a.device, seed=a.seed,
-                              max_steps=a.max_steps)
+        return FinetuneConfig(
+            epochs=a.epochs,
+            lr=a.lr,
+            optimizer=a.optimizer,
+            weight_decay=a.weight_decay,
+            warmup_epochs=a.warmup,
+            label_smoothing=a.label_smoothing,
+            batch_size=a.batch_size,
+            kd_weight=a.kd_weight if a.kd_weight is not None else (0.5 if a.teacher else 0.0),
+            kd_temperature=a.kd_temperature,
+            device=a.device,
+            seed=a.seed,
+            max_steps=a.max_steps,
+        )
     except ValidationError as e:
         raise InputError(f"fine-tuning settings: {describe(e)}") from None
 
 
 def cmd_finetune(a) -> int:
     from studio.core import verbs
-    from studio.core.model.loader import load as load_request
     from studio.core.outputs import check_folder
     from studio.core.train.finetune import distributed
 
@@ -329,8 +428,7 @@ def cmd_finetune(a) -> int:
         check_folder(a.out, _inputs(a) + [lm.folder])
     d = data(a, lm)
     device(a)
-    teacher = load_request(request(a, a.teacher, input_size=lm.input_size)) if a.teacher \
-        else None
+    teacher = second_model(a, "--teacher", a.teacher, lm) if a.teacher else None
     tuned = drive(verbs.finetune(lm, d, cfg, teacher=teacher), "fine-tune", quiet=rank != 0)
     if rank != 0:
         return 0
@@ -338,16 +436,17 @@ def cmd_finetune(a) -> int:
         print("fine-tuning ended before the first epoch: nothing written", file=sys.stderr)
         return 1
     metrics = "".join(json.dumps(e) + "\n" for e in tuned.metrics)
-    out = verbs.save(a.out, tuned.lm, report=tuned.report,
-                     extra_files={"metrics.jsonl": metrics})
+    verbs.save(a.out, tuned.lm, report=tuned.report, extra_files={"metrics.jsonl": metrics})
     r = tuned.report
     if a.json:
         print(json.dumps(r, indent=1))
     else:
-        print(f"fine-tuned {r['epochs_done']} epochs on {world} process(es) ({r['device']}): "
-              f"top-1 {r['before']['top1']:.4f} -> {r['after']['top1']:.4f} "
-              f"(best epoch {r['after']['best_epoch']})")
-        print(f"wrote {out}/ (model.json, weights.pt, metrics.jsonl, report.json)")
+        print(
+            f"fine-tuned {r['epochs_done']} epochs on {world} process(es) ({r['device']}): "
+            f"top-1 {r['before']['top1']:.4f} -> {r['after']['top1']:.4f} "
+            f"(best epoch {r['after']['best_epoch']})"
+        )
+        print(f"wrote {a.out}/ (model.json, weights.pt, metrics.jsonl, report.json)")
     return 0
 
 
@@ -357,8 +456,11 @@ def cmd_run(a) -> int:
 
     rank, _ = distributed()
     rec = Recipe.load(a.recipe)
-    report = drive(run_recipe(rec, out_dir=a.out, trust=a.trust, code_root=a.code_root,
-                              recipe_path=a.recipe), "recipe", quiet=rank != 0)
+    report = drive(
+        run_recipe(rec, out_dir=a.out, trust=a.trust, code_root=a.code_root, recipe_path=a.recipe),
+        "recipe",
+        quiet=rank != 0,
+    )
     if rank != 0:
         return 0
     if a.json:
@@ -368,9 +470,11 @@ def cmd_run(a) -> int:
     top = ""
     if report.get("top1_after") is not None:
         top = f", top-1 {report['top1_before']:.4f} -> {report['top1_after']:.4f}"
-    print(f"ran {a.recipe}: FLOPs {human(b['flops'])} -> {human(f['flops'])} "
-          f"({f['flops'] / b['flops']:.1%}), params {human(b['params'])} -> "
-          f"{human(f['params'])}{top}")
+    print(
+        f"ran {a.recipe}: FLOPs {human(b['flops'])} -> {human(f['flops'])} "
+        f"({f['flops'] / b['flops']:.1%}), params {human(b['params'])} -> "
+        f"{human(f['params'])}{top}"
+    )
     print(f"wrote {report['out']}/")
     return 0
 
@@ -389,8 +493,7 @@ def cmd_sensitivity(a) -> int:
         ratios = tuple(float(r) for r in a.ratios.split(","))
         cfg = PipelineConfig(criterion=a.criterion, ratios=ratios, seed=a.seed)
     except ValueError:
-        raise InputError(f"--ratios must be numbers separated by commas, got {a.ratios}"
-                         ) from None
+        raise InputError(f"--ratios must be numbers separated by commas, got {a.ratios}") from None
     except ValidationError as e:
         raise InputError(f"--ratios: {describe(e)}") from None
     check_file(a.out, _inputs(a))
@@ -400,15 +503,22 @@ def cmd_sensitivity(a) -> int:
     d = data(a, lm)
     res = drive(verbs.sensitivity(lm, d, cfg, flops_target=a.flops_target), "sensitivity")
     plan = res.pop("plan", None)
-    out = {"format": "pruning-studio/sensitivity", "version": 1, "model": lm.name,
-           "data": d.name, **res}
+    out = {
+        "format": "pruning-studio/sensitivity",
+        "version": 1,
+        "model": lm.name,
+        "data": d.name,
+        **res,
+    }
     atomic_write_text(Path(a.out), json.dumps(out, indent=1))
     if plan is not None and a.plan_out:
         plan.save(a.plan_out)
     worst = sorted(res["curves"].items(), key=lambda kv: kv[1][len(kv[1]) // 2])
     print(f"base held-out top-1 {res['base_top1']:.4f}; {res['evaluations']} evaluations")
-    print("most sensitive at mid removal: " + ", ".join(
-        f"{g} ({c[len(c) // 2]:.3f})" for g, c in worst[:3]))
+    print(
+        "most sensitive at mid removal: "
+        + ", ".join(f"{g} ({c[len(c) // 2]:.3f})" for g, c in worst[:3])
+    )
     print(f"wrote {a.out}" + (f" and {a.plan_out}" if plan is not None and a.plan_out else ""))
     return 0
 
@@ -426,26 +536,41 @@ def cmd_export(a) -> int:
     if a.report:
         rep = Path(lm.folder or "", "report.json")
         if not lm.folder or not rep.is_file():
-            raise StudioError("--report needs a folder written by 'prune' or 'finetune' "
-                              "(it reads the folder's report.json)")
+            raise StudioError(
+                "--report needs a folder written by 'prune' or 'finetune' "
+                "(it reads the folder's report.json)"
+            )
         r = load_json(rep, "report")
         r = r if isinstance(r, dict) else {}
         b, f = r.get("before") or {}, r.get("after") or {}
         metrics = [(k, b[k], f[k]) for k in ("params", "flops", "macs") if k in b and k in f]
         if isinstance(f.get("top1"), float) and isinstance(b.get("top1"), float):
             metrics.append(("top-1", b["top1"], f["top1"]))
-        widths = [(x["name"], x["before"][1], x["after"][1] if x["after"] else 0)
-                  for x in r.get("layers", []) if isinstance(x, dict)]
-        out = html_report(a.report, title=f"Pruning report — {r.get('model', lm.name)}",
-                          summary={"model": lm.name, "architecture": lm.arch,
-                                   "input size": "×".join(map(str, lm.input_size))},
-                          metrics=metrics, images={}, plan_summary=plan_steps(lm.plans),
-                          widths=widths)
+        widths = [
+            (x["name"], x["before"][1], x["after"][1] if x["after"] else 0)
+            for x in r.get("layers", [])
+            if isinstance(x, dict)
+        ]
+        out = html_report(
+            a.report,
+            title=f"Pruning report — {r.get('model', lm.name)}",
+            summary={
+                "model": lm.name,
+                "architecture": lm.arch,
+                "input size": "×".join(map(str, lm.input_size)),
+            },
+            metrics=metrics,
+            images={},
+            plan_summary=plan_steps(lm.plans),
+            widths=widths,
+        )
         print(f"wrote {out}")
     if a.onnx:
         res = verbs.export_onnx(lm, a.onnx)
-        print(f"wrote {res['path']} (opset {res['opset']}, onnxruntime max |diff| "
-              f"{res['max_abs_diff']:.1e})")
+        print(
+            f"wrote {res['path']} (opset {res['opset']}, onnxruntime max |diff| "
+            f"{res['max_abs_diff']:.1e})"
+        )
         if res["hint"]:
             print(f"note: {res['hint']} (CLI: --round-to 8)")
     return 0
@@ -465,7 +590,15 @@ def cmd_archs(a) -> int:
     return 0
 
 
-COMMANDS = {"inspect": cmd_inspect, "plan": cmd_plan, "prune": cmd_prune,
-            "evaluate": cmd_evaluate, "score": cmd_score, "finetune": cmd_finetune,
-            "run": cmd_run, "sensitivity": cmd_sensitivity, "export": cmd_export,
-            "archs": cmd_archs}
+COMMANDS = {
+    "inspect": cmd_inspect,
+    "plan": cmd_plan,
+    "prune": cmd_prune,
+    "evaluate": cmd_evaluate,
+    "score": cmd_score,
+    "finetune": cmd_finetune,
+    "run": cmd_run,
+    "sensitivity": cmd_sensitivity,
+    "export": cmd_export,
+    "archs": cmd_archs,
+}

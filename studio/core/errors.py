@@ -30,8 +30,9 @@ class UntrustedFile(LoadError):
 
     def __init__(self, path, reason: str):
         self.path, self.reason = str(path), reason
-        super().__init__(f"{path} {reason}; it was not loaded because that can run arbitrary "
-                         f"code", fix="trust")
+        super().__init__(
+            f"{path} {reason}; it was not loaded because that can run arbitrary code", fix="trust"
+        )
 
 
 UntrustedFileError = UntrustedFile  # the name of earlier releases

@@ -25,11 +25,16 @@ DIR_MODE = 0o777 & ~UMASK
 
 def os_error(e: OSError, path, doing: str = "write") -> OutputError:
     """One line for a failed write: what, where, why."""
-    why = {errno.ENOSPC: "no space left on the device", errno.EROFS: "read-only file system",
-           errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-           errno.EDQUOT: "disk quota exceeded", errno.ENAMETOOLONG: "file name too long",
-           errno.EISDIR: "it is a folder", errno.ENOTDIR: "a part of the path is a file",
-           }.get(e.errno, e.strerror or str(e) or type(e).__name__)
+    why = {
+        errno.ENOSPC: "no space left on the device",
+        errno.EROFS: "read-only file system",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.EDQUOT: "disk quota exceeded",
+        errno.ENAMETOOLONG: "file name too long",
+        errno.EISDIR: "it is a folder",
+        errno.ENOTDIR: "a part of the path is a file",
+    }.get(e.errno, e.strerror or str(e) or type(e).__name__)
     return OutputError(f"cannot {doing} {path}: {why}")
 
 
@@ -80,8 +85,10 @@ def read_text(path, what: str, limit: int) -> str:
             raise InputError(f"{path} is a folder, not a {what} file")
         size = path.stat().st_size
         if size > limit:
-            raise InputError(f"{path} is {size / 2**20:.1f} MiB: too large for a {what} "
-                             f"(at most {limit / 2**20:.0f} MiB)")
+            raise InputError(
+                f"{path} is {size / 2**20:.1f} MiB: too large for a {what} "
+                f"(at most {limit / 2**20:.0f} MiB)"
+            )
         return path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise InputError(f"{what} file not found: {path}") from None

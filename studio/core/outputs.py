@@ -8,8 +8,9 @@ did not write.
   before any work starts.
 - The new folder is written beside its final place (``.NAME.partial-PID-XXXX``) and swapped
   in by two renames, so the previous result stays until the new one is complete. A crash
-  between the renames leaves ``.NAME.old``: the next write (or read) restores it, or removes
-  it once the new folder is complete. Stale partial folders of dead processes are removed.
+  between the renames leaves ``.NAME.old-XXXX``: the next write (or read) restores it, or
+  removes the studio's files from it once the new folder is complete. Stale partial folders
+  of dead processes are removed.
 - A result file (plan, scores, recipe, report, ONNX) may replace only a file the studio
   wrote (recognised by its contents), never the input.
 """
@@ -29,8 +30,15 @@ from studio.core.io import DIR_MODE, os_error
 STUDIO = "pruning-studio/"
 MODEL_FORMAT = STUDIO + "model"
 # What version-1 folders (no file list in model.json) could hold.
-V1_FILES = {"model.json", "weights.pt", "plan.json", "report.json", "metrics.jsonl",
-            "recipe.json", "pipeline.json"}
+V1_FILES = {
+    "model.json",
+    "weights.pt",
+    "plan.json",
+    "report.json",
+    "metrics.jsonl",
+    "recipe.json",
+    "pipeline.json",
+}
 PARTIAL = ".pruning-studio-partial"  # marks a folder being written
 
 
@@ -62,8 +70,10 @@ def studio_files(folder: Path) -> set[str] | None:
     if not isinstance(d, dict) or d.get("format") != MODEL_FORMAT:
         return None
     files = d.get("files")
-    if isinstance(files, list) and all(isinstance(f, str) and "/" not in f and "\\" not in f
-                                       and f not in ("", ".", "..") for f in files):
+    if isinstance(files, list) and all(
+        isinstance(f, str) and "/" not in f and "\\" not in f and f not in ("", ".", "..")
+        for f in files
+    ):
         return set(files) | {"model.json"}
     return set(V1_FILES)
 
@@ -80,12 +90,17 @@ def _pid_alive(pid: int) -> bool:
 
 def recover(out: Path) -> None:
     """Finish what an interrupted write left beside ``out`` (see the module docstring)."""
-    out = Path(out)
+    out = Path(os.path.abspath(out))
     parent = out.parent
-    if not parent.is_dir():
+    if not out.name or not parent.is_dir():
         return
-    old = out.with_name(f".{out.name}.old")
-    if old.is_dir() and not old.is_symlink() and studio_files(old) is not None:
+    olds = [
+        o
+        for o in parent.glob(f".{out.name}.old*")
+        if o.is_dir() and not o.is_symlink() and studio_files(o) is not None
+    ]
+    olds.sort(key=lambda o: o.stat().st_mtime, reverse=True)
+    for old in olds:
         if not os.path.lexists(out):
             old.rename(out)  # the crash came between the two renames: the old one is back
         elif studio_files(out) is not None:
@@ -114,9 +129,19 @@ def _remove_studio_folder(folder: Path) -> None:
         pass  # something else is in it: it stays
 
 
+def _parents_are_folders(path: Path) -> None:
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"cannot write {path}: a part of the path ({parent}) is a file")
+            return
+
+
 def check_folder(out, inputs: Iterable = ()) -> None:
-    """Refuse ``out`` as a result folder unless the module docstring's rule allows it."""
+    """Refuse ``out`` as a result folder unless the module docstring's rule allows it.
+    Messages name ``out`` as the user gave it."""
     out = Path(out)
+    _parents_are_folders(out)
     recover(out)
     real = _resolve(out)
     for p in inputs:
@@ -124,14 +149,17 @@ def check_folder(out, inputs: Iterable = ()) -> None:
             continue
         pr = _resolve(Path(p))
         if real == pr:
-            raise OutputError(f"{out} is the input model; choose another folder (the input is "
-                              f"never overwritten)")
+            raise OutputError(
+                f"{out} is the input model; choose another folder (the input is never overwritten)"
+            )
         if _inside(pr, real):
-            raise OutputError(f"{out} holds the input model {p}; choose another folder (the "
-                              f"input is never overwritten)")
+            raise OutputError(
+                f"{out} holds the input {p}; choose another folder (the input is never overwritten)"
+            )
         if Path(p).is_dir() and _inside(real, pr):
-            raise OutputError(f"{out} lies inside the input model's folder {p}; choose a "
-                              f"folder outside it")
+            raise OutputError(
+                f"{out} lies inside the input model's folder {p}; choose a folder outside it"
+            )
     if out.is_symlink():
         raise OutputError(f"{out} is a symbolic link; give a plain folder")
     if not out.exists():
@@ -146,21 +174,25 @@ def check_folder(out, inputs: Iterable = ()) -> None:
         return
     ours = studio_files(out)
     if ours is None:
-        raise OutputError(f"{out} already exists and was not written by pruning-studio (it "
-                          f"holds {_examples(entries)}); choose a new folder -- the studio "
-                          f"never replaces files it did not write")
+        raise OutputError(
+            f"{out} already exists and was not written by pruning-studio (it "
+            f"holds {_examples(entries)}); choose a new folder -- the studio "
+            f"never replaces files it did not write"
+        )
     extra = [e for e in entries if e not in ours]
     if extra:
-        raise OutputError(f"{out} holds files pruning-studio did not write "
-                          f"({_examples(extra)}); move them or choose a new folder -- the "
-                          f"studio never replaces files it did not write")
+        raise OutputError(
+            f"{out} holds files pruning-studio did not write "
+            f"({_examples(extra)}); move them or choose a new folder -- the "
+            f"studio never replaces files it did not write"
+        )
 
 
 def write_folder(out, write: Callable[[Path], None], inputs: Iterable = ()) -> Path:
     """Check ``out``, let ``write(tmp)`` fill a new folder beside it, then swap it in."""
-    out = Path(out)
+    shown, out = Path(out), Path(os.path.abspath(out))
     inputs = list(inputs)
-    check_folder(out, inputs)
+    check_folder(shown, inputs)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
@@ -171,7 +203,7 @@ def write_folder(out, write: Callable[[Path], None], inputs: Iterable = ()) -> P
         (tmp / PARTIAL).touch()
         write(tmp)
         (tmp / PARTIAL).unlink()
-        check_folder(out, inputs)  # nothing changed there while we worked
+        check_folder(shown, inputs)  # nothing changed there while we worked
         _swap(tmp, out)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -190,7 +222,7 @@ def _swap(tmp: Path, out: Path) -> None:
         out.rmdir()
         tmp.rename(out)
         return
-    old = out.with_name(f".{out.name}.old")
+    old = out.with_name(f".{out.name}.old-{secrets.token_hex(4)}")
     out.rename(old)  # a crash from here ...
     tmp.rename(out)  # ... to here leaves .old, which recover() puts back
     _remove_studio_folder(old)
@@ -226,6 +258,7 @@ def _written_by_studio(path: Path) -> bool:
 def check_file(path, inputs: Iterable = ()) -> None:
     """Refuse ``path`` as a result file unless it is new or a file the studio wrote."""
     path = Path(path)
+    _parents_are_folders(path)
     real = _resolve(path)
     for p in inputs:
         if p is not None and _resolve(Path(p)) == real:
@@ -235,5 +268,7 @@ def check_file(path, inputs: Iterable = ()) -> None:
     if path.is_dir():
         raise OutputError(f"{path} is a folder; give a file name")
     if path.exists() and not _written_by_studio(path):
-        raise OutputError(f"{path} exists and was not written by pruning-studio; choose "
-                          f"another name -- the studio never replaces files it did not write")
+        raise OutputError(
+            f"{path} exists and was not written by pruning-studio; choose "
+            f"another name -- the studio never replaces files it did not write"
+        )

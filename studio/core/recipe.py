@@ -15,15 +15,16 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from studio.core import criteria
 from studio.core.errors import RecipeError
 from studio.core.io import atomic_write_text
 from studio.core.jobs import CancelToken, Events, progress
-from studio.core.model.request import ModelRequest, parse_input_size
+from studio.core.model.request import ModelRequest, ModelSpec
 from studio.core.pipelines.config import PipelineConfig
 from studio.core.plan.plan import PlanFile
+from studio.core.plan.target import Target
 from studio.core.schema import MiB, expect_format, load_json, parse
 from studio.core.train.finetune import FinetuneConfig
 
@@ -36,61 +37,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class RecipeModel(_Strict):
-    """What to load: a ``ModelRequest`` without consent."""
+class RecipeModel(ModelSpec):
+    """What to load: a ``ModelSpec``; never consent."""
 
-    spec: str = Field(min_length=1, max_length=4096)
-    arch: str | None = Field(None, max_length=4096)
-    weights: str | None = Field(None, max_length=4096)
-    pretrained: bool = False
-    model_args: dict[str, Any] = Field(default_factory=dict)
-    input_size: tuple[int, int, int] | None = None
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
     def _no_consent(cls, d):
         if isinstance(d, dict) and "trust" in d:
-            raise ValueError("a recipe cannot grant trust: only the user's own --trust (or "
-                             "the window's question) does; remove 'trust'")
+            raise ValueError(
+                "a recipe cannot grant trust: only the user's own --trust (or "
+                "the window's question) does; remove 'trust'"
+            )
         return d
 
-    @field_validator("input_size", mode="before")
-    @classmethod
-    def _size(cls, v):
-        return parse_input_size(v)
-
     def request(self, trust: bool = False, code_root: str | None = None) -> ModelRequest:
-        return ModelRequest(**self.model_dump(), trust=trust, code_root=code_root,
-                            from_file=True)
-
-
-class Target(_Strict):
-    """Select channels by a criterion to a FLOPs target or a ratio (and drop blocks)."""
-
-    flops: float | None = Field(None, gt=0, lt=1)
-    ratio: float | None = Field(None, gt=0, lt=1)
-    criterion: str = "l1"
-    scope: Literal["global", "uniform"] = "global"
-    round_to: int = Field(1, ge=1, le=1024)
-    protect: list[str] = Field(default_factory=list, max_length=10_000)
-    drop_blocks: list[str] = Field(default_factory=list, max_length=10_000)
-    batches: int = Field(8, ge=1, le=10_000)
-    seed: int = Field(0, ge=0, lt=2**32)
-
-    @field_validator("criterion")
-    @classmethod
-    def _criterion(cls, v):
-        if v not in criteria.ALL:
-            raise ValueError(f"unknown criterion (choose from {', '.join(criteria.ALL)})")
-        return v
-
-    @model_validator(mode="after")
-    def _one(self):
-        if self.flops is not None and self.ratio is not None:
-            raise ValueError("give flops or ratio, not both")
-        if self.flops is None and self.ratio is None and not self.drop_blocks:
-            raise ValueError("give flops (a FLOPs share to keep) or ratio")
-        return self
+        return ModelRequest(**self.model_dump(), trust=trust, code_root=code_root, from_file=True)
 
 
 class Step(_Strict):
@@ -103,24 +66,31 @@ class Step(_Strict):
 
     @model_validator(mode="after")
     def _one(self):
-        given = [k for k in ("plan", "target", "pipeline", "finetune")
-                 if getattr(self, k) is not None]
+        given = [
+            k for k in ("plan", "target", "pipeline", "finetune") if getattr(self, k) is not None
+        ]
         if len(given) != 1:
-            raise ValueError("a step is exactly one of plan, target, pipeline, finetune "
-                             f"(got {', '.join(given) or 'none'})")
+            raise ValueError(
+                "a step is exactly one of plan, target, pipeline, finetune "
+                f"(got {', '.join(given) or 'none'})"
+            )
         if self.finetune is not None and self.finetune.epochs < 1:
             raise ValueError("a fine-tuning step needs at least one epoch")
         return self
 
     @property
     def kind(self) -> str:
-        return next(k for k in ("plan", "target", "pipeline", "finetune")
-                    if getattr(self, k) is not None)
+        return next(
+            k for k in ("plan", "target", "pipeline", "finetune") if getattr(self, k) is not None
+        )
 
     @property
     def needs_data(self) -> bool:
-        return (self.pipeline is not None or self.finetune is not None
-                or (self.target is not None and criteria.needs_data(self.target.criterion)))
+        return (
+            self.pipeline is not None
+            or self.finetune is not None
+            or (self.target is not None and criteria.needs_data(self.target.criterion))
+        )
 
 
 class Outputs(_Strict):
@@ -168,16 +138,25 @@ class Recipe(_Strict):
     def _consistent(self):
         plans = self.plans or self.plan is not None
         if plans and (self.target is not None or self.pipeline is not None):
-            raise ValueError("give either 'plans' or a 'target'/'pipeline', not both "
-                             "('applied_plans' go first and combine with either)")
-        shorthand = (plans or self.applied_plans or self.target is not None
-                     or self.pipeline is not None or self.finetune is not None)
+            raise ValueError(
+                "give either 'plans' or a 'target'/'pipeline', not both "
+                "('applied_plans' go first and combine with either)"
+            )
+        shorthand = (
+            plans
+            or self.applied_plans
+            or self.target is not None
+            or self.pipeline is not None
+            or self.finetune is not None
+        )
         if self.steps and shorthand:
-            raise ValueError("give 'steps', or the shorthand (plans/target/pipeline/"
-                             "finetune), not both")
+            raise ValueError(
+                "give 'steps', or the shorthand (plans/target/pipeline/finetune), not both"
+            )
         if any(s.needs_data for s in self.all_steps()) and not self.data:
-            raise ValueError("data: pipelines, fine-tuning and data-driven criteria need "
-                             "a data source")
+            raise ValueError(
+                "data: pipelines, fine-tuning and data-driven criteria need a data source"
+            )
         return self
 
     def all_steps(self) -> list[Step]:
@@ -206,9 +185,13 @@ class Recipe(_Strict):
         return parse(cls, d, where, RecipeError)
 
     def to_dict(self) -> dict:
-        return self.model_dump(mode="json", exclude_defaults=True,
-                               exclude={"applied_plans", "plans", "plan"} if not (
-                                   self.applied_plans or self.plans or self.plan) else None)
+        return self.model_dump(
+            mode="json",
+            exclude_defaults=True,
+            exclude={"applied_plans", "plans", "plan"}
+            if not (self.applied_plans or self.plans or self.plan)
+            else None,
+        )
 
     def save(self, path) -> None:
         from studio.core.outputs import check_file
@@ -220,12 +203,21 @@ class Recipe(_Strict):
         atomic_write_text(Path(path), json.dumps(d, indent=1))
 
 
-def make_recipe(model: dict, steps: list[dict], *, data: str | None = None,
-                output: str = "out/recipe-run") -> Recipe:
+def make_recipe(
+    model: dict, steps: list[dict], *, data: str | None = None, output: str = "out/recipe-run"
+) -> Recipe:
     """A recipe from a model record (``ModelRequest.record()``) and step dicts, e.g.
     ``{"plan": PLAN}`` or ``{"finetune": {...}}``."""
-    return Recipe.from_dict({"format": FORMAT, "version": 1, "model": model, "data": data,
-                             "steps": steps, "outputs": {"dir": output}})
+    return Recipe.from_dict(
+        {
+            "format": FORMAT,
+            "version": 1,
+            "model": model,
+            "data": data,
+            "steps": steps,
+            "outputs": {"dir": output},
+        }
+    )
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -234,8 +226,15 @@ def _inputs(recipe_path, req: ModelRequest) -> list:
     return [p for p in out if p]
 
 
-def run_recipe(rec: Recipe, out_dir=None, *, trust: bool = False, code_root: str | None = None,
-               recipe_path=None, cancel: CancelToken | None = None) -> Events:
+def run_recipe(
+    rec: Recipe,
+    out_dir=None,
+    *,
+    trust: bool = False,
+    code_root: str | None = None,
+    recipe_path=None,
+    cancel: CancelToken | None = None,
+) -> Events:
     """Execute a recipe; returns its report. Only rank 0 writes (under torchrun). The
     output folder is checked before any work starts."""
     from studio.core import verbs
@@ -270,12 +269,8 @@ def run_recipe(rec: Recipe, out_dir=None, *, trust: bool = False, code_root: str
             validate(plan, s)
             lm = lm.derive(apply_plan(lm.model, s, plan), plan)
         elif step.target is not None:
-            t = step.target
             s = verbs.map_structure(lm)
-            plan = yield from verbs.make_plan(
-                lm, s, t.criterion, data, batches=t.batches, cancel=cancel,
-                flops_target=t.flops, ratio=t.ratio, scope=t.scope, round_to=t.round_to,
-                protect=t.protect, drop_blocks=t.drop_blocks, seed=t.seed)
+            plan = yield from verbs.make_plan(lm, s, step.target, data, cancel=cancel)
             lm = lm.derive(apply_plan(lm.model, s, plan), plan)
         elif step.pipeline is not None:
             res = yield from verbs.run_pipeline(lm, data, step.pipeline, cancel)
@@ -283,8 +278,9 @@ def run_recipe(rec: Recipe, out_dir=None, *, trust: bool = False, code_root: str
             metrics += res.metrics
         else:
             teacher = lm0 if step.finetune.kd_weight > 0 else None
-            tuned = yield from verbs.finetune(lm, data, step.finetune, teacher=teacher,
-                                              cancel=cancel, evaluate_first=False)
+            tuned = yield from verbs.finetune(
+                lm, data, step.finetune, teacher=teacher, cancel=cancel, evaluate_first=False
+            )
             if tuned.lm is not None:
                 lm = tuned.lm
             metrics += tuned.metrics
@@ -293,18 +289,27 @@ def run_recipe(rec: Recipe, out_dir=None, *, trust: bool = False, code_root: str
         after = yield from verbs.evaluate(lm, data, cancel=cancel)
     yield progress(total - 1, total, "writing outputs")
     cost = count_model(lm.model, lm.input_size)
-    report = {"model": lm0.name, "data": rec.data, "before": s0.original.as_dict(),
-              "after": cost.as_dict(), "top1_before": before,
-              "top1_after": after and after["top1"], "top5_after": after and after["top5"],
-              "plans_applied": len(lm.plans) - len(lm0.plans),
-              "steps": [s.kind for s in steps],
-              "pipeline": history and history.get("pipeline"),
-              "seconds": time.perf_counter() - t0, "world_size": world}
+    report = {
+        "model": lm0.name,
+        "data": rec.data,
+        "before": s0.original.as_dict(),
+        "after": cost.as_dict(),
+        "top1_before": before,
+        "top1_after": after and after["top1"],
+        "top5_after": after and after["top5"],
+        "plans_applied": len(lm.plans) - len(lm0.plans),
+        "steps": [s.kind for s in steps],
+        "pipeline": history and history.get("pipeline"),
+        "seconds": time.perf_counter() - t0,
+        "world_size": world,
+    }
     if data is not None and data.note:
         report["note"] = data.note
     if rank == 0:
-        extra = {"recipe.json": json.dumps(rec.to_dict(), indent=1),
-                 "metrics.jsonl": "".join(json.dumps(e) + "\n" for e in metrics)}
+        extra = {
+            "recipe.json": json.dumps(rec.to_dict(), indent=1),
+            "metrics.jsonl": "".join(json.dumps(e) + "\n" for e in metrics),
+        }
         if history is not None:
             from studio.core.model.saving import dumps
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError
 
 from studio.core.errors import InputError
 from studio.core.io import read_text
@@ -28,9 +28,12 @@ def describe(e: ValidationError) -> str:
     loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
     msg = err["msg"]
     if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    got = ("" if err["type"] in ("missing", "extra_forbidden")
-           else f" (got {_short(err.get('input'))})")
+        msg = msg[len("Value error, ") :]
+    got = (
+        ""
+        if err["type"] in ("missing", "extra_forbidden")
+        else f" (got {_short(err.get('input'))})"
+    )
     if err["type"] == "extra_forbidden":
         msg = "unknown field"
     more = f"; and {len(errs) - 1} more problem(s)" if len(errs) > 1 else ""
@@ -59,18 +62,33 @@ def load_json(path, what: str, limit: int = 16 * MiB, error: type[InputError] = 
                 raise error(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise error(f"{path} is not valid JSON: {e.msg} at line {e.lineno} column "
-                    f"{e.colno}") from None
+        raise error(
+            f"{path} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
+        ) from None
     except RecursionError:
         raise error(f"{path} is nested too deeply to be a {what}") from None
 
 
-def expect_format(d: Any, fmt: str, what: str, where: str, versions=(1,),
-                  error: type[InputError] = InputError) -> None:
+def expect_format(
+    d: Any, fmt: str, what: str, where: str, versions=(1,), error: type[InputError] = InputError
+) -> None:
     """Before the schema: is this a ``what`` at all, and of a version this studio reads?"""
     if not isinstance(d, dict) or d.get("format") != fmt:
         got = d.get("format") if isinstance(d, dict) else type(d).__name__
-        raise error(f"{where}: not a {what} (expected \"format\": \"{fmt}\", got {_short(got)})")
+        raise error(f'{where}: not a {what} (expected "format": "{fmt}", got {_short(got)})')
     if d.get("version") not in versions:
-        raise error(f"{where}: {what} version {_short(d.get('version'))} is not supported "
-                    f"(this studio reads version {', '.join(map(str, versions))})")
+        raise error(
+            f"{where}: {what} version {_short(d.get('version'))} is not supported "
+            f"(this studio reads version {', '.join(map(str, versions))})"
+        )
+
+
+def _criterion_name(v: str) -> str:
+    from studio.core import criteria
+
+    if v not in criteria.ALL:
+        raise ValueError(f"unknown criterion (choose from {', '.join(criteria.ALL)})")
+    return v
+
+
+CriterionName = Annotated[str, AfterValidator(_criterion_name)]

@@ -22,6 +22,7 @@ from studio.core.jobs import CancelToken, Events, progress
 from studio.core.model.loader import LoadedModel, load
 from studio.core.model.request import ModelRequest
 from studio.core.plan.plan import Plan, predict, validate
+from studio.core.plan.probe import map_checked
 from studio.core.plan.selection import select
 from studio.core.plan.surgery import apply_plan
 from studio.core.structure.counting import build_cost_table, count_model
@@ -69,13 +70,14 @@ class PipelineRun:
 def map_structure(lm: LoadedModel) -> StructureMap:
     """The structure map of a loaded model, or a one-line ``LoadError``."""
     try:
-        return StructureMap(lm.model, lm.input_size, lm.arch)
+        return map_checked(lm.model, lm.input_size, lm.arch)
     except StudioError:
         raise
     except Exception as e:  # tracing failures on exotic models
-        raise LoadError(f"could not map the channel groups of {lm.name}: "
-                        f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
-                        ) from e
+        raise LoadError(
+            f"could not map the channel groups of {lm.name}: "
+            f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+        ) from e
 
 
 def open_model(req: ModelRequest, cancel: CancelToken | None = None) -> Events:
@@ -99,10 +101,11 @@ def original_of(lm: LoadedModel, trust: bool = False) -> LoadedModel | None:
     if not lm.plans or not lm.origin:
         return None
     try:
-        req = ModelRequest(**lm.origin, trust=trust, from_file=lm.folder is not None)
-        req = req.replace(input_size=lm.input_size)
+        req = ModelRequest.from_record(lm.origin, "origin", trust=trust, input_size=lm.input_size)
+        if lm.folder is None:  # the user opened it in this process: no file speaks for it
+            req = req.replace(from_file=False)
         return load(req)
-    except (StudioError, ValueError):
+    except StudioError:
         return None
 
 
@@ -110,17 +113,26 @@ def data_for(lm: LoadedModel, spec: str, *, seed: int = 0, download: bool = Fals
     """The data source ``spec`` for ``lm``'s input, checked against the model."""
     from studio.core.train.data import load_data
 
-    data = load_data(spec, lm.input_size, num_classes=lm.num_classes, seed=seed,
-                     download=download)
+    data = load_data(spec, lm.input_size, num_classes=lm.num_classes, seed=seed, download=download)
     data.check_model(lm.model, lm.input_size)
     return data
 
 
 # -- plan ----------------------------------------------------------------------------------
-def auto_plan(lm: LoadedModel, s: StructureMap, criterion: str = criteria.DEFAULT, *,
-              ratio: float | None = None, flops_target: float | None = None,
-              scope: str = "global", round_to: int = 1, protect=(), drop_blocks=(),
-              seed: int = 0, scores=None) -> Plan:
+def auto_plan(
+    lm: LoadedModel,
+    s: StructureMap,
+    criterion: str = criteria.DEFAULT,
+    *,
+    ratio: float | None = None,
+    flops_target: float | None = None,
+    scope: str = "global",
+    round_to: int = 1,
+    protect=(),
+    drop_blocks=(),
+    seed: int = 0,
+    scores=None,
+) -> Plan:
     """Select to a ratio or FLOPs target by ``scores`` (computed with a parameter-driven
     ``criterion`` when not given)."""
     criteria.check(criterion)
@@ -129,30 +141,60 @@ def auto_plan(lm: LoadedModel, s: StructureMap, criterion: str = criteria.DEFAUL
             raise StudioError(f"unknown residual block '{b}'")
     if scores is None:
         if criteria.needs_data(criterion):
-            raise StudioError(f"criterion '{criterion}' is data-driven: compute its scores "
-                              f"first (verbs.score)", fix="data")
+            raise StudioError(
+                f"criterion '{criterion}' is data-driven: compute its scores first (verbs.score)",
+                fix="data",
+            )
         from studio.core.jobs import run
 
         scores = run(score(lm.model, s, criterion, seed=seed))
-    return select(s, scores, ratio=ratio, flops_target=flops_target, scope=scope,
-                  round_to=round_to, protect=protect, drop_blocks=drop_blocks,
-                  meta={"criterion": criterion, "seed": seed})
+    return select(
+        s,
+        scores,
+        ratio=ratio,
+        flops_target=flops_target,
+        scope=scope,
+        round_to=round_to,
+        protect=protect,
+        drop_blocks=drop_blocks,
+        meta={"criterion": criterion, "seed": seed},
+    )
 
 
-def make_plan(lm: LoadedModel, s: StructureMap, criterion: str = criteria.DEFAULT,
-              data=None, *, batches: int = 8, batch_size: int = 64, device="cpu",
-              cancel: CancelToken | None = None, **selection) -> Events:
-    """Score with any criterion (data-driven ones on ``data``), then select. Returns the
-    plan."""
-    for b in selection.get("drop_blocks", ()):  # fail before the scores, not after
+def make_plan(
+    lm: LoadedModel,
+    s: StructureMap,
+    target,
+    data=None,
+    *,
+    batch_size: int = 64,
+    device="cpu",
+    cancel: CancelToken | None = None,
+) -> Events:
+    """Score with the ``target``'s criterion (data-driven ones on ``data``), then select to
+    it (a ``studio.core.plan.target.Target``). Returns the plan."""
+    for b in target.drop_blocks:  # fail before the scores, not after
         if b not in s.block_index:
             raise StudioError(f"unknown residual block '{b}'")
-    sc = yield from score(lm.model, s, criterion, data, batches=batches,
-                          batch_size=batch_size, device=device,
-                          seed=selection.get("seed", 0), cancel=cancel)
-    plan = auto_plan(lm, s, criterion, scores=sc, **selection)
-    if data is not None and criteria.needs_data(criterion):
-        plan.meta.update(data=data.name, batches=batches)
+    if target.flops is None and target.ratio is None:  # only blocks to drop
+        plan = Plan.empty(s)
+        plan.drop_blocks = sorted(set(target.drop_blocks))
+        validate(plan, s)
+        return plan
+    sc = yield from score(
+        lm.model,
+        s,
+        target.criterion,
+        data,
+        batches=target.batches,
+        batch_size=batch_size,
+        device=device,
+        seed=target.seed,
+        cancel=cancel,
+    )
+    plan = auto_plan(lm, s, target.criterion, scores=sc, **target.selection())
+    if data is not None and criteria.needs_data(target.criterion):
+        plan.meta.update(data=data.name, batches=target.batches)
     return plan
 
 
@@ -166,8 +208,9 @@ def prune(lm: LoadedModel, s: StructureMap, plan: Plan) -> tuple[nn.Module, dict
     return pruned, report
 
 
-def apply(lm: LoadedModel, s: StructureMap, plan: Plan,
-          cancel: CancelToken | None = None) -> Events:
+def apply(
+    lm: LoadedModel, s: StructureMap, plan: Plan, cancel: CancelToken | None = None
+) -> Events:
     """Prune, then map and score the child (what the window shows next). Returns
     ``Applied``."""
     yield progress(0, 3, "pruning (surgery)")
@@ -193,33 +236,53 @@ def build_report(lm: LoadedModel, s: StructureMap, plan: Plan, pruned: nn.Module
     table = build_cost_table(pruned, torch.zeros(1, *s.input_size))
     after = table.totals()
     before = s.original
-    widths_after = {n: (int(table.cin[i]), int(table.cout[i]))
-                    for i, n in enumerate(table.names)}
+    widths_after = {n: (int(table.cin[i]), int(table.cout[i])) for i, n in enumerate(table.names)}
     layers = []
     for r in s.table.layer_rows():
         if r.kind not in ("conv", "linear"):
             continue
         a = widths_after.get(r.name)
-        layers.append({"name": r.name, "type": r.type,
-                       "before": [r.in_channels, r.out_channels],
-                       "after": list(a) if a else None})
+        layers.append(
+            {
+                "name": r.name,
+                "type": r.type,
+                "before": [r.in_channels, r.out_channels],
+                "after": list(a) if a else None,
+            }
+        )
     return {
-        "model": lm.name, "arch": lm.arch, "input_size": list(s.input_size),
-        "before": before.as_dict(), "after": after.as_dict(),
+        "model": lm.name,
+        "arch": lm.arch,
+        "input_size": list(s.input_size),
+        "before": before.as_dict(),
+        "after": after.as_dict(),
         "predicted": predict(plan, s).as_dict(),
-        "ratio": {k: _change(getattr(before, k), getattr(after, k))
-                  for k in ("params", "flops", "macs")},
-        "plan": {"groups_pruned": sum(1 for v in plan.groups.values() if v),
-                 "channels_removed": plan.n_removed(), "blocks_dropped": plan.drop_blocks,
-                 "meta": plan.meta},
+        "ratio": {
+            k: _change(getattr(before, k), getattr(after, k)) for k in ("params", "flops", "macs")
+        },
+        "plan": {
+            "groups_pruned": sum(1 for v in plan.groups.values() if v),
+            "channels_removed": plan.n_removed(),
+            "blocks_dropped": plan.drop_blocks,
+            "meta": plan.meta,
+        },
         "layers": layers,
     }
 
 
 # -- evaluate ------------------------------------------------------------------------------
-def evaluate(lm: LoadedModel, data, *, baseline: LoadedModel | None = None,
-             latency: bool = False, latency_batch: int = 16, threads: int | None = None,
-             device="cpu", batch_size: int = 128, cancel: CancelToken | None = None) -> Events:
+def evaluate(
+    lm: LoadedModel,
+    data,
+    *,
+    baseline: LoadedModel | None = None,
+    latency: bool = False,
+    latency_batch: int = 16,
+    threads: int | None = None,
+    device="cpu",
+    batch_size: int = 128,
+    cancel: CancelToken | None = None,
+) -> Events:
     """Top-1/top-5/loss of ``lm`` (and of ``baseline``) on the validation split, their
     cost, the change, and -- with ``latency`` -- measured latency side by side."""
     from studio.core.train.data import loader
@@ -228,31 +291,46 @@ def evaluate(lm: LoadedModel, data, *, baseline: LoadedModel | None = None,
 
     val = loader(data.val, batch_size)
     cost = count_model(lm.model, lm.input_size)
-    res = {"model": lm.name, "data": data.name,
-           **(yield from run_eval(lm.model, val, device, cancel)), **cost.as_dict()}
+    res = {
+        "model": lm.name,
+        "data": data.name,
+        **(yield from run_eval(lm.model, val, device, cancel)),
+        **cost.as_dict(),
+    }
     if data.note:
         res["note"] = data.note
     if baseline is not None:
         b = yield from run_eval(baseline.model, val, device, cancel)
         bt = count_model(baseline.model, lm.input_size)
         res["baseline"] = {"model": baseline.name, **b, **bt.as_dict()}
-        res["change"] = {"top1": res["top1"] - b["top1"], "top5": res["top5"] - b["top5"],
-                         "params_ratio": res["params"] / bt.params,
-                         "flops_ratio": res["flops"] / bt.flops}
+        res["change"] = {
+            "top1": res["top1"] - b["top1"],
+            "top5": res["top5"] - b["top5"],
+            "params_ratio": res["params"] / bt.params,
+            "flops_ratio": res["flops"] / bt.flops,
+        }
     if latency:
         yield progress(0, 1, "measuring latency")
         kw = dict(batch_sizes=(1, latency_batch), device=device, threads=threads)
         if baseline is not None:
-            res["latency"] = compare_latency(baseline.model, lm.model, lm.input_size,
-                                             res["change"]["flops_ratio"], **kw)
+            res["latency"] = compare_latency(
+                baseline.model, lm.model, lm.input_size, res["change"]["flops_ratio"], **kw
+            )
         else:
             res["latency"] = measure_latency(lm.model, lm.input_size, **kw)
     return res
 
 
 # -- fine-tune ------------------------------------------------------------------------------
-def finetune(lm: LoadedModel, data, cfg, *, teacher: LoadedModel | None = None,
-             cancel: CancelToken | None = None, evaluate_first: bool = True) -> Events:
+def finetune(
+    lm: LoadedModel,
+    data,
+    cfg,
+    *,
+    teacher: LoadedModel | None = None,
+    cancel: CancelToken | None = None,
+    evaluate_first: bool = True,
+) -> Events:
     """Fine-tune a copy of ``lm`` (with ``teacher`` distilling when ``cfg.kd_weight`` > 0).
     Returns ``Tuned``: the child holds the best epoch's weights. A cancel returns
     ``cancelled`` with the partial child (or None before the first epoch ended) -- the
@@ -264,32 +342,67 @@ def finetune(lm: LoadedModel, data, cfg, *, teacher: LoadedModel | None = None,
 
     if cfg.epochs < 1:
         raise StudioError(f"fine-tuning needs at least one epoch (got {cfg.epochs})")
+    if teacher is not None and cfg.kd_weight > 0:
+        _check_teacher(teacher, lm)
     model = copy.deepcopy(lm.model)
     before = None
     if evaluate_first:
-        before = yield from run_eval(model, loader(data.val, 256), pick_device(cfg.device),
-                                     cancel)
+        before = yield from run_eval(model, loader(data.val, 256), pick_device(cfg.device), cancel)
     metrics: list = []
     from studio.core.jobs import record
 
     use_teacher = teacher.model if (teacher is not None and cfg.kd_weight > 0) else None
-    result = yield from record(train(model, data, cfg, teacher=use_teacher, cancel=cancel),
-                               metrics)
+    result = yield from record(train(model, data, cfg, teacher=use_teacher, cancel=cancel), metrics)
     best = result["best"]
     epochs_done = len(result["history"])
-    report = {"model": lm.name, "data": data.name, "before": before,
-              "after": ({"top1": best["top1"], "top5": best.get("top5"),
-                         "loss": best.get("loss"), "best_epoch": best["epoch"]}
-                        if epochs_done else None),
-              "last_epoch": result["history"][-1] if epochs_done else None,
-              "epochs_done": epochs_done, "cost": count_model(model, lm.input_size).as_dict(),
-              "world_size": result["world_size"], "device": result["device"],
-              "config": result["config"], "teacher": teacher.name if use_teacher else None,
-              "cancelled": result["cancelled"], "seconds": result["seconds"]}
+    report = {
+        "model": lm.name,
+        "data": data.name,
+        "before": before,
+        "after": (
+            {
+                "top1": best["top1"],
+                "top5": best.get("top5"),
+                "loss": best.get("loss"),
+                "best_epoch": best["epoch"],
+            }
+            if epochs_done
+            else None
+        ),
+        "last_epoch": result["history"][-1] if epochs_done else None,
+        "epochs_done": epochs_done,
+        "cost": count_model(model, lm.input_size).as_dict(),
+        "world_size": result["world_size"],
+        "device": result["device"],
+        "config": result["config"],
+        "teacher": teacher.name if use_teacher else None,
+        "cancelled": result["cancelled"],
+        "seconds": result["seconds"],
+    }
     if data.note:
         report["note"] = data.note
     child = lm.derive(model, None, "fine-tuned") if epochs_done else None
     return Tuned(child, report, metrics, result["cancelled"])
+
+
+def _check_teacher(teacher: LoadedModel, lm: LoadedModel) -> None:
+    """A teacher must take the student's input and predict the same classes."""
+    import torch
+
+    x = torch.zeros(1, *lm.input_size)
+    try:
+        with torch.no_grad():
+            t, s = teacher.model.eval()(x), lm.model.eval()(x)
+    except Exception as e:  # noqa: BLE001
+        raise StudioError(
+            f"the teacher {teacher.name} does not run on the student's input "
+            f"{list(lm.input_size)}: {str(e).splitlines()[0][:120]}"
+        ) from None
+    if t.shape != s.shape:
+        raise StudioError(
+            f"the teacher {teacher.name} has {t.shape[-1]} outputs, the "
+            f"student {s.shape[-1]}: distillation needs the same classes"
+        )
 
 
 # -- pipelines ------------------------------------------------------------------------------
@@ -308,8 +421,9 @@ def run_pipeline(lm: LoadedModel, data, cfg, cancel: CancelToken | None = None) 
     return PipelineRun(child, s2, {"l1": sc}, res["history"], res["cancelled"], metrics)
 
 
-def sensitivity(lm: LoadedModel, data, cfg, flops_target: float | None = None,
-                cancel: CancelToken | None = None) -> Events:
+def sensitivity(
+    lm: LoadedModel, data, cfg, flops_target: float | None = None, cancel: CancelToken | None = None
+) -> Events:
     """The sensitivity analysis (JSON-ready), with the plan it suggests for
     ``flops_target`` under ``"plan"`` (a ``Plan``) when one is given."""
     from studio.core.pipelines.sensitivity import analyse, suggest_ratios
@@ -322,8 +436,15 @@ def sensitivity(lm: LoadedModel, data, cfg, flops_target: float | None = None,
 
 
 # -- save and export ------------------------------------------------------------------------
-def save(out, lm: LoadedModel, *, plan: Plan | None = None, report: dict | None = None,
-         extra_files: dict[str, str] | None = None, model: nn.Module | None = None) -> Path:
+def save(
+    out,
+    lm: LoadedModel,
+    *,
+    plan: Plan | None = None,
+    report: dict | None = None,
+    extra_files: dict[str, str] | None = None,
+    model: nn.Module | None = None,
+) -> Path:
     """Write ``lm`` (or ``model``, ``lm`` after ``plan``) as a studio folder."""
     from studio.core.model.saving import save_pruned
 
@@ -331,8 +452,9 @@ def save(out, lm: LoadedModel, *, plan: Plan | None = None, report: dict | None 
         if plan is not None:
             raise StudioError("save: a plan needs the pruned model it produced")
         # a child carries its own plans already: save it as a model of its parent
-        return save_pruned(out, _parent_view(lm), lm.model, _last_plan(lm), report or {},
-                           extra_files)
+        return save_pruned(
+            out, _parent_view(lm), lm.model, _last_plan(lm), report or {}, extra_files
+        )
     return save_pruned(out, lm, model, plan, report or {}, extra_files)
 
 
@@ -363,7 +485,24 @@ def _inputs_of(lm: LoadedModel) -> list:
     return [p for p in out if p]
 
 
-__all__ = ["Applied", "Opened", "PipelineRun", "Tuned", "apply", "auto_plan",
-           "build_report", "data_for", "evaluate", "finetune", "make_plan", "map_structure",
-           "open_model", "original_of", "prune", "run_pipeline", "save", "score",
-           "sensitivity"]
+__all__ = [
+    "Applied",
+    "Opened",
+    "PipelineRun",
+    "Tuned",
+    "apply",
+    "auto_plan",
+    "build_report",
+    "data_for",
+    "evaluate",
+    "finetune",
+    "make_plan",
+    "map_structure",
+    "open_model",
+    "original_of",
+    "prune",
+    "run_pipeline",
+    "save",
+    "score",
+    "sensitivity",
+]

@@ -8,16 +8,12 @@ keeping a cancelled job's partial result) emits a signal, and the window asks.
 
 from __future__ import annotations
 
-import logging
-
 from PySide6.QtCore import QObject, Signal
 
 from studio.core import criteria, verbs
 from studio.core.errors import UntrustedFile
 from studio.core.model.request import ModelRequest
 from studio.gui.jobs import Job, JobManager, worker_threads
-
-log = logging.getLogger(__name__)
 
 
 # -- job bodies: plain data in, plain data out (run in worker threads) ----------------------
@@ -38,8 +34,15 @@ def _latency(original, current, flops_ratio: float, cancel=None):
     from studio.core.train.evaluate import compare_latency
 
     yield progress(0, 1, "measuring latency (dense and pruned, interleaved)")
-    return compare_latency(original.model, current.model, current.input_size, flops_ratio,
-                           batch_sizes=(1, 16), threads=worker_threads(), cancel=cancel)
+    return compare_latency(
+        original.model,
+        current.model,
+        current.input_size,
+        flops_ratio,
+        batch_sizes=(1, 16),
+        threads=worker_threads(),
+        cancel=cancel,
+    )
 
 
 def _finetune(lm, spec: str, cfg, teacher, cancel=None):
@@ -71,17 +74,20 @@ class Actions(QObject):
         super().__init__(parent)
         self.session, self.jobs = session, jobs
 
-    def _start(self, name: str, verb, *args, on_done, on_failed=None, mutates: bool = True,
-               **kwargs) -> Job | None:
+    def _start(
+        self, name: str, verb, *args, on_done, on_failed=None, mutates: bool = True, **kwargs
+    ) -> Job | None:
         job = self.jobs.start(name, verb, *args, mutates=mutates, **kwargs)
         if job is None:
             self.message.emit("Another job is running: wait for it or cancel it", 5000)
             return None
         job.finished.connect(on_done)
-        job.failed.connect(on_failed or (lambda m, d, e, n=name:
-                                         self.failed.emit(f"{n} failed", m, d, e)))
-        job.cancelled.connect(lambda n=name: self.message.emit(
-            f"{n}: cancelled, nothing changed", 6000))
+        job.failed.connect(
+            on_failed or (lambda m, d, e, n=name: self.failed.emit(f"{n} failed", m, d, e))
+        )
+        job.cancelled.connect(
+            lambda n=name: self.message.emit(f"{n}: cancelled, nothing changed", 6000)
+        )
         return job
 
     def _need_data(self, what: str) -> bool:
@@ -103,8 +109,9 @@ class Actions(QObject):
             else:
                 self.failed.emit(f"Cannot open {req.label}", msg, details, exc)
 
-        return self._start(f"open {req.label}", verbs.open_model, req, on_done=done,
-                           on_failed=failed)
+        return self._start(
+            f"open {req.label}", verbs.open_model, req, on_done=done, on_failed=failed
+        )
 
     def revert(self) -> None:
         """Back to the original model (kept in memory: nothing is reloaded)."""
@@ -120,8 +127,15 @@ class Actions(QObject):
         if criteria.needs_data(criterion) and self._need_data(f"'{criterion}'"):
             return None
         lm, st = s.lm, s.structure
-        return self._start(f"scoring ({criterion})", _score, lm, st, criterion, s.data_spec,
-                           on_done=lambda sc: s.lm is lm and s.set_scores(criterion, sc))
+        return self._start(
+            f"scoring ({criterion})",
+            _score,
+            lm,
+            st,
+            criterion,
+            s.data_spec,
+            on_done=lambda sc: s.lm is lm and s.set_scores(criterion, sc),
+        )
 
     def apply(self) -> Job | None:
         s = self.session
@@ -132,12 +146,20 @@ class Actions(QObject):
         before = s.structure.original.flops
 
         def done(res: verbs.Applied):
-            s.adopt(res.lm, res.structure, f"prune {len(s.history)}", {"plan": plan.to_dict()},
-                    res.scores)
-            self.message.emit(f"pruned: FLOPs {res.structure.original.flops / before:.1%} of "
-                              f"the previous model, "
-                              f"{res.structure.original.flops / s.original_cost.flops:.1%} "
-                              f"of the original", 8000)
+            s.adopt(
+                res.lm,
+                res.structure,
+                f"prune {len(s.history)}",
+                {"plan": plan.to_dict()},
+                res.scores,
+            )
+            self.message.emit(
+                f"pruned: FLOPs {res.structure.original.flops / before:.1%} of "
+                f"the previous model, "
+                f"{res.structure.original.flops / s.original_cost.flops:.1%} "
+                f"of the original",
+                8000,
+            )
 
         return self._start("apply plan", verbs.apply, s.lm, s.structure, plan, on_done=done)
 
@@ -150,21 +172,32 @@ class Actions(QObject):
         def done(res):
             cur = {k: res[k] for k in ("top1", "top5", "loss", "n")}
             orig = res.get("baseline", cur)
-            s.set_results(eval_original={k: orig[k] for k in ("top1", "top5", "loss")},
-                          eval_current=cur, eval_note=res.get("note"))
-            self.message.emit(f"top-1 {orig['top1']:.4f} → {cur['top1']:.4f}"
-                              + (f"  ({res['note']})" if res.get("note") else ""), 8000)
+            s.set_results(
+                eval_original={k: orig[k] for k in ("top1", "top5", "loss")},
+                eval_current=cur,
+                eval_note=res.get("note"),
+            )
+            self.message.emit(
+                f"top-1 {orig['top1']:.4f} → {cur['top1']:.4f}"
+                + (f"  ({res['note']})" if res.get("note") else ""),
+                8000,
+            )
 
-        return self._start("evaluate", _evaluate, s.original, s.lm, s.data_spec,
-                           on_done=done)
+        return self._start("evaluate", _evaluate, s.original, s.lm, s.data_spec, on_done=done)
 
     def latency(self) -> Job | None:
         s = self.session
         if not s.loaded:
             return None
         ratio = s.structure.original.flops / s.original_cost.flops
-        return self._start("latency", _latency, s.original, s.lm, ratio,
-                           on_done=lambda lat: s.set_results(latency=lat))
+        return self._start(
+            "latency",
+            _latency,
+            s.original,
+            s.lm,
+            ratio,
+            on_done=lambda lat: s.set_results(latency=lat),
+        )
 
     # -- train ----------------------------------------------------------------------------
     def finetune(self, cfg) -> Job | None:
@@ -179,28 +212,30 @@ class Actions(QObject):
             s.add_run(label, [m for m in tuned.metrics if m.get("type") == "epoch"])
             s.adopt(tuned.lm, st, "fine-tuned", {"finetune": cfg.as_dict()}, scores)
             a = tuned.report["after"]
-            s.set_results(eval_current={"top1": a["top1"], "top5": a["top5"],
-                                        "loss": a["loss"]})
+            s.set_results(eval_current={"top1": a["top1"], "top5": a["top5"], "loss": a["loss"]})
 
         def done(out):
             tuned, mapped = out
             if not tuned.cancelled:
                 adopt(tuned, mapped)
                 a = tuned.report["after"]
-                self.message.emit(f"fine-tuning done: best top-1 {a['top1']:.4f} (epoch "
-                                  f"{a['best_epoch']})", 8000)
+                self.message.emit(
+                    f"fine-tuning done: best top-1 {a['top1']:.4f} (epoch {a['best_epoch']})", 8000
+                )
             elif tuned.lm is None:
-                self.message.emit("fine-tuning cancelled before the first epoch ended: "
-                                  "nothing changed", 8000)
+                self.message.emit(
+                    "fine-tuning cancelled before the first epoch ended: nothing changed", 8000
+                )
             else:
                 a = tuned.report["after"]
                 self.keepPartial.emit(
                     f"Fine-tuning was cancelled after {tuned.report['epochs_done']} of "
                     f"{cfg.epochs} epochs (best top-1 {a['top1']:.4f}). Keep this partial "
-                    f"result as the working model?", lambda: adopt(tuned, mapped))
+                    f"result as the working model?",
+                    lambda: adopt(tuned, mapped),
+                )
 
-        job = self._start("fine-tune", _finetune, s.lm, s.data_spec, cfg, teacher,
-                          on_done=done)
+        job = self._start("fine-tune", _finetune, s.lm, s.data_spec, cfg, teacher, on_done=done)
         if job is not None:
             self.eventsFor.emit("finetune", job)
         return job
@@ -215,11 +250,13 @@ class Actions(QObject):
 
         def adopt(run):
             s.set_results(pipeline=run.history)
-            s.adopt(run.lm, run.structure, cfg.pipeline, {"pipeline": cfg.as_dict()},
-                    run.scores)
-            self.message.emit(f"{cfg.pipeline} done: FLOPs now "
-                              f"{run.structure.original.flops / s.original_cost.flops:.1%} "
-                              f"of the original", 8000)
+            s.adopt(run.lm, run.structure, cfg.pipeline, {"pipeline": cfg.as_dict()}, run.scores)
+            self.message.emit(
+                f"{cfg.pipeline} done: FLOPs now "
+                f"{run.structure.original.flops / s.original_cost.flops:.1%} "
+                f"of the original",
+                8000,
+            )
 
         def done(res):
             if cfg.pipeline == "sensitivity":
@@ -231,12 +268,14 @@ class Actions(QObject):
                     f"The {cfg.pipeline} pipeline was cancelled; its best result so far is "
                     f"at {res.structure.original.flops / s.original_cost.flops:.0%} of the "
                     f"original FLOPs (not fine-tuned). Keep it as the working model?",
-                    lambda: adopt(res))
+                    lambda: adopt(res),
+                )
                 return
             adopt(res)
 
-        job = self._start(f"pipeline ({cfg.pipeline})", _pipeline, lm, s.data_spec, cfg,
-                          on_done=done)
+        job = self._start(
+            f"pipeline ({cfg.pipeline})", _pipeline, lm, s.data_spec, cfg, on_done=done
+        )
         if job is not None:
             self.eventsFor.emit(f"pipeline:{cfg.pipeline}", job)
         return job

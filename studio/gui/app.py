@@ -12,15 +12,22 @@ import sys
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="pruning-studio gui", description="Open the studio window.")
-    ap.add_argument("model", nargs="?", default="demo",
-                    help="model to open: architecture, timm:NAME, FILE.py:NAME, a checkpoint "
-                    "or a folder (default: demo)")
+    ap.add_argument(
+        "model",
+        nargs="?",
+        default="demo",
+        help="model to open: architecture, timm:NAME, FILE.py:NAME, a checkpoint "
+        "or a folder (default: demo)",
+    )
     ap.add_argument("--arch", help="architecture of a state_dict checkpoint")
     ap.add_argument("--weights", metavar="FILE", help="a state_dict for the architecture")
     ap.add_argument("--model-args", metavar="JSON", help="arguments of the model's class")
     ap.add_argument("--pretrained", action="store_true")
-    ap.add_argument("--trust", action="store_true",
-                    help="allow the model file to run code (pickles, code a folder names)")
+    ap.add_argument(
+        "--trust",
+        action="store_true",
+        help="allow the model file to run code (pickles, code a folder names)",
+    )
     ap.add_argument("--input-size", metavar="C,H,W")
     ap.add_argument("--data", help="data source for evaluation, data criteria, fine-tuning")
     ap.add_argument("--screenshot", metavar="FILE.png", help="save a PNG of the window, exit")
@@ -39,8 +46,15 @@ def _request(a):
     from studio.core.model.request import ModelRequest
 
     args = json.loads(a.model_args) if a.model_args else {}
-    return ModelRequest(spec=a.model, arch=a.arch, weights=a.weights, pretrained=a.pretrained,
-                        model_args=args, input_size=a.input_size, trust=a.trust)
+    return ModelRequest(
+        spec=a.model,
+        arch=a.arch,
+        weights=a.weights,
+        pretrained=a.pretrained,
+        model_args=args,
+        input_size=a.input_size,
+        trust=a.trust,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,9 +93,16 @@ def main(argv: list[str] | None = None) -> int:
         return _screenshot(app, win, req, a)
     win.show()
     snap = None if a.no_restore else win.recovery.pending()
-    if snap and QMessageBox.question(
-            win, "Restore session?", "Pruning Studio did not close cleanly last time. "
-            "Restore the models and the plan you were working on?") == QMessageBox.Yes:
+    if (
+        snap
+        and QMessageBox.question(
+            win,
+            "Restore session?",
+            "Pruning Studio did not close cleanly last time. "
+            "Restore the models and the plan you were working on?",
+        )
+        == QMessageBox.Yes
+    ):
         QTimer.singleShot(0, lambda: win.recovery.restore(snap))
         return app.exec()
     win.recovery.clear()

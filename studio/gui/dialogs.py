@@ -45,11 +45,14 @@ def error_box(parent, title: str, message: str, details: str = "") -> QMessageBo
 
 
 def ask_trust(parent, path: str, reason: str) -> bool:
-    msg = (f"{path}\n\n{reason}.\n\nLoading it runs Python code from it (unpickling, or "
-           f"importing model code), which can do anything your user account can. Load it "
-           f"only if you trust where it came from.")
-    r = QMessageBox.question(parent, "Run code from this file?", msg,
-                             QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+    msg = (
+        f"{path}\n\n{reason}.\n\nLoading it runs Python code from it (unpickling, or "
+        f"importing model code), which can do anything your user account can. Load it "
+        f"only if you trust where it came from."
+    )
+    r = QMessageBox.question(
+        parent, "Run code from this file?", msg, QMessageBox.Yes | QMessageBox.No, QMessageBox.No
+    )
     return r == QMessageBox.Yes
 
 
@@ -67,19 +70,24 @@ class OpenDialog(QDialog):
     """Returns a ``ModelRequest`` (``request()``), or raises ``ValueError`` with the reason
     when the fields do not make one."""
 
-    def __init__(self, archs: list[str], parent=None, timm_names=None):
+    def __init__(self, entries: list[dict], parent=None):
         super().__init__(parent)
         self.setWindowTitle("Open model")
-        self.resize(720, 520)
+        self.resize(760, 560)
+        archs = [e["spec"] for e in entries if e["library"] == "torchvision"]
         self.tabs = QTabWidget()
-        self.tabs.addTab(self._catalogue(archs, timm_names or []), "Architectures")
+        self.tabs.addTab(self._catalogue(entries), "Architectures")
         self.tabs.addTab(self._file_tab(archs), "Checkpoint or folder")
         self.tabs.addTab(self._code_tab(), "Your code")
         dw = QWidget()
         dl = QVBoxLayout(dw)
-        dl.addWidget(QLabel("A ResNet-20 trained on real handwritten digits (scikit-learn's "
-                            "8×8 digits, 98.6% top-1). It opens in a second and fine-tunes "
-                            "on a laptop CPU."))
+        dl.addWidget(
+            QLabel(
+                "A ResNet-20 trained on real handwritten digits (scikit-learn's "
+                "8×8 digits, 98.6% top-1). It opens in a second and fine-tunes "
+                "on a laptop CPU."
+            )
+        )
         dl.addWidget(QPushButton("Open the demo", clicked=self._demo))
         dl.addStretch(1)
         self.tabs.addTab(dw, "Demo")
@@ -96,19 +104,16 @@ class OpenDialog(QDialog):
         self._demo_chosen = False
 
     # -- tabs ---------------------------------------------------------------------------
-    def _catalogue(self, archs, timm_names) -> QWidget:
+    def _catalogue(self, entries: list[dict]) -> QWidget:
         w = QWidget()
-        self.cat_model = QStandardItemModel(0, 2)
-        self.cat_model.setHorizontalHeaderLabels(["Architecture", "Library"])
-        for a in archs:
-            self.cat_model.appendRow([QStandardItem(a), QStandardItem("torchvision")])
-        for n in timm_names:
-            self.cat_model.appendRow([QStandardItem(f"timm:{n}"), QStandardItem("timm")])
+        self.cat_model = QStandardItemModel(0, 4)
+        self.cat_model.setHorizontalHeaderLabels(["Architecture", "Library", "Family", "Note"])
+        self.add_entries(entries)
         self.cat_proxy = QSortFilterProxyModel(self)
         self.cat_proxy.setSourceModel(self.cat_model)
-        self.cat_proxy.setFilterKeyColumn(0)
+        self.cat_proxy.setFilterKeyColumn(-1)  # any column: name, library, family
         self.cat_proxy.setFilterCaseSensitivity(Qt.CaseInsensitive)
-        self.search = QLineEdit(placeholderText="Search: resnet, mobilenet, timm:efficientnet …")
+        self.search = QLineEdit(placeholderText="Search: resnet, mobilenet, timm, efficientnet …")
         self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(self.cat_proxy.setFilterFixedString)
         self.cat = QTableView()
@@ -118,15 +123,68 @@ class OpenDialog(QDialog):
         self.cat.verticalHeader().setVisible(False)
         self.cat.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
         self.cat.doubleClicked.connect(lambda _i: self.accept())
+        self.details = QLabel(" ")
+        self.details.setStyleSheet("color:#555")
+        self.cat.selectionModel().currentRowChanged.connect(self._selected)
         self.pretrained = QCheckBox("Pretrained weights (local cache first, then download)")
         self.cat_args = QLineEdit(placeholderText='arguments as JSON, e.g. {"num_classes": 10}')
         lay = QVBoxLayout(w)
         lay.addWidget(self.search)
         lay.addWidget(self.cat, 1)
+        lay.addWidget(self.details)
         lay.addWidget(self.pretrained)
         lay.addWidget(self.cat_args)
         self.select_arch("resnet18")
         return w
+
+    def add_entries(self, entries: list[dict]) -> None:
+        """More architectures (timm's arrive once their catalogue is read in a worker)."""
+        for e in entries:
+            self.cat_model.appendRow(
+                [
+                    QStandardItem(e["spec"]),
+                    QStandardItem(e["library"]),
+                    QStandardItem(e["family"]),
+                    QStandardItem(e.get("note", "")),
+                ]
+            )
+
+    def _selected(self, current, _previous) -> None:
+        """Params and FLOPs of the chosen architecture, computed on the meta device in a
+        worker (no weights, no memory; the dialog never waits)."""
+        if not current.isValid():
+            return
+        spec = self.cat_proxy.index(current.row(), 0).data()
+        self.details.setText(f"{spec}: counting …")
+        from superqt.utils import create_worker
+
+        from studio.core.model.catalogue import size
+
+        def show(d, spec=spec):
+            try:
+                self._show_size(d, spec)
+            except RuntimeError:  # the dialog is gone: nothing to show
+                pass
+
+        worker = create_worker(size, spec, None, _start_thread=False)
+        worker.returned.connect(show)
+        self._worker = worker  # kept alive until it reports
+        worker.start()
+
+    def _show_size(self, d: dict, spec: str) -> None:
+        from studio.format import human
+
+        cur = self.cat.currentIndex()
+        if cur.isValid() and self.cat_proxy.index(cur.row(), 0).data() != spec:
+            return  # the user moved on
+        if "error" in d:
+            self.details.setText(f"{spec}: {d['error']}")
+        else:
+            self.details.setText(
+                f"{spec}: {human(d['params'])} params, "
+                f"{human(d['flops'])} FLOPs at "
+                f"{'×'.join(map(str, d['input_size']))}"
+            )
 
     def select_arch(self, name: str) -> None:
         items = self.cat_model.findItems(name, Qt.MatchExactly, 0)
@@ -139,8 +197,9 @@ class OpenDialog(QDialog):
         w = QWidget()
         f = QFormLayout(w)
         row = QHBoxLayout()
-        self.path = QLineEdit(placeholderText="checkpoint (.pt/.pth/.safetensors) or a "
-                                              "folder written by the studio")
+        self.path = QLineEdit(
+            placeholderText="checkpoint (.pt/.pth/.safetensors) or a folder written by the studio"
+        )
         browse = QPushButton("File…", clicked=self._browse)
         folder = QPushButton("Folder…", clicked=self._browse_folder)
         row.addWidget(self.path, 1)
@@ -151,8 +210,12 @@ class OpenDialog(QDialog):
         self.file_arch.addItems(["(a whole pickled model, or a studio folder)", "demo"] + archs)
         f.addRow("File", row)
         f.addRow("Architecture (for a state_dict)", self.file_arch)
-        f.addRow(QLabel("A state_dict needs its architecture: a torchvision name, "
-                        "timm:NAME, or FILE.py:NAME."))
+        f.addRow(
+            QLabel(
+                "A state_dict needs its architecture: a torchvision name, "
+                "timm:NAME, or FILE.py:NAME."
+            )
+        )
         return w
 
     def _code_tab(self) -> QWidget:
@@ -170,15 +233,19 @@ class OpenDialog(QDialog):
         f.addRow("Class or function", self.code_entry)
         f.addRow("Arguments (JSON)", self.code_args)
         f.addRow("Weights file", self.code_weights)
-        f.addRow(QLabel("The file runs when the model is built (you chose it). Its folder "
-                        "goes on the import path, so its sibling modules import."))
+        f.addRow(
+            QLabel(
+                "The file runs when the model is built (you chose it). Its folder "
+                "goes on the import path, so its sibling modules import."
+            )
+        )
         self.code_file.editingFinished.connect(self._list_entries)
         return w
 
     def _browse(self) -> None:
-        p, _ = QFileDialog.getOpenFileName(self, "Checkpoint", "",
-                                           "PyTorch files (*.pt *.pth *.ckpt *.bin "
-                                           "*.safetensors);;All (*)")
+        p, _ = QFileDialog.getOpenFileName(
+            self, "Checkpoint", "", "PyTorch files (*.pt *.pth *.ckpt *.bin *.safetensors);;All (*)"
+        )
         if p:
             self.path.setText(p)
 
@@ -221,20 +288,29 @@ class OpenDialog(QDialog):
             if not idx.isValid():
                 raise ValueError("choose an architecture in the list")
             name = self.cat_proxy.index(idx.row(), 0).data()
-            return ModelRequest(spec=name, pretrained=self.pretrained.isChecked(),
-                                model_args=_args(self.cat_args.text()), input_size=size)
+            return ModelRequest(
+                spec=name,
+                pretrained=self.pretrained.isChecked(),
+                model_args=_args(self.cat_args.text()),
+                input_size=size,
+            )
         if tab == 1:
             p = self.path.text().strip()
             if not p:
                 raise ValueError("give a checkpoint file or a folder")
             arch = self.file_arch.currentText().strip()
-            return ModelRequest(spec=p, arch=None if arch.startswith("(") else arch,
-                                input_size=size)
+            return ModelRequest(
+                spec=p, arch=None if arch.startswith("(") else arch, input_size=size
+            )
         f, e = self.code_file.text().strip(), self.code_entry.currentText().strip()
         if not f or not e:
             raise ValueError("give the Python file and the class or function in it")
-        return ModelRequest(spec=f"{f}:{e}", model_args=_args(self.code_args.text()),
-                            weights=self.code_weights.text().strip() or None, input_size=size)
+        return ModelRequest(
+            spec=f"{f}:{e}",
+            model_args=_args(self.code_args.text()),
+            weights=self.code_weights.text().strip() or None,
+            input_size=size,
+        )
 
 
 def guess_archs(path: str, archs: list[str]) -> list[str]:
@@ -245,27 +321,46 @@ def guess_archs(path: str, archs: list[str]) -> list[str]:
     return hits + [a for a in archs if a not in hits]
 
 
-class ArchPicker(QDialog):
+class _ListPicker(QDialog):
+    """A list to choose from (double-click or Open), with a line above it."""
+
+    def __init__(self, title: str, text: str, items: list[str], parent=None):
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.list = QListWidget()
+        self.list.addItems(items)
+        self.list.setCurrentRow(0)
+        self.list.itemDoubleClicked.connect(lambda _i: self.accept())
+        self.bb = QDialogButtonBox(QDialogButtonBox.Open | QDialogButtonBox.Cancel)
+        self.bb.accepted.connect(self.accept)
+        self.bb.rejected.connect(self.reject)
+        self.lay = QVBoxLayout(self)
+        label = QLabel(text)
+        label.setWordWrap(True)
+        self.lay.addWidget(label)
+        self.lay.addWidget(self.list)
+
+    def finish(self, *extra: QWidget) -> None:
+        for w in extra:
+            self.lay.addWidget(w)
+        self.lay.addWidget(self.bb)
+
+
+class ArchPicker(_ListPicker):
     """The architecture of a dropped state_dict: a searchable list, the guess first."""
 
     def __init__(self, path: str, archs: list[str], parent=None):
-        super().__init__(parent)
-        self.setWindowTitle("Architecture of this checkpoint")
-        self.list = QListWidget()
-        self.list.addItems(guess_archs(path, archs))
-        self.list.setCurrentRow(0)
-        self.list.itemDoubleClicked.connect(lambda _i: self.accept())
+        super().__init__(
+            "Architecture of this checkpoint",
+            f"{Path(path).name} holds weights only. Which architecture are they "
+            f"for? (Cancel if it is a whole pickled model.)",
+            guess_archs(path, archs),
+            parent,
+        )
         self.filter = QLineEdit(placeholderText="Search, or type timm:NAME / FILE.py:NAME")
         self.filter.textChanged.connect(self._filter)
-        bb = QDialogButtonBox(QDialogButtonBox.Open | QDialogButtonBox.Cancel)
-        bb.accepted.connect(self.accept)
-        bb.rejected.connect(self.reject)
-        lay = QVBoxLayout(self)
-        lay.addWidget(QLabel(f"{Path(path).name} holds weights only. Which architecture are "
-                             f"they for? (Cancel if it is a whole pickled model.)"))
-        lay.addWidget(self.filter)
-        lay.addWidget(self.list)
-        lay.addWidget(bb)
+        self.lay.insertWidget(1, self.filter)
+        self.finish()
 
     def _filter(self, text: str) -> None:
         first = None
@@ -286,26 +381,19 @@ class ArchPicker(QDialog):
         return it.text() if it is not None and not it.isHidden() else (typed or None)
 
 
-class CodeEntryPicker(QDialog):
+class CodeEntryPicker(_ListPicker):
     """NAME for a dropped ``.py`` file: its classes and functions (read without running)."""
 
     def __init__(self, path: str, names: list[str], parent=None):
-        super().__init__(parent)
-        self.setWindowTitle("Which model in this file?")
-        self.list = QListWidget()
-        self.list.addItems(names)
-        self.list.setCurrentRow(0)
-        self.list.itemDoubleClicked.connect(lambda _i: self.accept())
+        super().__init__(
+            "Which model in this file?",
+            f"Classes and functions defined in {Path(path).name} (nn.Module "
+            f"classes first). Opening it runs the file.",
+            names,
+            parent,
+        )
         self.args = QLineEdit(placeholderText='arguments as JSON, e.g. {"num_classes": 10}')
-        bb = QDialogButtonBox(QDialogButtonBox.Open | QDialogButtonBox.Cancel)
-        bb.accepted.connect(self.accept)
-        bb.rejected.connect(self.reject)
-        lay = QVBoxLayout(self)
-        lay.addWidget(QLabel(f"Classes and functions defined in {Path(path).name} "
-                             f"(nn.Module classes first). Opening it runs the file."))
-        lay.addWidget(self.list)
-        lay.addWidget(self.args)
-        lay.addWidget(bb)
+        self.finish(self.args)
 
     def request(self, path: str) -> ModelRequest:
         it = self.list.currentItem()
@@ -322,12 +410,12 @@ class FinetuneDialog(QDialog):
         self.data = QLineEdit(data or "")
         self.data.setPlaceholderText("demo, cifar10:DIR, an image folder …")
         self.epochs = QSpinBox(minimum=1, maximum=1000, value=5)
-        self.lr = QDoubleSpinBox(decimals=4, minimum=1e-4, maximum=1.0, value=0.05,
-                                 singleStep=0.01)
+        self.lr = QDoubleSpinBox(decimals=4, minimum=1e-4, maximum=1.0, value=0.05, singleStep=0.01)
         self.opt = QComboBox()
         self.opt.addItems(["sgd", "adamw"])
-        self.smooth = QDoubleSpinBox(decimals=2, minimum=0, maximum=0.5, value=0.05,
-                                     singleStep=0.05)
+        self.smooth = QDoubleSpinBox(
+            decimals=2, minimum=0, maximum=0.5, value=0.05, singleStep=0.05
+        )
         self.kd = QCheckBox("distil from the original model")
         self.kd.setChecked(True)
         f.addRow("Data", self.data)
@@ -344,7 +432,10 @@ class FinetuneDialog(QDialog):
     def config(self):
         from studio.core.train.finetune import FinetuneConfig
 
-        return FinetuneConfig(epochs=self.epochs.value(), lr=self.lr.value(),
-                              optimizer=self.opt.currentText(),
-                              label_smoothing=self.smooth.value(),
-                              kd_weight=0.5 if self.kd.isChecked() else 0.0)
+        return FinetuneConfig(
+            epochs=self.epochs.value(),
+            lr=self.lr.value(),
+            optimizer=self.opt.currentText(),
+            label_smoothing=self.smooth.value(),
+            kd_weight=0.5 if self.kd.isChecked() else 0.0,
+        )

@@ -52,16 +52,21 @@ class Exports(QObject):
         s = self.session
         if not s.loaded:
             return None
-        report = {"model": s.lm.name, "before": s.original_cost.as_dict(),
-                  "after": s.structure.original.as_dict(), "results": s.results,
-                  "steps": s.steps}
+        report = {
+            "model": s.lm.name,
+            "before": s.original_cost.as_dict(),
+            "after": s.structure.original.as_dict(),
+            "results": s.results,
+            "steps": s.steps,
+        }
 
         def done(out):
             s.exported = True
             self.message.emit(f"exported {out}", 6000)
 
-        return self.actions._start("export model", _save, s.lm, path, report, on_done=done,
-                                   mutates=False)
+        return self.actions._start(
+            "export model", _save, s.lm, path, report, on_done=done, mutates=False
+        )
 
     def onnx(self, path: str) -> Job | None:
         s = self.session
@@ -69,12 +74,13 @@ class Exports(QObject):
             return None
 
         def done(r):
-            self.message.emit(f"wrote {r['path']} (onnxruntime max |diff| "
-                              f"{r['max_abs_diff']:.1e})"
-                              + (f" — {r['hint']}" if r.get("hint") else ""), 15000)
+            self.message.emit(
+                f"wrote {r['path']} (onnxruntime max |diff| "
+                f"{r['max_abs_diff']:.1e})" + (f" — {r['hint']}" if r.get("hint") else ""),
+                15000,
+            )
 
-        return self.actions._start("export ONNX", _onnx, s.lm, path, on_done=done,
-                                   mutates=False)
+        return self.actions._start("export ONNX", _onnx, s.lm, path, on_done=done, mutates=False)
 
     def recipe(self, path: str, pipeline_cfg=None) -> Recipe | None:
         """Write the session's recipe; with ``pipeline_cfg`` the pipeline becomes its last
@@ -102,19 +108,31 @@ class Exports(QObject):
         s = self.session
         if not s.loaded:
             return None
-        plan_lines = [f"{len(s.lm.plans)} prune step(s) applied to {s.original.name}",
-                      *plan_steps(s.lm.plans)]
+        plan_lines = [
+            f"{len(s.lm.plans)} prune step(s) applied to {s.original.name}",
+            *plan_steps(s.lm.plans),
+        ]
         if not s.plan.is_empty():
-            plan_lines.append(f"pending (not applied): {s.plan.n_removed()} channels, "
-                              f"{len(s.plan.drop_blocks)} blocks")
+            plan_lines.append(
+                f"pending (not applied): {s.plan.n_removed()} channels, "
+                f"{len(s.plan.drop_blocks)} blocks"
+            )
         try:
-            out = html_report(path, title=f"Pruning report — {s.original.name}",
-                              summary={"model": s.lm.name, "architecture": s.lm.arch,
-                                       "source": s.original.describe_source(),
-                                       "input size": "×".join(map(str, s.lm.input_size)),
-                                       "data": s.data_spec or "—"},
-                              metrics=rows, images=images, plan_summary=plan_lines,
-                              widths=widths)
+            out = html_report(
+                path,
+                title=f"Pruning report — {s.original.name}",
+                summary={
+                    "model": s.lm.name,
+                    "architecture": s.lm.arch,
+                    "source": s.original.describe_source(),
+                    "input size": "×".join(map(str, s.lm.input_size)),
+                    "data": s.data_spec or "—",
+                },
+                metrics=rows,
+                images=images,
+                plan_summary=plan_lines,
+                widths=widths,
+            )
         except StudioError as e:
             self.failed.emit("Cannot write the report", str(e), "", e)
             return None

@@ -67,8 +67,7 @@ class Job(QObject):
     cancelled = Signal()
     done = Signal()  # after finished/failed/cancelled
 
-    def __init__(self, name: str, verb, args: tuple, kwargs: dict, mutates: bool,
-                 parent=None):
+    def __init__(self, name: str, verb, args: tuple, kwargs: dict, mutates: bool, parent=None):
         super().__init__(parent)
         self.name, self.mutates = name, mutates
         self.token = CancelToken()
@@ -120,8 +119,9 @@ class Job(QObject):
     def _on_event(self, ev) -> None:
         if isinstance(ev, dict):
             if ev.get("type") in ("progress", "step"):
-                self.progress.emit(ev.get("what", self.name), int(ev.get("step", 0)),
-                                   int(ev.get("total") or 0))
+                self.progress.emit(
+                    ev.get("what", self.name), int(ev.get("step", 0)), int(ev.get("total") or 0)
+                )
             self.event.emit(ev)
 
     def _on_return(self, value) -> None:
@@ -156,8 +156,10 @@ def error_text(exc: BaseException) -> str:
         from studio.core.io import os_error
 
         return str(os_error(exc, getattr(exc, "filename", None) or "a file", "use"))
-    return (f"internal error ({type(exc).__name__}{': ' + text[:200] if text else ''}); the "
-            f"details below help a bug report")
+    return (
+        f"internal error ({type(exc).__name__}{': ' + text[:200] if text else ''}); the "
+        f"details below help a bug report"
+    )
 
 
 class JobManager(QObject):

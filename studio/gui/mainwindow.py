@@ -4,7 +4,6 @@ lives in ``actions`` (jobs), ``exports``, ``recovery`` and ``recent``."""
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -43,7 +42,6 @@ from studio.gui.views.structure import StructureView
 from studio.gui.views.summary import SummaryBar
 from studio.gui.views.widths import WidthsView
 
-log = logging.getLogger(__name__)
 ALL = list(criteria.ALL)
 DATA = set(criteria.DATA_CRITERIA)
 STATE_VERSION = 2  # bump when the dock layout changes: older saved states are ignored
@@ -54,6 +52,14 @@ def default_settings() -> QSettings:
     if os.environ.get("PRUNING_STUDIO_HOME"):
         return QSettings(str(studio_home() / "settings.ini"), QSettings.IniFormat)
     return QSettings("PruningStudio", "Pruning Studio")
+
+
+def _catalogue(cancel=None):
+    from studio.core.jobs import progress
+    from studio.core.model.catalogue import entries
+
+    yield progress(0, 1, "reading the model catalogues")
+    return list(entries())
 
 
 class MainWindow(QMainWindow):
@@ -80,8 +86,7 @@ class MainWindow(QMainWindow):
     # -- construction --------------------------------------------------------------------
     def _fit_screen(self, only_shrink: bool = False) -> None:
         """Open at most the available screen (a 1366x768 laptop included)."""
-        screen = self.screen() or (self.windowHandle().screen() if self.windowHandle()
-                                   else None)
+        screen = self.screen() or (self.windowHandle().screen() if self.windowHandle() else None)
         if screen is None:
             return
         avail = screen.availableGeometry()
@@ -94,8 +99,11 @@ class MainWindow(QMainWindow):
         d = QDockWidget(title, self)
         d.setObjectName(name)
         d.setWidget(widget)
-        d.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable |
-                      QDockWidget.DockWidgetClosable)
+        d.setFeatures(
+            QDockWidget.DockWidgetMovable
+            | QDockWidget.DockWidgetFloatable
+            | QDockWidget.DockWidgetClosable
+        )
         self.addDockWidget(area, d)
         return d
 
@@ -125,6 +133,7 @@ class MainWindow(QMainWindow):
             "pipeline": self._dock("Pipelines", self.pipeline, B, "dock_pipeline"),
         }
         self._sized = False
+        self._catalogue: list[dict] = []  # the model browser's entries, once read
 
     def showEvent(self, ev):  # noqa: N802
         super().showEvent(ev)
@@ -152,11 +161,11 @@ class MainWindow(QMainWindow):
         d["blocks"].raise_()
         d["widths"].raise_()
         w, h = max(self.width(), 800), max(self.height(), 500)
-        self.resizeDocks([d["structure"], d["autoselect"]], [int(w * 0.3), int(w * 0.24)],
-                         Qt.Horizontal)
+        self.resizeDocks(
+            [d["structure"], d["autoselect"]], [int(w * 0.3), int(w * 0.24)], Qt.Horizontal
+        )
         self.resizeDocks([d["widths"]], [int(h * 0.3)], Qt.Vertical)
-        self.resizeDocks([d["autoselect"], d["blocks"]], [int(h * 0.3), int(h * 0.45)],
-                         Qt.Vertical)
+        self.resizeDocks([d["autoselect"], d["blocks"]], [int(h * 0.3), int(h * 0.45)], Qt.Vertical)
 
     def _action(self, text, slot, shortcut=None, tip=None) -> QAction:
         a = QAction(text, self)
@@ -171,8 +180,12 @@ class MainWindow(QMainWindow):
     def _build_actions(self) -> None:
         m = self.menuBar()
         f = m.addMenu("&File")
-        self.act_open = self._action("&Open model…", self.open_dialog, QKeySequence.Open,
-                                     "Open an architecture, a checkpoint, a folder or code")
+        self.act_open = self._action(
+            "&Open model…",
+            self.open_dialog,
+            QKeySequence.Open,
+            "Open an architecture, a checkpoint, a folder or code",
+        )
         f.addAction(self.act_open)
         f.addAction(self._action("Open &demo", lambda: self.load(ModelRequest(spec="demo"))))
         self.recent_menu = f.addMenu("Recent models")
@@ -191,26 +204,49 @@ class MainWindow(QMainWindow):
         self.act_undo = self.session.undo_stack.createUndoAction(self, "&Undo")
         self.act_undo.setShortcuts(QKeySequence.Undo)
         self.act_redo = self.session.undo_stack.createRedoAction(self, "&Redo")
-        keys = list(dict.fromkeys(QKeySequence.keyBindings(QKeySequence.Redo)
-                                  + [QKeySequence("Ctrl+Y"), QKeySequence("Ctrl+Shift+Z")]))
+        keys = list(
+            dict.fromkeys(
+                QKeySequence.keyBindings(QKeySequence.Redo)
+                + [QKeySequence("Ctrl+Y"), QKeySequence("Ctrl+Shift+Z")]
+            )
+        )
         self.act_redo.setShortcuts(keys)
         e.addAction(self.act_undo)
         e.addAction(self.act_redo)
         e.addAction(self._action("Clear plan", self.session.clear_plan))
         md = m.addMenu("&Model")
         md.addAction(self._action("Data source…", self.choose_data))
-        self.act_apply = self._action("&Apply plan (prune)", self.apply_plan, "Ctrl+P",
-                                      "Physically remove the planned channels and blocks")
-        self.act_eval = self._action("&Evaluate", self.evaluate, "Ctrl+E",
-                                     "Top-1/top-5 of the original and the current model")
-        self.act_latency = self._action("Measure &latency", self.measure_latency, None,
-                                        "Time both models, interleaved, with spread")
-        self.act_ft = self._action("&Fine-tune…", self.finetune_dialog, "Ctrl+T",
-                                   "Recover accuracy (live charts)")
+        self.act_apply = self._action(
+            "&Apply plan (prune)",
+            self.apply_plan,
+            "Ctrl+P",
+            "Physically remove the planned channels and blocks",
+        )
+        self.act_eval = self._action(
+            "&Evaluate",
+            self.evaluate,
+            "Ctrl+E",
+            "Top-1/top-5 of the original and the current model",
+        )
+        self.act_latency = self._action(
+            "Measure &latency",
+            self.measure_latency,
+            None,
+            "Time both models, interleaved, with spread",
+        )
+        self.act_ft = self._action(
+            "&Fine-tune…", self.finetune_dialog, "Ctrl+T", "Recover accuracy (live charts)"
+        )
         self.act_cancel = self._action("&Cancel job", self.cancel_job, "Esc")
         self.act_revert = self._action("Revert to original", self.actions.revert)
-        for a in (self.act_apply, self.act_eval, self.act_latency, self.act_ft,
-                  self.act_cancel, self.act_revert):
+        for a in (
+            self.act_apply,
+            self.act_eval,
+            self.act_latency,
+            self.act_ft,
+            self.act_cancel,
+            self.act_revert,
+        ):
             md.addAction(a)
         v = m.addMenu("&View")
         for d in self.docks.values():
@@ -230,9 +266,11 @@ class MainWindow(QMainWindow):
         self.session.undo_stack.canUndoChanged.connect(self.tb_undo.setEnabled)
         self.session.undo_stack.canRedoChanged.connect(self.tb_redo.setEnabled)
         self.session.undo_stack.undoTextChanged.connect(
-            lambda t: self.tb_undo.setToolTip(f"Undo {t}" if t else "Undo"))
+            lambda t: self.tb_undo.setToolTip(f"Undo {t}" if t else "Undo")
+        )
         self.session.undo_stack.redoTextChanged.connect(
-            lambda t: self.tb_redo.setToolTip(f"Redo {t}" if t else "Redo"))
+            lambda t: self.tb_redo.setToolTip(f"Redo {t}" if t else "Redo")
+        )
         self.tb_undo.setEnabled(False)
         self.tb_redo.setEnabled(False)
         tb.addAction(self.tb_undo)
@@ -318,8 +356,13 @@ class MainWindow(QMainWindow):
             self.load(req.replace(trust=True))
 
     def _ask_keep(self, question: str, keep) -> None:
-        r = QMessageBox.question(self, "Keep the partial result?", question,
-                                 QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+        r = QMessageBox.question(
+            self,
+            "Keep the partial result?",
+            question,
+            QMessageBox.Yes | QMessageBox.No,
+            QMessageBox.No,
+        )
         if r == QMessageBox.Yes:
             keep()
         else:
@@ -332,8 +375,7 @@ class MainWindow(QMainWindow):
         if not busy:
             self.pause_btn.setChecked(False)
             self.job_label.setText("")
-        for a in (self.act_apply, self.act_eval, self.act_latency, self.act_ft,
-                  self.act_revert):
+        for a in (self.act_apply, self.act_eval, self.act_latency, self.act_ft, self.act_revert):
             a.setEnabled(not busy and self.session.loaded)
 
     def cancel_job(self) -> None:
@@ -348,15 +390,30 @@ class MainWindow(QMainWindow):
 
     # -- the actions, with their dialogs ------------------------------------------------
     def open_dialog(self) -> None:
+        """The model browser: torchvision now, timm's catalogue as soon as a worker has read
+        it (importing timm takes seconds: never on the GUI thread)."""
         from studio.core.model import zoo
 
-        try:
-            from studio.core.model import timm_source
+        tv = [
+            {
+                "spec": a,
+                "library": "torchvision",
+                "family": a.split("_")[0],
+                "note": zoo.unsupported_reason(a) or "",
+            }
+            for a in zoo.architectures()
+        ]
+        dlg = dialogs.OpenDialog(tv + [e for e in self._catalogue if e["library"] == "timm"], self)
+        if not self._catalogue:
+            job = self.jobs.start("timm catalogue", _catalogue, mutates=False)
+            if job is not None:
 
-            timm_names = list(timm_source.names())
-        except StudioError:
-            timm_names = []
-        dlg = dialogs.OpenDialog(zoo.architectures(), self, timm_names)
+                def arrived(entries):
+                    self._catalogue = list(entries)
+                    if dlg.isVisible():
+                        dlg.add_entries([e for e in entries if e["library"] == "timm"])
+
+                job.finished.connect(arrived)
         while dlg.exec():
             try:
                 req = dlg.request()
@@ -385,9 +442,9 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(bool(items))
 
     def _open_recent(self, rec: dict):
-        try:
-            return self.load(ModelRequest(**rec))
-        except ValueError as e:
+        try:  # the user picks it from the menu: the user names it (not the settings file)
+            return self.load(ModelRequest.from_record(rec, "recent model").replace(from_file=False))
+        except (StudioError, ValueError) as e:
             dialogs.error_box(self, "Cannot open", str(e).splitlines()[0])
             return None
 
@@ -412,8 +469,9 @@ class MainWindow(QMainWindow):
                 dlg = dialogs.CodeEntryPicker(p, usercode.entries(path), self)
                 return self.load(dlg.request(p)) if dlg.exec() else None
             if path.is_file() and path.suffix in (".json", ".yaml", ".yml"):
-                self.statusBar().showMessage("recipes run headless: pruning-studio run "
-                                             f"--recipe {p}", 10000)
+                self.statusBar().showMessage(
+                    f"recipes run headless: pruning-studio run --recipe {p}", 10000
+                )
                 return None
             if path.is_file():
                 try:
@@ -433,16 +491,23 @@ class MainWindow(QMainWindow):
 
     def _model_changed(self) -> None:
         s = self.session
-        self.setWindowTitle(f"Pruning Studio — {s.lm.name}  ·  {s.lm.describe_source()}"
-                            if s.loaded else "Pruning Studio")
+        self.setWindowTitle(
+            f"Pruning Studio — {s.lm.name}  ·  {s.lm.describe_source()}"
+            if s.loaded
+            else "Pruning Studio"
+        )
         self.data_label.setText(f"data: {s.data_spec or '— (Model ▸ Data source…)'}")
         self._busy(self.jobs.busy())
 
     def choose_data(self) -> None:
         text, ok = QInputDialog.getText(
-            self, "Data source", "demo (demo:N: another split of its digits), synthetic, "
+            self,
+            "Data source",
+            "demo (demo:N: another split of its digits), synthetic, "
             "cifar10:DIR, cifar100:DIR, or an image folder (train/ and val/ class "
-            "subfolders):", text=self.session.data_spec or "")
+            "subfolders):",
+            text=self.session.data_spec or "",
+        )
         if ok:
             self.session.set_data(text.strip())
 
@@ -495,8 +560,9 @@ class MainWindow(QMainWindow):
     def save_plan(self, path: str | None = None) -> None:
         if not self.session.loaded:
             return
-        path = path or QFileDialog.getSaveFileName(self, "Save plan", "plan.json",
-                                                   "Plan (*.json)")[0]
+        path = (
+            path or QFileDialog.getSaveFileName(self, "Save plan", "plan.json", "Plan (*.json)")[0]
+        )
         if not path:
             return
         from studio.core.outputs import check_file
@@ -514,8 +580,9 @@ class MainWindow(QMainWindow):
         return QFileDialog.getSaveFileName(self, title, default, filt)[0]
 
     def export_model(self, path: str | None = None):
-        path = path or self._ask_path("Export pruned model (a new folder)", "pruned-model",
-                                      "Folder (*)")
+        path = path or self._ask_path(
+            "Export pruned model (a new folder)", "pruned-model", "Folder (*)"
+        )
         return self.exports.model(path) if path else None
 
     def export_onnx(self, path: str | None = None):
@@ -537,23 +604,28 @@ class MainWindow(QMainWindow):
             return None
         from studio.gui.views.plotting import png
 
-        images = {"Channel widths (original vs planned)": png(self.widths.plot.getPlotItem()),
-                  "Importance heatmap": png(self.heatmap.plot)}
+        images = {
+            "Channel widths (original vs planned)": png(self.widths.plot.getPlotItem()),
+            "Importance heatmap": png(self.heatmap.plot),
+        }
         if self.charts.has_data():
             images["Fine-tuning accuracy"] = png(self.charts.acc_plot)
             images["Training loss"] = png(self.charts.loss_plot)
         if len(s.history) > 1:
             images["Cost over prune steps"] = png(self.charts.cost_plot)
-            images["Per-layer widths: original vs current"] = png(
-                self.compare.plot.getPlotItem())
+            images["Per-layer widths: original vs current"] = png(self.compare.plot.getPlotItem())
         return self.exports.report(path, images, self.compare.rows(), self.compare.widths())
 
     # -- closing -------------------------------------------------------------------------
     def closeEvent(self, ev):  # noqa: N802
         if self.jobs.busy():
-            r = QMessageBox.question(self, "A job is running",
-                                     "A job is still running. Cancel it and quit?",
-                                     QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+            r = QMessageBox.question(
+                self,
+                "A job is running",
+                "A job is still running. Cancel it and quit?",
+                QMessageBox.Yes | QMessageBox.No,
+                QMessageBox.No,
+            )
             if r != QMessageBox.Yes:
                 ev.ignore()
                 return
@@ -561,13 +633,19 @@ class MainWindow(QMainWindow):
             s = self.session
             what = []
             if not s.plan.is_empty() and not s.undo_stack.isClean():
-                what.append(f"a plan of {s.plan.n_removed()} channels and "
-                            f"{len(s.plan.drop_blocks)} blocks that is not saved")
+                what.append(
+                    f"a plan of {s.plan.n_removed()} channels and "
+                    f"{len(s.plan.drop_blocks)} blocks that is not saved"
+                )
             if s.pruned and not s.exported:
                 what.append("a pruned or fine-tuned model that is not exported")
-            r = QMessageBox.question(self, "Quit without saving?",
-                                     "You have " + " and ".join(what) + ". Quit anyway?",
-                                     QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+            r = QMessageBox.question(
+                self,
+                "Quit without saving?",
+                "You have " + " and ".join(what) + ". Quit anyway?",
+                QMessageBox.Yes | QMessageBox.No,
+                QMessageBox.No,
+            )
             if r != QMessageBox.Yes:
                 ev.ignore()
                 return

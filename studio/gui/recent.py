@@ -45,7 +45,7 @@ def remember(settings: QSettings, req: ModelRequest, home: Path | None = None) -
     if Path(rec["spec"]).exists():
         rec["spec"] = str(Path(rec["spec"]).resolve())
     items = [r for r in load(settings, home) if _key(r) != _key(rec)]
-    settings.setValue(KEY, json.dumps([rec] + items[:MAX - 1]))
+    settings.setValue(KEY, json.dumps([rec] + items[: MAX - 1]))
 
 
 def label(rec: dict) -> str:

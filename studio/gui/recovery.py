@@ -24,8 +24,14 @@ log = logging.getLogger(__name__)
 def studio_home() -> Path:
     """Where settings-side files (recovery, crash log) live; PRUNING_STUDIO_HOME overrides."""
     env = os.environ.get("PRUNING_STUDIO_HOME")
-    base = Path(env) if env else Path(QStandardPaths.writableLocation(
-        QStandardPaths.AppDataLocation) or Path.home() / ".pruning-studio")
+    base = (
+        Path(env)
+        if env
+        else Path(
+            QStandardPaths.writableLocation(QStandardPaths.AppDataLocation)
+            or Path.home() / ".pruning-studio"
+        )
+    )
     base.mkdir(parents=True, exist_ok=True)
     return base
 
@@ -40,12 +46,13 @@ def _restore(snap: dict, folder: str | None, trust: bool, cancel=None):
     from the recovery folder. Returns (original Opened, working Opened or None)."""
     from studio.core.model.request import ModelRequest
 
-    req = ModelRequest(**snap["original"], trust=trust, from_file=True)
+    req = ModelRequest.from_record(snap["original"], "recovery file", trust=trust)
     original = yield from verbs.open_model(req, cancel)
     working = None
     if folder:
         working = yield from verbs.open_model(
-            ModelRequest(spec=folder, trust=trust, from_file=True), cancel)
+            ModelRequest(spec=folder, trust=trust, from_file=True), cancel
+        )
         working.lm.folder = None  # it lives in the settings folder: not the user's file
     return original, working
 
@@ -74,8 +81,9 @@ class Recovery(QObject):
                 self._saved_lm = lm
                 self.write()
 
-            self.actions._start("recovery copy", _save_working, lm, str(self.folder),
-                                on_done=done, mutates=False)
+            self.actions._start(
+                "recovery copy", _save_working, lm, str(self.folder), on_done=done, mutates=False
+            )
         self._timer.start()
 
     def write(self) -> None:
@@ -97,8 +105,7 @@ class Recovery(QObject):
             snap = json.loads(self.file.read_text())
         except (OSError, ValueError):
             return None
-        return snap if isinstance(snap, dict) and isinstance(snap.get("original"), dict) \
-            else None
+        return snap if isinstance(snap, dict) and isinstance(snap.get("original"), dict) else None
 
     def restore(self, snap: dict, trust: bool = False):
         folder = snap.get("folder")
@@ -128,8 +135,9 @@ class Recovery(QObject):
             else:
                 self.actions.failed.emit("Cannot restore the last session", msg, details, exc)
 
-        return self.actions._start("restore session", _restore, snap, folder, trust,
-                                   on_done=done, on_failed=failed)
+        return self.actions._start(
+            "restore session", _restore, snap, folder, trust, on_done=done, on_failed=failed
+        )
 
     def _restore_plan(self, pd) -> None:
         from studio.core.plan.plan import Plan

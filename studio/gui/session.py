@@ -6,19 +6,16 @@ when they start and hand results back by signal."""
 from __future__ import annotations
 
 import copy
-import logging
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from studio.core.criteria.weights import GroupScores
-from studio.core.model.loader import LoadedModel
+from studio.core.model.loaded import LoadedModel
 from studio.core.plan.edits import Edit, ReplacePlan
 from studio.core.plan.plan import Plan, predict, predicted_widths
 from studio.core.plan.selection import lowest_channels
 from studio.core.structure.map import StructureMap
-
-log = logging.getLogger(__name__)
 
 
 class _UndoEdit(QUndoCommand):
@@ -100,8 +97,14 @@ class Session(QObject):
         self.historyChanged.emit()
         self.resultsChanged.emit()
 
-    def adopt(self, lm: LoadedModel, s: StructureMap, label: str, step: dict | None = None,
-              scores: dict | None = None) -> None:
+    def adopt(
+        self,
+        lm: LoadedModel,
+        s: StructureMap,
+        label: str,
+        step: dict | None = None,
+        scores: dict | None = None,
+    ) -> None:
         """A derived model (pruned, fine-tuned, a pipeline's) becomes the working model; the
         original stays for compare. ``step`` is the recipe step that made it."""
         if step is not None:
@@ -123,8 +126,12 @@ class Session(QObject):
 
     @staticmethod
     def _history_entry(label: str, s: StructureMap) -> dict:
-        return {"label": label, "flops": s.original.flops, "params": s.original.params,
-                "macs": s.original.macs}
+        return {
+            "label": label,
+            "flops": s.original.flops,
+            "params": s.original.params,
+            "macs": s.original.macs,
+        }
 
     @property
     def loaded(self) -> bool:
@@ -140,7 +147,8 @@ class Session(QObject):
         if not self.loaded:
             return False
         return (not self.plan.is_empty() and not self.undo_stack.isClean()) or (
-            self.pruned and not self.exported)
+            self.pruned and not self.exported
+        )
 
     def set_data(self, spec: str | None) -> None:
         self.data_spec = spec or None
@@ -209,15 +217,20 @@ class Session(QObject):
         g = self.structure.group_index[group_id]
         sc = self.current_scores() or self.scores.get("l1")
         score = sc[group_id].group if sc else list(range(g.channels))
-        return lowest_channels(self.structure, group_id, score,
-                               k // max(g.channel_groups, 1))
+        units = int(round(k * g.units / g.channels))  # channels -> whole units
+        return lowest_channels(self.structure, group_id, score, units)
 
     def snapshot(self) -> dict:
         """What the recovery file keeps (besides the working model's folder)."""
         orig = self.original
-        return {"original": dict(orig.request.record(), input_size=list(orig.input_size))
-                if orig is not None and orig.request is not None else None,
-                "pruned": self.pruned, "steps": copy.deepcopy(self.steps),
-                "history": copy.deepcopy(self.history),
-                "plan": self.plan.to_dict() if self.plan else None,
-                "criterion": self.criterion, "data": self.data_spec}
+        return {
+            "original": dict(orig.request.record(), input_size=list(orig.input_size))
+            if orig is not None and orig.request is not None
+            else None,
+            "pruned": self.pruned,
+            "steps": copy.deepcopy(self.steps),
+            "history": copy.deepcopy(self.history),
+            "plan": self.plan.to_dict() if self.plan else None,
+            "criterion": self.criterion,
+            "data": self.data_spec,
+        }

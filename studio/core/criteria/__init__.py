@@ -39,8 +39,18 @@ def check(criterion: str) -> str:
     return criterion
 
 
-def score(model, s, criterion: str, data=None, *, batches: int = 8, batch_size: int = 64,
-          device="cpu", seed: int = 0, cancel=None):
+def score(
+    model,
+    s,
+    criterion: str,
+    data=None,
+    *,
+    batches: int = 8,
+    batch_size: int = 64,
+    device="cpu",
+    seed: int = 0,
+    cancel=None,
+):
     """Scores of every channel of every group of ``s`` under ``criterion`` -- the one way to
     compute them. A generator: data-driven criteria need ``data`` (a ``DataSource``) and
     yield progress per calibration batch; returns ``{group id: GroupScores}``."""
@@ -54,15 +64,24 @@ def score(model, s, criterion: str, data=None, *, batches: int = 8, batch_size: 
     from studio.core.train.data import loader
 
     if data is None:
-        raise StudioError(f"criterion '{criterion}' is data-driven: give a data source",
-                          fix="data")
+        raise StudioError(f"criterion '{criterion}' is data-driven: give a data source", fix="data")
     # Read the images a pass at a time: the same images in the same order as batches of
     # ``batch_size`` (one shuffled order), without holding a whole batch of large images.
     step = min(batch_size, pass_size(s, criterion, device))
     dl = loader(data.calibration, step, shuffle=True, seed=seed)
-    return (yield from score_data(model, s, criterion, dl,
-                                  batches=-(-batches * batch_size // step), device=device,
-                                  cancel=cancel, seed=seed, pass_images=step))
+    return (
+        yield from score_data(
+            model,
+            s,
+            criterion,
+            dl,
+            batches=-(-batches * batch_size // step),
+            device=device,
+            cancel=cancel,
+            seed=seed,
+            pass_images=step,
+        )
+    )
 
 
 def compute(model, s, criterion: str, data=None, **kwargs) -> dict:

@@ -75,10 +75,15 @@ class _LayerStats:
             self.rank_sum = r if self.rank_sum is None else self.rank_sum + r
             self.images += xd.shape[0]
         elif c == "taylor" and x.requires_grad:
+
             def on_grad(g, xd=xd):
-                t = (xd * g).sum(tuple(range(2, xd.dim()))).abs().sum(0) if xd.dim() > 2 \
+                t = (
+                    (xd * g).sum(tuple(range(2, xd.dim()))).abs().sum(0)
+                    if xd.dim() > 2
                     else (xd * g).abs().sum(0)
+                )
                 self.taylor = t if self.taylor is None else self.taylor + t
+
             x.register_hook(on_grad)
             self.images += xd.shape[0]
         elif c == "thinet" and not self.grouped:
@@ -195,15 +200,14 @@ SCORING_MEMORY = 32 * 2**20
 SCORING_MEMORY_CUDA = 2 * 2**30
 
 
-def pass_size(s: StructureMap, criterion: str, device="cpu",
-              budget: int | None = None) -> int:
+def pass_size(s: StructureMap, criterion: str, device="cpu", budget: int | None = None) -> int:
     """Images per forward pass so that scoring stays within ``budget`` bytes of
     activations (default: ``SCORING_MEMORY``, on CUDA ``SCORING_MEMORY_CUDA``): a plain
     forward holds a few layer outputs at a time (the largest one,
     times 4, bounds it). Taylor's backward keeps every output of the forward, as training
     does: it gets 8x the budget, or small images would be scored in passes so short that
     per-layer overheads dominate (ResNet-18 at 64x64: 5.3x a plain forward instead of 3.6x)."""
-    sizes = [int(np.prod(r["out_shape"])) for r in s.table.rows if r.get("out_shape")]
+    sizes = [int(np.prod(r.out_shape)) for r in s.table.rows if r.out_shape]
     if not sizes:
         return 64
     if budget is None:
@@ -216,28 +220,43 @@ def pass_size(s: StructureMap, criterion: str, device="cpu",
     return int(max(1, min(64, budget // per_image)))
 
 
-def score_data(model: nn.Module, s: StructureMap, criterion: str, data_loader, *,
-               batches: int = 8, device="cpu", cancel: CancelToken | None = None,
-               seed: int = 0, pass_images: int | None = None) -> Events:
+def score_data(
+    model: nn.Module,
+    s: StructureMap,
+    criterion: str,
+    data_loader,
+    *,
+    batches: int = 8,
+    device="cpu",
+    cancel: CancelToken | None = None,
+    seed: int = 0,
+    pass_images: int | None = None,
+) -> Events:
     """Yields progress per batch; returns ``{group id: GroupScores}``. Each batch runs in
     passes of ``pass_images`` images (default: ``pass_size``), so a large model at a
     large batch does not hold a whole batch of activations; the statistics add up over
     passes to the same result."""
     if criterion not in DATA_CRITERIA:
-        raise ValueError(f"unknown data criterion '{criterion}' "
-                         f"(choose from {', '.join(DATA_CRITERIA)})")
+        raise ValueError(
+            f"unknown data criterion '{criterion}' (choose from {', '.join(DATA_CRITERIA)})"
+        )
     device = torch.device(device)
     model = model.eval().to(device)
     rng = torch.Generator().manual_seed(seed)
     consumers: dict[str, list[tuple[Group, Member]]] = defaultdict(list)
     for g in s.groups:
         for m in g.members:
-            if m.dim == "in" and s.table.rows[m.row]["kind"] in ("conv", "linear"):
+            if m.dim == "in" and s.table.rows[m.row].kind in ("conv", "linear"):
                 consumers[m.layer].append((g, m))
-    stats = {name: _LayerStats(name, model.get_submodule(name), criterion, rng)
-             for name in consumers}
-    handles = [model.get_submodule(n).register_forward_pre_hook(
-        lambda mod, args, st=st: st.observe(args[0])) for n, st in stats.items()]
+    stats = {
+        name: _LayerStats(name, model.get_submodule(name), criterion, rng) for name in consumers
+    }
+    handles = [
+        model.get_submodule(n).register_forward_pre_hook(
+            lambda mod, args, st=st: st.observe(args[0])
+        )
+        for n, st in stats.items()
+    ]
     total = min(batches, len(data_loader))
     step = pass_images or pass_size(s, criterion, device)
     try:

@@ -75,63 +75,68 @@ def _fpgm(rows: torch.Tensor) -> np.ndarray:
     return d.sum(1).numpy().astype(np.float64)
 
 
-def _score_group(model: nn.Module, s: StructureMap, g: Group, criterion: str,
-                 rng: np.random.Generator) -> GroupScores:
+_SQUARED = ("l2", "group_norm")
+
+
+def _member_values(criterion: str, rows: torch.Tensor, is_filter: bool) -> np.ndarray:
+    """One value per member channel (squared norms for the L2 criteria)."""
+    if criterion in ("l1", "bn_scale"):
+        return rows.abs().sum(1).numpy().astype(np.float64)
+    if criterion in _SQUARED:
+        return rows.pow(2).sum(1).numpy().astype(np.float64)
+    if criterion == "fpgm":
+        return _fpgm(rows) if is_filter else rows.pow(2).sum(1).sqrt().numpy()
+    raise ValueError(f"unknown criterion '{criterion}' (choose from {', '.join(CRITERIA)})")
+
+
+def _counts(criterion: str, kind: str, is_filter: bool) -> bool:
+    """Whether a member's values enter the group's score: every coupled weight for the
+    group norm, the norm layers for BN scale, the producing filters otherwise."""
+    if criterion == "group_norm":
+        return True
+    if criterion == "bn_scale":
+        return kind == "norm"
+    return is_filter
+
+
+def _combine(criterion: str, parts: list[np.ndarray], n: int) -> np.ndarray:
+    if not parts:
+        return np.zeros(n)
+    if criterion in _SQUARED:
+        return np.sqrt(np.sum(parts, 0))
+    if criterion == "bn_scale":
+        return np.mean(parts, 0)
+    if criterion == "fpgm":  # each layer weighs the same
+        return np.sum([v / max(v.mean(), 1e-12) for v in parts], 0)
+    return np.sum(parts, 0)
+
+
+def _score_group(
+    model: nn.Module, s: StructureMap, g: Group, criterion: str, rng: np.random.Generator
+) -> GroupScores:
     if criterion == "random":
         r = rng.random(g.channels)
         return GroupScores(r, {m.layer: r for m in g.members})
     members: dict[str, np.ndarray] = {}
-    total = np.zeros(g.channels)
-    sq_total = np.zeros(g.channels)
-    norm_sum, norm_n = np.zeros(g.channels), 0
+    parts = []
     for m in g.members:
-        mod = _resolve(model, m.layer)
-        rows = _channel_slices(mod, m)
+        rows = _channel_slices(_resolve(model, m.layer), m)
         if rows is None:
             continue
-        kind = s.table.rows[m.row]["kind"]
+        kind = s.table.rows[m.row].kind
         is_filter = m.dim == "out" and kind in ("conv", "linear")
-        if criterion == "l1":
-            v = rows.abs().sum(1).numpy().astype(np.float64)
-        elif criterion in ("l2", "group_norm"):
-            v = rows.pow(2).sum(1).numpy().astype(np.float64)
-        elif criterion == "fpgm":
-            v = _fpgm(rows) if is_filter else rows.pow(2).sum(1).sqrt().numpy()
-        elif criterion == "bn_scale":
-            v = rows.abs().sum(1).numpy().astype(np.float64)
-        else:
-            raise ValueError(f"unknown criterion '{criterion}' (choose from {', '.join(CRITERIA)})")
-        gv = _to_group(g, m, v)
-        if criterion in ("l2", "group_norm"):
-            members[m.layer] = np.sqrt(gv)
-        else:
-            members[m.layer] = gv
-        if criterion == "group_norm":
-            sq_total += gv
-        elif criterion == "bn_scale":
-            if kind == "norm":
-                norm_sum += gv
-                norm_n += 1
-        elif is_filter:
-            if criterion == "l2":
-                sq_total += gv
-            elif criterion == "fpgm":
-                total += gv / max(gv.mean(), 1e-12)  # each layer weighs the same
-            else:
-                total += gv
-    if criterion in ("l2", "group_norm"):
-        score = np.sqrt(sq_total)
-    elif criterion == "bn_scale":
-        if norm_n == 0:  # no norm layer in the group: fall back to the filters' L2 norm
-            return _score_group(model, s, g, "l2", rng)
-        score = norm_sum / norm_n
-    else:
-        score = total
-    return GroupScores(score, members)
+        gv = _to_group(g, m, _member_values(criterion, rows, is_filter))
+        members[m.layer] = np.sqrt(gv) if criterion in _SQUARED else gv
+        if _counts(criterion, kind, is_filter):
+            parts.append(gv)
+    if criterion == "bn_scale" and not parts:  # no norm layer: the filters' L2 norm
+        return _score_group(model, s, g, "l2", rng)
+    return GroupScores(_combine(criterion, parts, g.channels), members)
 
 
-def score(model: nn.Module, s: StructureMap, criterion: str = DEFAULT,
-          seed: int = 0) -> dict[str, GroupScores]:
+def score(
+    model: nn.Module, s: StructureMap, criterion: str = DEFAULT, seed: int = 0
+) -> dict[str, GroupScores]:
     """Scores for every group of ``s`` (computed on ``model``'s current weights)."""
     if criterion not in CRITERIA:
         raise ValueError(f"unknown criterion '{criterion}' (choose from {', '.join(CRITERIA)})")

@@ -17,8 +17,7 @@ from studio.core.outputs import check_file
 OPSET = 17
 
 
-def export_onnx(model: nn.Module, input_size, path, atol: float = 1e-4,
-                inputs=()) -> dict:
+def export_onnx(model: nn.Module, input_size, path, atol: float = 1e-4, inputs=()) -> dict:
     """Export to ONNX (dynamic batch), load it in onnxruntime and compare with PyTorch.
     Returns ``{"path", "max_abs_diff", "opset", "hint"}`` (``hint``: ``width_hint``, or
     None); raises if outputs disagree. ``path`` may replace only an ONNX file the studio
@@ -34,10 +33,16 @@ def export_onnx(model: nn.Module, input_size, path, atol: float = 1e-4,
         f = Path(tmp) / "model.onnx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, torch.zeros(1, *input_size), str(f), dynamo=False,
-                              input_names=["input"], output_names=["logits"],
-                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-                              opset_version=OPSET)
+            torch.onnx.export(
+                model,
+                torch.zeros(1, *input_size),
+                str(f),
+                dynamo=False,
+                input_names=["input"],
+                output_names=["logits"],
+                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                opset_version=OPSET,
+            )
         m = onnx.load(str(f))
         m.producer_name = "pruning-studio"
         entry = m.metadata_props.add()
@@ -63,6 +68,8 @@ def width_hint(model: nn.Module, multiple: int = 8) -> str | None:
     odd = sum(1 for m in convs if m.out_channels % multiple)
     if not convs or odd <= len(convs) // 10:
         return None
-    return (f"{odd} of {len(convs)} conv layers have widths that are not multiples of "
-            f"{multiple}; onnxruntime may run this model slower than expected. Prune with "
-            f"channels rounded to {multiple} for deployment.")
+    return (
+        f"{odd} of {len(convs)} conv layers have widths that are not multiples of "
+        f"{multiple}; onnxruntime may run this model slower than expected. Prune with "
+        f"channels rounded to {multiple} for deployment."
+    )

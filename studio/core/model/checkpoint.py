@@ -22,8 +22,16 @@ from torch import nn
 from studio.core.errors import LoadError, UntrustedFile
 
 log = logging.getLogger(__name__)
-_WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net", "module", "ema",
-                 "state_dict_ema", "model_ema")
+_WRAPPER_KEYS = (
+    "state_dict",
+    "model_state_dict",
+    "model",
+    "net",
+    "module",
+    "ema",
+    "state_dict_ema",
+    "model_ema",
+)
 _PREFIXES = ("module.", "model.", "_orig_mod.")
 WEIGHT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".tar", ".safetensors")
 
@@ -60,13 +68,18 @@ def read(path, trust: bool = False):
     if size == 0:
         raise LoadError(f"{path} is empty")
     if path.suffix == ".onnx":
-        raise LoadError(f"{path} is an ONNX file: the studio prunes PyTorch models; load the "
-                        f"PyTorch checkpoint it was exported from")
+        raise LoadError(
+            f"{path} is an ONNX file: the studio prunes PyTorch models; load the "
+            f"PyTorch checkpoint it was exported from"
+        )
     if path.suffix == ".safetensors":
         return _read_safetensors(path)
     if _is_torchscript(path):
-        raise LoadError(f"{path} is a TorchScript archive: its compiled graph cannot be "
-                        f"restructured; load the eager model's state_dict instead", fix="arch")
+        raise LoadError(
+            f"{path} is a TorchScript archive: its compiled graph cannot be "
+            f"restructured; load the eager model's state_dict instead",
+            fix="arch",
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=False)
     except Exception as e:  # noqa: BLE001 - every failure becomes one line below
@@ -76,11 +89,13 @@ def read(path, trust: bool = False):
             first = msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
             if "Weights only load failed" in first or not msg.strip():
                 first = "not a PyTorch checkpoint"
-            raise LoadError(f"{path} cannot be read: {first[:160]} (corrupt, truncated or "
-                            f"not a PyTorch file)") from None
+            raise LoadError(
+                f"{path} cannot be read: {first[:160]} (corrupt, truncated or not a PyTorch file)"
+            ) from None
         if not trust:
-            raise UntrustedFile(path, f"contains pickled Python objects (e.g. "
-                                      f"{glob.group(1)})") from None
+            raise UntrustedFile(
+                path, f"contains pickled Python objects (e.g. {glob.group(1)})"
+            ) from None
     log.warning("unpickling %s with full trust", path)
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
@@ -100,8 +115,11 @@ def _read_safetensors(path: Path) -> dict:
 
 
 def is_state_dict(obj) -> bool:
-    return isinstance(obj, dict) and bool(obj) and all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    return (
+        isinstance(obj, dict)
+        and bool(obj)
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    )
 
 
 def unwrap(obj):
@@ -122,28 +140,46 @@ def unwrap(obj):
 def strip_prefix(sd: dict) -> dict:
     for prefix in _PREFIXES:
         if sd and all(k.startswith(prefix) for k in sd):
-            sd = {k[len(prefix):]: v for k, v in sd.items()}
+            sd = {k[len(prefix) :]: v for k, v in sd.items()}
     return sd
 
 
-def check_tensors(named, where: str) -> None:
-    """Refuse NaN/Inf values and integer tensors where a model keeps floats."""
+def check_tensors(named, where: str, floats: set[str] | None = None) -> None:
+    """Refuse NaN/Inf values, and integer or quantized tensors where the model keeps
+    floats (``floats``: the names of the model's floating-point tensors; by default every
+    tensor but the integer bookkeeping of norm layers)."""
     for name, t in named:
         if not isinstance(t, torch.Tensor):
             continue
-        if t.is_quantized or (not t.is_floating_point() and t.dtype != torch.bool
-                              and not name.endswith("num_batches_tracked")):
-            raise LoadError(f"{where} holds {str(t.dtype).replace('torch.', '')} values in "
-                            f"{name}: a quantized checkpoint cannot be pruned; load the float "
-                            f"checkpoint it was made from")
+        want_float = (
+            name in floats if floats is not None else not name.endswith("num_batches_tracked")
+        )
+        if t.is_quantized or (want_float and not t.is_floating_point() and t.dtype != torch.bool):
+            raise LoadError(
+                f"{where} holds {str(t.dtype).replace('torch.', '')} values in "
+                f"{name}: a quantized checkpoint cannot be pruned; load the float "
+                f"checkpoint it was made from"
+            )
         if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
             bad = int((~torch.isfinite(t)).sum())
-            raise LoadError(f"{where} holds {bad} NaN/Inf value(s) in {name}: the weights are "
-                            f"broken (a diverged training run?)")
+            raise LoadError(
+                f"{where} holds {bad} NaN/Inf value(s) in {name}: the weights are "
+                f"broken (a diverged training run?)"
+            )
 
 
 def check_model(model: nn.Module, where: str) -> None:
-    check_tensors(list(model.named_parameters()) + list(model.named_buffers()), where)
+    """A model's own tensors: finite weights; integer buffers (indices) are its own."""
+    named = list(model.named_parameters()) + list(model.named_buffers())
+    check_tensors(
+        named,
+        where,
+        {n for n, t in named if t.is_floating_point()} | {n for n, _ in model.named_parameters()},
+    )
+
+
+def floats_of(model: nn.Module) -> set[str]:
+    return {n for n, t in model.state_dict().items() if t.is_floating_point()}
 
 
 def _classes_from(model: nn.Module, sd: dict) -> int | None:
@@ -168,8 +204,10 @@ def mismatch(where: str, arch: str, model: nn.Module, sd: dict) -> str:
     if unexpected:
         parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
     if shape:
-        parts.append(f"{len(shape)} shape mismatches (e.g. {shape[0]}: "
-                     f"{tuple(sd[shape[0]].shape)} vs {tuple(own[shape[0]].shape)})")
+        parts.append(
+            f"{len(shape)} shape mismatches (e.g. {shape[0]}: "
+            f"{tuple(sd[shape[0]].shape)} vs {tuple(own[shape[0]].shape)})"
+        )
     return f"{where} does not match architecture {arch}: {'; '.join(parts) or 'no keys'}"
 
 
@@ -181,11 +219,12 @@ def load_into(build, path: Path, arch: str, trust: bool = False) -> tuple[nn.Mod
     if isinstance(obj, nn.Module):
         obj = obj.state_dict()
     if not is_state_dict(obj):
-        raise LoadError(f"{path} holds neither a state_dict nor a model "
-                        f"(found {type(obj).__name__})")
+        raise LoadError(
+            f"{path} holds neither a state_dict nor a model (found {type(obj).__name__})"
+        )
     sd = strip_prefix(obj)
-    check_tensors(sd.items(), str(path))
     model = build(None)
+    check_tensors(sd.items(), str(path), floats_of(model))
     try:
         model.load_state_dict(sd)
         return model, None

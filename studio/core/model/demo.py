@@ -31,8 +31,10 @@ def checkpoint_state() -> dict:
     try:
         return torch.load(CHECKPOINT, weights_only=True, map_location="cpu")
     except FileNotFoundError:
-        raise LoadError(f"the demo checkpoint is missing ({CHECKPOINT}); reinstall "
-                        f"pruning-studio or run 'make demo-model' in a checkout") from None
+        raise LoadError(
+            f"the demo checkpoint is missing ({CHECKPOINT}); reinstall "
+            f"pruning-studio or run 'make demo-model' in a checkout"
+        ) from None
 
 
 class BasicBlock(nn.Module):
@@ -149,8 +151,9 @@ def _shift(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return out
 
 
-def train_demo(epochs: int = 40, seed: int = 0, log=print,
-               split: int = 0) -> tuple[DemoResNet, float]:
+def train_demo(
+    epochs: int = 40, seed: int = 0, log=print, split: int = 0
+) -> tuple[DemoResNet, float]:
     """Train the demo model from scratch on ``split`` of the digits, deterministically on a
     CPU (about a minute)."""
     torch.manual_seed(seed)
@@ -158,8 +161,9 @@ def train_demo(epochs: int = 40, seed: int = 0, log=print,
     xtr, ytr = split_tensors("train", split)
     xva, yva = split_tensors("val", split)
     model = DemoResNet()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4,
-                          nesterov=True)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True
+    )
     steps_per_epoch = (len(xtr) + 63) // 64
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=0.1, total_steps=epochs * steps_per_epoch, pct_start=0.15
@@ -176,6 +180,8 @@ def train_demo(epochs: int = 40, seed: int = 0, log=print,
             opt.step()
             sched.step()
         if (epoch + 1) % 5 == 0:
-            log(f"epoch {epoch + 1:3d}  loss {loss.item():.3f}  "
-                f"val top-1 {accuracy(model, xva, yva):.4f}")
+            log(
+                f"epoch {epoch + 1:3d}  loss {loss.item():.3f}  "
+                f"val top-1 {accuracy(model, xva, yva):.4f}"
+            )
     return model, accuracy(model, xva, yva)

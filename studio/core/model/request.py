@@ -15,9 +15,9 @@ recovery) has ``from_file`` set, so code it names runs only with ``trust``.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 MAX_CLASSES = 1_000_000
 _ENTRY = re.compile(r"^(?P<left>.+):(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
@@ -41,8 +41,9 @@ def parse_input_size(value) -> tuple[int, int, int] | None:
         raise ValueError(f"input size {value!r} is not three whole numbers C,H,W")
     c, h, w = size
     if not 1 <= c <= 64 or not 1 <= h <= 4096 or not 1 <= w <= 4096:
-        raise ValueError(f"input size {c},{h},{w} is out of range (1..64 channels, "
-                         f"1..4096 pixels a side)")
+        raise ValueError(
+            f"input size {c},{h},{w} is out of range (1..64 channels, 1..4096 pixels a side)"
+        )
     return size
 
 
@@ -60,49 +61,76 @@ def code_entry(spec: str) -> tuple[str, str, str] | None:
     return None
 
 
-def _json_value(v, depth: int = 0) -> None:
+def check_json_value(v, depth: int = 0) -> None:
     if depth > 8:
         raise ValueError("model arguments are nested too deeply")
     if isinstance(v, dict):
         for k, x in v.items():
             if not isinstance(k, str):
                 raise ValueError("model argument names must be strings")
-            _json_value(x, depth + 1)
+            check_json_value(x, depth + 1)
     elif isinstance(v, (list, tuple)):
         for x in v:
-            _json_value(x, depth + 1)
+            check_json_value(x, depth + 1)
     elif not (v is None or isinstance(v, (bool, int, float, str))):
         raise ValueError(f"model argument {v!r} is not a JSON value")
 
 
-class ModelRequest(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+def check_model_args(v: dict) -> dict:
+    check_json_value(v)
+    n = v.get("num_classes")
+    if n is not None and (
+        isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_CLASSES
+    ):
+        raise ValueError(f"num_classes must be a whole number from 1 to {MAX_CLASSES:,}")
+    return v
+
+
+InputSize = Annotated[tuple[int, int, int] | None, BeforeValidator(parse_input_size)]
+ModelArgs = Annotated[dict[str, Any], AfterValidator(check_model_args)]
+
+
+class ModelSpec(BaseModel):
+    """What to load, as data (what a recipe or a saved folder may say)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     spec: str = Field(min_length=1, max_length=4096)
     arch: str | None = Field(None, max_length=4096)
     weights: str | None = Field(None, max_length=4096)
     pretrained: bool = False
-    model_args: dict[str, Any] = Field(default_factory=dict)
-    input_size: tuple[int, int, int] | None = None
+    model_args: ModelArgs = Field(default_factory=dict)
+    input_size: InputSize = None
+
+
+class ModelRequest(ModelSpec):
+    """A ``ModelSpec`` and the user's consent (never from a file)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     # Never written to a file (see the module docstring).
     trust: bool = Field(False, exclude=True)
     code_root: str | None = Field(None, exclude=True)
     from_file: bool = Field(False, exclude=True)
 
-    @field_validator("input_size", mode="before")
     @classmethod
-    def _size(cls, v):
-        return parse_input_size(v)
+    def from_record(cls, d, where: str = "model request", **consent) -> ModelRequest:
+        """A request read from a file (recipe, folder, recovery, settings): consent is never
+        taken from it -- only from ``consent`` (the user's own ``trust``, ``code_root``)."""
+        from studio.core.errors import InputError
+        from studio.core.schema import parse
 
-    @field_validator("model_args")
-    @classmethod
-    def _args(cls, v):
-        _json_value(v)
-        n = v.get("num_classes")
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int)
-                              or not 1 <= n <= MAX_CLASSES):
-            raise ValueError(f"num_classes must be a whole number from 1 to {MAX_CLASSES:,}")
-        return v
+        if not isinstance(d, dict):
+            raise InputError(
+                f"{where}: expected an object naming the model, got {type(d).__name__}"
+            )
+        d = {
+            k: v
+            for k, v in d.items()
+            if k not in ("trust", "code_root", "from_file", "weights_sha256")
+        }
+        req = parse(cls, d, where)
+        return req.model_copy(update={**consent, "from_file": True})
 
     def record(self) -> dict:
         """The request as data for a file: what to load, never consent."""

@@ -16,18 +16,21 @@ studio did not write is ever removed, and a crash never leaves half a model.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from torch import nn
 
 from studio.core.errors import InputError, LoadError
 from studio.core.io import atomic_torch_save, atomic_write_text
 from studio.core.model import checkpoint
-from studio.core.model.request import ModelRequest, _json_value, parse_input_size
+from studio.core.model.loaded import LoadedModel
+from studio.core.model.request import ModelArgs, ModelRequest, parse_input_size
+from studio.core.model.sources import arch_label, build_architecture
 from studio.core.outputs import MODEL_FORMAT, recover, write_folder
 from studio.core.schema import MiB, expect_format, load_json, parse
 
@@ -40,7 +43,7 @@ class SourceRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["demo", "torchvision", "timm", "code", "pickle", "arch"]
     name: str | None = Field(None, max_length=512)
-    args: dict[str, Any] = Field(default_factory=dict)
+    args: ModelArgs = Field(default_factory=dict)
     module: str | None = Field(None, max_length=512)
     file: str | None = Field(None, max_length=4096)
     file_name: str | None = Field(None, max_length=512)
@@ -53,13 +56,6 @@ class SourceRecord(BaseModel):
     num_classes: int | None = Field(None, ge=1, le=1_000_000)
     demo: bool | None = None
 
-    @field_validator("args")
-    @classmethod
-    def _args(cls, v):
-        _json_value(v)
-        ModelRequest(spec="x", model_args=v)  # the same bounds as a request's arguments
-        return v
-
 
 class FolderMeta(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -69,16 +65,18 @@ class FolderMeta(BaseModel):
     name: str = Field(max_length=2048)
     source: SourceRecord
     origin: dict[str, Any] | None = None
-    input_size: tuple[int, int, int]
+    input_size: Annotated[tuple[int, int, int], BeforeValidator(parse_input_size)]
     plans: list[dict[str, Any]] = Field(default_factory=list, max_length=1000)
-    weights: str = Field("weights.pt", pattern=_NAME)
+    weights: str = "weights.pt"
     weights_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     files: list[str] | None = Field(None, max_length=1000)
 
-    @field_validator("input_size", mode="before")
+    @field_validator("weights")
     @classmethod
-    def _size(cls, v):
-        return parse_input_size(v)
+    def _inside(cls, v):
+        if not re.match(_NAME, v):
+            raise ValueError("must be the name of a file inside the folder (no path)")
+        return v
 
 
 def _jsonable(o):
@@ -99,8 +97,15 @@ def dumps(obj) -> str:
     return json.dumps(_jsonable(obj), indent=1, allow_nan=False, default=str)
 
 
-def save_pruned(out_dir, lm, model: nn.Module, plan=None, report: dict | None = None,
-                extra_files: dict[str, str] | None = None, inputs=()) -> Path:
+def save_pruned(
+    out_dir,
+    lm,
+    model: nn.Module,
+    plan=None,
+    report: dict | None = None,
+    extra_files: dict[str, str] | None = None,
+    inputs=(),
+) -> Path:
     """Write ``model`` -- ``lm`` after ``plan`` (a ``Plan``, or None when the model only
     changed its weights) -- into the folder ``out_dir``, with ``extra_files`` (name -> text)."""
     plans = list(lm.plans) + ([plan.to_dict()] if plan is not None else [])
@@ -123,8 +128,12 @@ def save_pruned(out_dir, lm, model: nn.Module, plan=None, report: dict | None = 
             files.append("source.pt")
         elif src.get("kind") in ("module", "pickle"):  # no code to rebuild it: pickle it
             atomic_torch_save(model, tmp / "model.pt")
-            src = {"kind": "pickle", "file": "model.pt", "pruned": True,
-                   "sha256": checkpoint.sha256_of(tmp / "model.pt")}
+            src = {
+                "kind": "pickle",
+                "file": "model.pt",
+                "pruned": True,
+                "sha256": checkpoint.sha256_of(tmp / "model.pt"),
+            }
             files.append("model.pt")
         if plan is not None:
             plan.save(tmp / "plan.json")
@@ -134,11 +143,19 @@ def save_pruned(out_dir, lm, model: nn.Module, plan=None, report: dict | None = 
         for name, text in (extra_files or {}).items():
             atomic_write_text(tmp / name, text)
             files.append(name)
-        meta = {"format": FORMAT, "version": VERSION, "arch": lm.arch, "name": lm.name,
-                "source": src, "origin": lm.origin, "input_size": list(lm.input_size),
-                "plans": plans, "weights": "weights.pt",
-                "weights_sha256": checkpoint.sha256_of(tmp / "weights.pt"),
-                "files": sorted(set(files))}
+        meta = {
+            "format": FORMAT,
+            "version": VERSION,
+            "arch": lm.arch,
+            "name": lm.name,
+            "source": src,
+            "origin": lm.origin,
+            "input_size": list(lm.input_size),
+            "plans": plans,
+            "weights": "weights.pt",
+            "weights_sha256": checkpoint.sha256_of(tmp / "weights.pt"),
+            "files": sorted(set(files)),
+        }
         atomic_write_text(tmp / "model.json", dumps(meta))  # last: marks the folder complete
 
     return write_folder(out_dir, write, ins)
@@ -168,8 +185,6 @@ def _origin(meta: FolderMeta, v1: SourceRecord) -> dict | None:
 def _plausible(meta_source: dict, weights: Path, folder: Path) -> None:
     """Refuse a model.json whose architecture is far larger than its weights file before
     allocating it (built on the meta device: no memory)."""
-    from studio.core.model.loader import build_architecture
-
     if meta_source.get("kind") not in ("torchvision", "timm", "demo"):
         return
     try:
@@ -180,14 +195,15 @@ def _plausible(meta_source: dict, weights: Path, folder: Path) -> None:
         return
     size = weights.stat().st_size
     if n * 4 > 4 * size + 64 * MiB:
-        raise LoadError(f"{folder}/model.json describes a model of {n:,} parameters but "
-                        f"{weights.name} holds only {size / MiB:.1f} MiB: the folder was "
-                        f"tampered with or is incomplete")
+        raise LoadError(
+            f"{folder}/model.json describes a model of {n:,} parameters but "
+            f"{weights.name} holds only {size / MiB:.1f} MiB: the folder was "
+            f"tampered with or is incomplete"
+        )
 
 
 def load_folder(folder, req: ModelRequest | None = None):
     """Rebuild a model saved by ``save_pruned``."""
-    from studio.core.model.loader import LoadedModel, arch_label, build_architecture
     from studio.core.plan.plan import Plan
     from studio.core.plan.surgery import apply_plan
     from studio.core.structure.map import StructureMap
@@ -197,8 +213,9 @@ def load_folder(folder, req: ModelRequest | None = None):
     recover(folder)
     meta_file = folder / "model.json"
     if not meta_file.is_file():
-        raise LoadError(f"{folder} is a folder but not a model saved by pruning-studio "
-                        f"(no model.json)")
+        raise LoadError(
+            f"{folder} is a folder but not a model saved by pruning-studio (no model.json)"
+        )
     try:
         d = load_json(meta_file, "model.json", 16 * MiB)
         expect_format(d, FORMAT, "pruning-studio model", str(meta_file), (1, 2))
@@ -215,14 +232,17 @@ def load_folder(folder, req: ModelRequest | None = None):
         f = Path(source["file"])
         f = f if f.is_absolute() else folder / f
         if not f.is_file():
-            raise LoadError(f"{folder} was pruned from the pickled model {f}, which is gone; "
-                            f"the architecture cannot be rebuilt without it")
+            raise LoadError(
+                f"{folder} was pruned from the pickled model {f}, which is gone; "
+                f"the architecture cannot be rebuilt without it"
+            )
         if source.get("sha256") and checkpoint.sha256_of(f) != source["sha256"]:
             raise LoadError(f"{f} changed since {folder} was saved (sha256 differs)")
         source["file"] = str(f)
     _plausible(source, wfile, folder)
-    model = build_architecture(source, trust=req.trust, code_root=req.code_root,
-                               by_user=False).eval()
+    model = build_architecture(
+        source, trust=req.trust, code_root=req.code_root, by_user=False
+    ).eval()
     input_size = tuple(meta.input_size)
     if not source.get("pruned"):
         for k, pd in enumerate(meta.plans, 1):
@@ -235,18 +255,27 @@ def load_folder(folder, req: ModelRequest | None = None):
         raise LoadError(f"{wfile} cannot be read: {str(e).splitlines()[0][:160]}") from None
     if not checkpoint.is_state_dict(sd):
         raise LoadError(f"{wfile} is not a state_dict")
-    checkpoint.check_tensors(sd.items(), str(wfile))
+    checkpoint.check_tensors(sd.items(), str(wfile), checkpoint.floats_of(model))
     try:
         model.load_state_dict(sd)
     except RuntimeError as e:
         lines = str(e).splitlines()
-        raise LoadError(f"{wfile} does not fit the rebuilt model: "
-                        f"{(lines[1] if len(lines) > 1 else lines[0])[:160].strip()}") from None
+        raise LoadError(
+            f"{wfile} does not fit the rebuilt model: "
+            f"{(lines[1] if len(lines) > 1 else lines[0])[:160].strip()}"
+        ) from None
     if source.get("kind") == "pickle" and not source.get("pruned"):
         source["file"] = str(Path(source["file"]).resolve())
-    return LoadedModel(model.eval(), source, f"{folder.name} (pruned {meta.arch})",
-                       meta.arch or arch_label(source), input_size, list(meta.plans),
-                       folder=str(folder), origin=_origin(meta, meta.source))
+    return LoadedModel(
+        model.eval(),
+        source,
+        f"{folder.name} (pruned {meta.arch})",
+        meta.arch or arch_label(source),
+        input_size,
+        list(meta.plans),
+        folder=str(folder),
+        origin=_origin(meta, meta.source),
+    )
 
 
 # Older name of the same function.

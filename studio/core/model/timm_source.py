@@ -7,7 +7,6 @@ minute of network retries: reachability is checked first with a short timeout.
 
 from __future__ import annotations
 
-import logging
 import socket
 from functools import lru_cache
 
@@ -15,7 +14,6 @@ from torch import nn
 
 from studio.core.errors import LoadError
 
-log = logging.getLogger(__name__)
 HUB_HOST = "huggingface.co"
 
 
@@ -94,43 +92,40 @@ def build(name: str, args: dict, pretrained: bool = False) -> nn.Module:
         if cached:
             kwargs["pretrained_cfg_overlay"] = {"file": cached}
         elif not _reachable():
-            where = (f"https://huggingface.co/{cfg.hf_hub_id}" if cfg.hf_hub_id else cfg.url)
+            where = f"https://huggingface.co/{cfg.hf_hub_id}" if cfg.hf_hub_id else cfg.url
             raise LoadError(
                 f"pretrained weights for timm:{name} are not cached and {HUB_HOST} cannot be "
                 f"reached; put its model.safetensors (from {where}) into the Hugging Face "
                 f"cache (~/.cache/huggingface/hub, e.g. 'hf download {cfg.hf_hub_id}' on a "
-                f"connected machine) or load the file as weights", fix="weights")
+                f"connected machine) or load the file as weights",
+                fix="weights",
+            )
     try:
         return timm.create_model(name, pretrained=pretrained, **kwargs)
     except TypeError as e:
-        raise LoadError(f"timm:{name} does not take these arguments {sorted(args)}: "
-                        f"{str(e).splitlines()[0][:160]}") from None
+        raise LoadError(
+            f"timm:{name} does not take these arguments {sorted(args)}: "
+            f"{str(e).splitlines()[0][:160]}"
+        ) from None
     except (OSError, RuntimeError) as e:
         if pretrained:
-            raise LoadError(f"pretrained weights for timm:{name} could not be loaded: "
-                            f"{type(e).__name__}: {str(e).splitlines()[0][:160]}") from None
+            raise LoadError(
+                f"pretrained weights for timm:{name} could not be loaded: "
+                f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
+            ) from None
         raise
 
 
 def catalogue() -> list[dict]:
     """One entry per timm architecture for the model browser (name, family, pretrained)."""
-    timm = _timm()
-    with_weights = {n.split(".", 1)[0] for n in timm.list_models(pretrained=True)}
-    out = []
-    for n in names():
-        mod = ""
-        try:
-            mod = timm.models.get_arch_name(n) if hasattr(timm.models, "get_arch_name") else ""
-        except Exception:  # noqa: BLE001
-            mod = ""
-        out.append({"name": n, "family": _family(n, mod), "pretrained": n in with_weights})
-    return out
-
-
-def _family(name: str, module: str) -> str:
+    _timm()
     try:
         from timm.models import _registry
 
-        return _registry._model_to_module.get(name, module or name.split("_")[0])
-    except Exception:  # noqa: BLE001
-        return module or name.split("_")[0]
+        module, with_weights = _registry._model_to_module, _registry._model_has_pretrained
+    except (ImportError, AttributeError):  # another timm: names only
+        module, with_weights = {}, set()
+    return [
+        {"name": n, "family": module.get(n, n.split("_")[0]), "pretrained": n in with_weights}
+        for n in names()
+    ]

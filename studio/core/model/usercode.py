@@ -97,20 +97,28 @@ def resolve_file(record: dict, code_root: str | None) -> Path:
     then by name), then where it was; its sha256 must match."""
     given, name, where = record.get("file", ""), record.get("file_name", ""), record.get("abs")
     candidates = []
-    if code_root:
+    if code_root:  # the file by its name, then by ever longer tails of its old path
         root = Path(code_root)
-        candidates += [root / given, root / name]
+        parts = Path(where or given).parts
+        candidates += [root.joinpath(*parts[-k:]) for k in range(1, len(parts))]
+        candidates.append(root / given)
     if where:
         candidates.append(Path(where))
     candidates.append(Path(given))
     for c in candidates:
         if c.is_file():
             if record.get("sha256") and sha256_of(c) != record["sha256"]:
-                raise LoadError(f"{c} changed since the model was saved (sha256 differs); "
-                                f"point at the code it was saved with", fix="code_root")
+                raise LoadError(
+                    f"{c} changed since the model was saved (sha256 differs); "
+                    f"point at the code it was saved with",
+                    fix="code_root",
+                )
             return c
-    raise LoadError(f"the model's code {name or given} was not found (it was at {where or given})"
-                    f"; point at the folder that holds it", fix="code_root")
+    raise LoadError(
+        f"the model's code {name or given} was not found (it was at {where or given})"
+        f"; point at the folder that holds it",
+        fix="code_root",
+    )
 
 
 def build(record: dict, *, trust: bool, code_root: str | None, by_user: bool) -> nn.Module:
@@ -121,8 +129,9 @@ def build(record: dict, *, trust: bool, code_root: str | None, by_user: bool) ->
     if record.get("module"):
         where = f"{record['module']}:{entry}"
         if not (by_user or trust):
-            raise UntrustedFile(where, "is model code named by a file (recipe or folder), "
-                                       "not by you")
+            raise UntrustedFile(
+                where, "is model code named by a file (recipe or folder), not by you"
+            )
         if code_root:
             _on_path(Path(code_root))
         try:
@@ -130,16 +139,18 @@ def build(record: dict, *, trust: bool, code_root: str | None, by_user: bool) ->
         except BaseException as e:  # noqa: BLE001
             if isinstance(e, KeyboardInterrupt):
                 raise
-            raise LoadError(f"importing {record['module']} failed: {_first_line(e)}",
-                            fix="code_root") from None
+            raise LoadError(
+                f"importing {record['module']} failed: {_first_line(e)}", fix="code_root"
+            ) from None
     else:
         path = resolve_file(record, code_root) if not by_user else Path(record["file"])
         where = f"{path}:{entry}"
         if not path.is_file():
             raise LoadError(f"code file not found: {path}")
         if not (by_user or trust):
-            raise UntrustedFile(path, "is model code named by a file (recipe or folder), "
-                                      "not by you")
+            raise UntrustedFile(
+                path, "is model code named by a file (recipe or folder), not by you"
+            )
         module = _import_file(path.resolve())
     obj = getattr(module, entry, None)
     if obj is None:
@@ -154,5 +165,12 @@ def record_for(kind: str, target: str, entry: str, args: dict) -> dict:
     p = Path(target)
     if not p.is_file():
         raise LoadError(f"code file not found: {target}")
-    return {"kind": "code", "file": target, "file_name": p.name, "abs": str(p.resolve()),
-            "sha256": sha256_of(p), "entry": entry, "args": args}
+    return {
+        "kind": "code",
+        "file": target,
+        "file_name": p.name,
+        "abs": str(p.resolve()),
+        "sha256": sha256_of(p),
+        "entry": entry,
+        "args": args,
+    }

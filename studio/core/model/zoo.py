@@ -69,5 +69,6 @@ def build(arch: str, args: dict | None = None) -> nn.Module:
     try:
         return torchvision.models.get_model(arch, **kwargs)
     except (TypeError, ValueError) as e:
-        raise LoadError(f"{arch} does not take these arguments {sorted(args)}: "
-                        f"{str(e).splitlines()[0][:160]}") from None
+        raise LoadError(
+            f"{arch} does not take these arguments {sorted(args)}: {str(e).splitlines()[0][:160]}"
+        ) from None

@@ -15,9 +15,13 @@ from studio.core.pipelines.config import PIPELINES, PipelineConfig
 def _runner(name: str):
     from studio.core.pipelines import candidates, iterative, sensitivity
 
-    return {"oneshot": iterative.oneshot, "iterative": iterative.iterative,
-            "sampling": candidates.sampling, "search": candidates.search,
-            "sensitivity": sensitivity.guided}[name]
+    return {
+        "oneshot": iterative.oneshot,
+        "iterative": iterative.iterative,
+        "sampling": candidates.sampling,
+        "search": candidates.search,
+        "sensitivity": sensitivity.guided,
+    }[name]
 
 
 def run_pipeline(lm, data, cfg: PipelineConfig, cancel: CancelToken | None = None) -> Events:

@@ -26,20 +26,19 @@ from studio.core.pipelines.common import (
 )
 from studio.core.pipelines.config import PipelineConfig
 from studio.core.plan.plan import Plan, predict
+from studio.core.plan.probe import map_checked
 from studio.core.plan.surgery import apply_plan
-from studio.core.structure.map import StructureMap
 
 
 def setup(lm, data, cfg: PipelineConfig, cancel) -> Events:
     """The map, the criterion's scores, the evaluator, a seeded generator, the groups."""
-    s = StructureMap(lm.model, lm.input_size, lm.arch)
+    s = map_checked(lm.model, lm.input_size, lm.arch)
     scores = yield from scores_for(lm.model, s, cfg, data, cancel)
     return s, scores, Evaluator(data, cfg), rng_for(cfg), prunable(s)
 
 
 def candidate(lm, s, scores, shape, cfg, evaluator, cancel):
-    plan = project_to_target(s, scores, shape, cfg.flops_target * s.original.flops,
-                             Plan.empty(s))
+    plan = project_to_target(s, scores, shape, cfg.flops_target * s.original.flops, Plan.empty(s))
     model = apply_plan(lm.model, s, plan, check=False)
     return plan, model, evaluator(model, cancel)
 
@@ -48,17 +47,29 @@ def finish(lm, data, cfg, s, best, candidates, name, cancel, cancelled: bool) ->
     """Fine-tune the chosen model with the whole budget. The validation split is first read
     here, by the fine-tuning's epoch reports -- never while candidates are compared."""
     plan, model, acc = best
-    chosen = {"flops": predict(plan, s).flops, "params": predict(plan, s).params,
-              "heldout_top1": acc}
+    chosen = {
+        "flops": predict(plan, s).flops,
+        "params": predict(plan, s).params,
+        "heldout_top1": acc,
+    }
     if not cancelled:
-        ft = yield from tune(model, data, cfg.finetune, cfg.finetune.epochs,
-                             teacher_of(lm, cfg), cancel)
+        ft = yield from tune(
+            model, data, cfg.finetune, cfg.finetune.epochs, teacher_of(lm, cfg), cancel
+        )
         cancelled = bool(ft.get("cancelled"))
         if ft.get("history"):
             chosen["val_top1"] = ft["history"][-1]["val_top1"]
-    return {"model": lm.derive(model, plan, name), "cancelled": cancelled,
-            "history": {"pipeline": name, "candidates": candidates, "chosen": chosen,
-                        "base_flops": s.original.flops, "cancelled": cancelled}}
+    return {
+        "model": lm.derive(model, plan, name),
+        "cancelled": cancelled,
+        "history": {
+            "pipeline": name,
+            "candidates": candidates,
+            "chosen": chosen,
+            "base_flops": s.original.flops,
+            "cancelled": cancelled,
+        },
+    }
 
 
 def sampling(lm, data, cfg: PipelineConfig, cancel) -> Events:
@@ -75,8 +86,12 @@ def sampling(lm, data, cfg: PipelineConfig, cancel) -> Events:
             plan, model, acc = candidate(lm, s, scores, shape, cfg, ev, cancel)
             rec = {"index": i, "flops": predict(plan, s).flops, "heldout_top1": acc}
             candidates.append(rec)
-            yield {"type": "candidate", "total": cfg.candidates, "base_flops": s.original.flops,
-                   **rec}
+            yield {
+                "type": "candidate",
+                "total": cfg.candidates,
+                "base_flops": s.original.flops,
+                **rec,
+            }
             yield progress(i + 1, cfg.candidates, "sampling sub-models")
             if best is None or acc > best[2]:
                 best, best_i = (plan, model, acc), i
@@ -86,16 +101,16 @@ def sampling(lm, data, cfg: PipelineConfig, cancel) -> Events:
             raise
     for c in candidates:
         c["chosen"] = c["index"] == best_i
-    return (yield from finish(lm, data, cfg, s, best, candidates, "sampling", cancel,
-                              cancelled))
+    return (yield from finish(lm, data, cfg, s, best, candidates, "sampling", cancel, cancelled))
 
 
 def search(lm, data, cfg: PipelineConfig, cancel) -> Events:
     """Evolution over per-group keep-ratio shapes: keep the top half, refill with uniform
     crossover of two parents plus Gaussian mutation."""
     s, scores, ev, rng, groups = yield from setup(lm, data, cfg, cancel)
-    pop = [np.ones(len(groups))] + [rng.uniform(cfg.min_keep, 1.0, len(groups))
-                                    for _ in range(cfg.candidates - 1)]
+    pop = [np.ones(len(groups))] + [
+        rng.uniform(cfg.min_keep, 1.0, len(groups)) for _ in range(cfg.candidates - 1)
+    ]
     best, candidates, cancelled = None, [], False
     total = cfg.candidates * cfg.generations
     k = 0
@@ -109,8 +124,7 @@ def search(lm, data, cfg: PipelineConfig, cancel) -> Events:
                 candidates.append(rec)
                 scored.append((acc, vec))
                 k += 1
-                yield {"type": "candidate", "total": total, "base_flops": s.original.flops,
-                       **rec}
+                yield {"type": "candidate", "total": total, "base_flops": s.original.flops, **rec}
                 yield progress(k, total, f"search generation {gen + 1}")
                 if best is None or acc > best[2]:
                     best = (plan, model, acc)

@@ -15,7 +15,7 @@ from torch import nn
 
 from studio.core import criteria
 from studio.core.jobs import CancelToken, Events
-from studio.core.model.loader import LoadedModel
+from studio.core.model.loaded import LoadedModel
 from studio.core.pipelines.config import PipelineConfig
 from studio.core.plan.plan import Plan, predict
 from studio.core.plan.selection import lowest_channels
@@ -25,11 +25,19 @@ from studio.core.train.evaluate import evaluate
 from studio.core.train.finetune import FinetuneConfig, finetune, recalibrate_bn
 
 
-def scores_for(model: nn.Module, s: StructureMap, cfg: PipelineConfig,
-               data: DataSource | None, cancel: CancelToken | None) -> Events:
+def scores_for(
+    model: nn.Module,
+    s: StructureMap,
+    cfg: PipelineConfig,
+    data: DataSource | None,
+    cancel: CancelToken | None,
+) -> Events:
     """The pipeline's criterion scores (``criteria.score``, the one scoring path)."""
-    return (yield from criteria.score(model, s, cfg.criterion, data,
-                                      batches=cfg.score_batches, seed=cfg.seed, cancel=cancel))
+    return (
+        yield from criteria.score(
+            model, s, cfg.criterion, data, batches=cfg.score_batches, seed=cfg.seed, cancel=cancel
+        )
+    )
 
 
 class Evaluator:
@@ -62,14 +70,15 @@ def plan_from_keep(s: StructureMap, scores, keep: dict[str, float], base: Plan) 
     p = base.copy()
     for gid, k in keep.items():
         g = s.group_index[gid]
-        n = g.channels // max(g.channel_groups, 1)
+        n = g.units
         remove = min(n - 1, max(0, int(round(n * (1 - k)))))
         p.set_removed(gid, lowest_channels(s, gid, scores[gid].group, remove))
     return p
 
 
-def project_to_target(s: StructureMap, scores, shape: dict[str, float], target_flops: float,
-                      base: Plan) -> Plan:
+def project_to_target(
+    s: StructureMap, scores, shape: dict[str, float], target_flops: float, base: Plan
+) -> Plan:
     """Scale a per-group keep-ratio *shape* until the plan's FLOPs meet ``target_flops``:
     keep_g = min(1, t * shape_g), t found by bisection (FLOPs grow with t)."""
     lo, hi = 0.0, 1.0 / max(min(shape.values()), 1e-6)

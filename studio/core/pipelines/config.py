@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from studio.core import criteria
+from studio.core.schema import CriterionName
 from studio.core.train.finetune import FinetuneConfig
 
 PIPELINES = ("oneshot", "iterative", "sampling", "search", "sensitivity")
@@ -17,7 +17,7 @@ class PipelineConfig(BaseModel):
 
     pipeline: Literal["oneshot", "iterative", "sampling", "search", "sensitivity"] = "iterative"
     flops_target: float = Field(0.5, gt=0, lt=1)
-    criterion: str = "l1"
+    criterion: CriterionName = "l1"
     # iterative
     rounds: int = Field(3, ge=1, le=100)
     # geometric | linear | explicit FLOPs shares per round (decreasing, the last = target)
@@ -40,20 +40,13 @@ class PipelineConfig(BaseModel):
     seed: int = Field(0, ge=0, lt=2**32)
     score_batches: int = Field(8, ge=1, le=10_000)
 
-    @field_validator("criterion")
-    @classmethod
-    def _criterion(cls, v):
-        if v not in criteria.ALL:
-            raise ValueError(f"unknown criterion (choose from {', '.join(criteria.ALL)})")
-        return v
-
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, v):
-        if isinstance(v, list) and (not v or any(not 0 < x < 1 for x in v)
-                                    or sorted(v, reverse=True) != v):
-            raise ValueError("an explicit schedule is a decreasing list of FLOPs shares in "
-                             "(0, 1)")
+        if isinstance(v, list) and (
+            not v or any(not 0 < x < 1 for x in v) or sorted(v, reverse=True) != v
+        ):
+            raise ValueError("an explicit schedule is a decreasing list of FLOPs shares in (0, 1)")
         return v
 
     @field_validator("ratios")

@@ -8,13 +8,14 @@ from studio.core.jobs import Cancelled, Events, progress
 from studio.core.pipelines.common import scores_for, split_epochs, teacher_of, tune, val_top1
 from studio.core.pipelines.config import PipelineConfig
 from studio.core.plan.plan import predict
+from studio.core.plan.probe import map_checked
 from studio.core.plan.selection import select
 from studio.core.plan.surgery import apply_plan
 from studio.core.structure.map import StructureMap
 
 
 def _map(lm) -> StructureMap:
-    return StructureMap(lm.model, lm.input_size, lm.arch)
+    return map_checked(lm.model, lm.input_size, lm.arch)
 
 
 def oneshot(lm, data, cfg: PipelineConfig, cancel) -> Events:
@@ -22,16 +23,26 @@ def oneshot(lm, data, cfg: PipelineConfig, cancel) -> Events:
     scores = yield from scores_for(lm.model, s, cfg, data, cancel)
     plan = select(s, scores, flops_target=cfg.flops_target, meta={"criterion": cfg.criterion})
     model = apply_plan(lm.model, s, plan)
-    ft = yield from tune(model, data, cfg.finetune, cfg.finetune.epochs, teacher_of(lm, cfg),
-                         cancel)
+    ft = yield from tune(
+        model, data, cfg.finetune, cfg.finetune.epochs, teacher_of(lm, cfg), cancel
+    )
     if ft.get("cancelled"):
         raise Cancelled()
     top1 = yield from val_top1(model, data, cancel)
-    rec = {"round": 1, "rounds": 1, "flops": predict(plan, s).flops,
-           "params": predict(plan, s).params, "val_top1": top1, "base_flops": s.original.flops}
+    rec = {
+        "round": 1,
+        "rounds": 1,
+        "flops": predict(plan, s).flops,
+        "params": predict(plan, s).params,
+        "val_top1": top1,
+        "base_flops": s.original.flops,
+    }
     yield {"type": "round", **rec}
-    return {"model": lm.derive(model, plan, "one-shot"), "cancelled": False,
-            "history": {"pipeline": "oneshot", "rounds": [rec], "finetune": ft.get("history")}}
+    return {
+        "model": lm.derive(model, plan, "one-shot"),
+        "cancelled": False,
+        "history": {"pipeline": "oneshot", "rounds": [rec], "finetune": ft.get("history")},
+    }
 
 
 def round_targets(cfg: PipelineConfig) -> list[float]:
@@ -56,9 +67,12 @@ def iterative(lm, data, cfg: PipelineConfig, cancel) -> Events:
         for r, target in enumerate(targets, 1):
             s = _map(cur)
             scores = yield from scores_for(cur.model, s, cfg, data, cancel)
-            plan = select(s, scores, flops_target=min(0.999, base_flops * target
-                                                      / s.original.flops),
-                          meta={"criterion": cfg.criterion, "round": r})
+            plan = select(
+                s,
+                scores,
+                flops_target=min(0.999, base_flops * target / s.original.flops),
+                meta={"criterion": cfg.criterion, "round": r},
+            )
             model = apply_plan(cur.model, s, plan)
             yield progress(r, len(targets), f"round {r}: fine-tune {epochs[r - 1]} epochs")
             ft = yield from tune(model, data, cfg.finetune, epochs[r - 1], teacher, cancel)
@@ -66,14 +80,23 @@ def iterative(lm, data, cfg: PipelineConfig, cancel) -> Events:
                 raise Cancelled()
             cur = cur.derive(model, plan, f"round {r}")
             top1 = yield from val_top1(model, data, cancel)
-            rec = {"round": r, "rounds": len(targets), "flops": predict(plan, s).flops,
-                   "params": predict(plan, s).params, "val_top1": top1,
-                   "epochs": epochs[r - 1], "base_flops": base_flops}
+            rec = {
+                "round": r,
+                "rounds": len(targets),
+                "flops": predict(plan, s).flops,
+                "params": predict(plan, s).params,
+                "val_top1": top1,
+                "epochs": epochs[r - 1],
+                "base_flops": base_flops,
+            }
             rounds.append(rec)
             yield {"type": "round", **rec}
     except Cancelled:
         cancelled = True
         if not rounds:
             raise
-    return {"model": cur, "cancelled": cancelled,
-            "history": {"pipeline": "iterative", "rounds": rounds, "cancelled": cancelled}}
+    return {
+        "model": cur,
+        "cancelled": cancelled,
+        "history": {"pipeline": "iterative", "rounds": rounds, "cancelled": cancelled},
+    }

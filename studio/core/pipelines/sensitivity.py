@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -25,6 +24,8 @@ from studio.core.pipelines.common import (
 )
 from studio.core.pipelines.config import PipelineConfig
 from studio.core.plan.plan import Plan, predict
+from studio.core.plan.probe import map_checked
+from studio.core.plan.selection import lowest_channels
 from studio.core.plan.surgery import apply_plan
 from studio.core.structure.map import StructureMap
 from studio.core.train.data import DataSource
@@ -72,17 +73,17 @@ class masked:
             h.remove()
 
 
-def analyse(lm, data: DataSource, cfg: PipelineConfig,
-            cancel: CancelToken | None = None) -> Events:
+def analyse(lm, data: DataSource, cfg: PipelineConfig, cancel: CancelToken | None = None) -> Events:
     """Returns ``(structure, scores, result)``; ``result`` is JSON-ready: base held-out
     top-1, ratios, one curve per group, each group's FLOPs, the number of evaluations.
     Groups run from the most to the least FLOPs-heavy."""
-    s = StructureMap(lm.model, lm.input_size, lm.arch)
+    s = map_checked(lm.model, lm.input_size, lm.arch)
     scores = yield from scores_for(lm.model, s, cfg, data, cancel)
     ev = Evaluator(data, cfg, bn_batches=min(cfg.bn_batches, cfg.sensitivity_bn_batches))
     model = copy.deepcopy(lm.model).eval()
-    bn_state = {k: v.clone() for k, v in model.state_dict().items()
-                if "running" in k or "num_batches" in k}
+    bn_state = {
+        k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num_batches" in k
+    }
     base = ev(model, cancel)
     groups = [g for g in s.groups if g.prunable]
     cost = {g.id: group_flops(s, g) for g in groups}
@@ -91,11 +92,10 @@ def analyse(lm, data: DataSource, cfg: PipelineConfig,
     total = len(groups) * len(cfg.ratios)
     k = 0
     for g in groups:
-        order = np.argsort(scores[g.id].group, kind="stable")
         accs = []
         for r in cfg.ratios:
-            n = min(g.channels - 1, int(round(r * g.channels)))
-            chans = s.orbit_closure(g.id, order[:n]) if g.channel_groups > 1 else order[:n]
+            n = min(g.units - 1, int(round(r * g.units)))
+            chans = lowest_channels(s, g.id, scores[g.id].group, n)
             with masked(model, g, chans):
                 acc = ev(model, cancel, inplace=True)
             model.load_state_dict(bn_state, strict=False)
@@ -103,14 +103,29 @@ def analyse(lm, data: DataSource, cfg: PipelineConfig,
             k += 1
             yield progress(k, total, f"sensitivity of {g.id}")
         curves[g.id] = accs
-        yield {"type": "curve", "group": g.id, "ratios": list(cfg.ratios), "top1": accs,
-               "base": base}
-    return s, scores, {"base_top1": base, "ratios": list(cfg.ratios), "curves": curves,
-                       "group_flops": cost, "evaluations": ev.calls}
+        yield {
+            "type": "curve",
+            "group": g.id,
+            "ratios": list(cfg.ratios),
+            "top1": accs,
+            "base": base,
+        }
+    return (
+        s,
+        scores,
+        {
+            "base_top1": base,
+            "ratios": list(cfg.ratios),
+            "curves": curves,
+            "group_flops": cost,
+            "evaluations": ev.calls,
+        },
+    )
 
 
-def sensitivity(lm, data: DataSource, cfg: PipelineConfig,
-                cancel: CancelToken | None = None) -> Events:
+def sensitivity(
+    lm, data: DataSource, cfg: PipelineConfig, cancel: CancelToken | None = None
+) -> Events:
     """The analysis alone (its JSON-ready result)."""
     _s, _scores, res = yield from analyse(lm, data, cfg, cancel)
     return res
@@ -148,8 +163,11 @@ def suggest_ratios(s: StructureMap, scores, sens: dict, flops_target: float) -> 
             break
         level[best] += 1
         plan = plan_at()
-    plan.meta = {"criterion": "sensitivity", "flops_target": flops_target,
-                 "ratios": {g: ratios[v] for g, v in level.items() if v}}
+    plan.meta = {
+        "criterion": "sensitivity",
+        "flops_target": flops_target,
+        "ratios": {g: ratios[v] for g, v in level.items() if v},
+    }
     return plan
 
 
@@ -158,14 +176,25 @@ def guided(lm, data, cfg: PipelineConfig, cancel) -> Events:
     s, scores, sens = yield from analyse(lm, data, cfg, cancel)
     plan = suggest_ratios(s, scores, sens, cfg.flops_target)
     model = apply_plan(lm.model, s, plan)
-    chosen = {"flops": predict(plan, s).flops, "params": predict(plan, s).params,
-              "ratios": plan.meta["ratios"]}
-    ft = yield from tune(model, data, cfg.finetune, cfg.finetune.epochs, teacher_of(lm, cfg),
-                         cancel)
+    chosen = {
+        "flops": predict(plan, s).flops,
+        "params": predict(plan, s).params,
+        "ratios": plan.meta["ratios"],
+    }
+    ft = yield from tune(
+        model, data, cfg.finetune, cfg.finetune.epochs, teacher_of(lm, cfg), cancel
+    )
     if ft.get("cancelled"):
         raise Cancelled()
     if ft.get("history"):
         chosen["val_top1"] = ft["history"][-1]["val_top1"]
-    return {"model": lm.derive(model, plan, "sensitivity"), "cancelled": False,
-            "history": {"pipeline": "sensitivity", "sensitivity": sens, "chosen": chosen,
-                        "base_flops": s.original.flops}}
+    return {
+        "model": lm.derive(model, plan, "sensitivity"),
+        "cancelled": False,
+        "history": {
+            "pipeline": "sensitivity",
+            "sensitivity": sens,
+            "chosen": chosen,
+            "base_flops": s.original.flops,
+        },
+    }

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 from studio.core.errors import PlanError
 from studio.core.io import atomic_write_text
 from studio.core.schema import expect_format, load_json, parse
-from studio.core.structure.counting import Totals
+from studio.core.structure.counting import CONV, FIXED, Totals
 from studio.core.structure.map import StructureMap, _under
 
 FORMAT = "pruning-studio/plan"
@@ -40,8 +40,13 @@ class Plan:
         return cls(structure.arch, structure.fingerprint)
 
     def copy(self) -> Plan:
-        return Plan(self.arch, self.fingerprint, {k: list(v) for k, v in self.groups.items()},
-                    list(self.drop_blocks), json.loads(json.dumps(self.meta)))
+        return Plan(
+            self.arch,
+            self.fingerprint,
+            {k: list(v) for k, v in self.groups.items()},
+            list(self.drop_blocks),
+            json.loads(json.dumps(self.meta)),
+        )
 
     def is_empty(self) -> bool:
         return not any(self.groups.values()) and not self.drop_blocks
@@ -62,7 +67,8 @@ class Plan:
     # -- JSON ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return {
-            "format": FORMAT, "version": VERSION,
+            "format": FORMAT,
+            "version": VERSION,
             "model": {"arch": self.arch, "fingerprint": self.fingerprint},
             "groups": {k: sorted(v) for k, v in self.groups.items() if v},
             "drop_blocks": sorted(self.drop_blocks),
@@ -75,8 +81,13 @@ class Plan:
         in messages)."""
         expect_format(d, FORMAT, "pruning plan", where, (VERSION,), PlanError)
         f = parse(PlanFile, d, where, PlanError)
-        return cls(f.model.arch, f.model.fingerprint, {k: list(v) for k, v in f.groups.items()},
-                   list(f.drop_blocks), dict(f.meta))
+        return cls(
+            f.model.arch,
+            f.model.fingerprint,
+            {k: list(v) for k, v in f.groups.items()},
+            list(f.drop_blocks),
+            dict(f.meta),
+        )
 
     def save(self, path) -> None:
         atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=1, default=str))
@@ -104,9 +115,11 @@ class PlanFile(BaseModel):
     version: Literal[1]
     model: _PlanModel
     groups: dict[str, list[Annotated[StrictInt, Field(ge=0, lt=MAX_CHANNELS)]]] = Field(
-        default_factory=dict, max_length=100_000)
-    drop_blocks: list[Annotated[str, Field(max_length=512)]] = Field(default_factory=list,
-                                                                      max_length=10_000)
+        default_factory=dict, max_length=100_000
+    )
+    drop_blocks: list[Annotated[str, Field(max_length=512)]] = Field(
+        default_factory=list, max_length=10_000
+    )
     meta: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("groups")
@@ -133,7 +146,8 @@ def validate(plan: Plan, s: StructureMap) -> None:
     if plan.fingerprint != s.fingerprint:
         raise PlanError(
             f"plan was made for a different architecture ({plan.arch}, structure "
-            f"{plan.fingerprint}); this model is {s.arch} (structure {s.fingerprint})")
+            f"{plan.fingerprint}); this model is {s.arch} (structure {s.fingerprint})"
+        )
     for gid, idxs in plan.groups.items():
         g = s.group_index.get(gid)
         if g is None:
@@ -145,20 +159,45 @@ def validate(plan: Plan, s: StructureMap) -> None:
         arr = np.asarray(idxs)
         if arr.min() < 0 or arr.max() >= g.channels:
             bad = int(arr[(arr < 0) | (arr >= g.channels)][0])
-            raise PlanError(f"channel {bad} is out of range for group '{gid}' "
-                            f"({g.channels} channels)")
+            raise PlanError(
+                f"channel {bad} is out of range for group '{gid}' ({g.channels} channels)"
+            )
         if len(set(idxs)) >= g.channels:
             raise PlanError(f"plan removes every channel of group '{gid}'")
-        if g.channel_groups > 1 and len(s.orbit_closure(gid, arr)) != len(set(idxs)):
-            raise PlanError(
-                f"group '{gid}' feeds a grouped conv ({g.channel_groups} groups): remove the "
-                f"same channel position from every conv group")
+        if g.orbit is not None and len(s.orbit_closure(gid, arr)) != len(set(idxs)):
+            why = (
+                f"it feeds a grouped conv ({g.channel_groups} groups): remove the same "
+                f"position from every conv group"
+                if g.channel_groups > 1
+                else "some of its channels reach a layer twice: remove them with their twins"
+            )
+            raise PlanError(f"group '{gid}' cannot lose these channels alone: {why}")
     for b in plan.drop_blocks:
         info = s.block_index.get(b)
         if info is None:
             raise PlanError(f"unknown residual block '{b}'")
         if not info.droppable:
             raise PlanError(f"block '{b}' cannot be dropped: it {info.reason}")
+    emptied = emptied_layers(plan, s)
+    if emptied:
+        raise PlanError(
+            f"plan removes every channel of layer '{emptied[0]}' (a layer keeps at least one)"
+        )
+
+
+def emptied_layers(plan: Plan, s: StructureMap) -> list[str]:
+    """Layers the plan would leave with no channel in or out (a group's channels can map to
+    only part of a layer, or all of a small one: concatenations, splits)."""
+    rm_in, rm_out, dropped = removal_vectors(plan, s)
+    if not rm_in.any() and not rm_out.any():
+        return []
+    cin, cout, *_ = s.table.evaluate(rm_in, rm_out, dropped)
+    t = s.table
+    tracked = (t.code != FIXED) & (t.cout > 0)
+    bad = tracked & ((cout < 1) | ((t.code == CONV) & (cin < 1)))
+    if dropped is not None:
+        bad &= ~dropped
+    return [t.names[i] for i in np.flatnonzero(bad)]
 
 
 def removal_vectors(plan: Plan, s: StructureMap):
@@ -177,8 +216,7 @@ def removal_vectors(plan: Plan, s: StructureMap):
                 rm_in[m.row] += n
     dropped = None
     if plan.drop_blocks:
-        dropped = np.array([any(_under(n, b) for b in plan.drop_blocks)
-                            for n in s.table.names])
+        dropped = np.array([any(_under(n, b) for b in plan.drop_blocks) for n in s.table.names])
     return rm_in, rm_out, dropped
 
 
@@ -191,5 +229,8 @@ def predicted_widths(plan: Plan, s: StructureMap) -> dict[str, tuple[int, int]]:
     """layer -> (in, out) channels after the plan (dropped layers are left out)."""
     rm_in, rm_out, dropped = removal_vectors(plan, s)
     cin, cout, *_ = s.table.evaluate(rm_in, rm_out, dropped)
-    return {n: (int(cin[i]), int(cout[i])) for i, n in enumerate(s.table.names)
-            if dropped is None or not dropped[i]}
+    return {
+        n: (int(cin[i]), int(cout[i]))
+        for i, n in enumerate(s.table.names)
+        if dropped is None or not dropped[i]
+    }

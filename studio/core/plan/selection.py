@@ -7,24 +7,23 @@ import numpy as np
 
 from studio.core.criteria.weights import GroupScores
 from studio.core.errors import PlanError
-from studio.core.plan.plan import Plan, predict
+from studio.core.plan.plan import Plan, emptied_layers, predict
 from studio.core.structure.map import Group, StructureMap
 
 SCOPES = ("global", "uniform")
 
 
 class _Unit:
-    """A group as the selector sees it: units to rank (channels, or channel positions for
-    groups that feed a grouped conv) and how many may go."""
+    """A group as the selector sees it: units to rank (channels, or sets of channels that
+    can only go together) and how many may go."""
 
     def __init__(self, g: Group, score: np.ndarray, round_to: int):
         self.g = g
-        self.cg = max(g.channel_groups, 1)
-        self.n = g.channels // self.cg
-        # Mean score per position across conv groups (Torch-Pruning does the same).
-        self.score = score.reshape(self.cg, self.n).mean(0) if self.cg > 1 else score
+        self.full = score
+        self.n = g.units
+        self.score = g.unit_scores(score)
         self.order = np.argsort(self.score, kind="stable")
-        self.round_to = round_to if self.cg == 1 else 1
+        self.round_to = round_to if g.orbit is None else 1
         min_keep = max(1, self.round_to if self.n >= self.round_to else 1)
         self.max_remove = max(0, self.n - min_keep)
 
@@ -37,33 +36,116 @@ class _Unit:
         return k
 
     def channels(self, k: int) -> list[int]:
-        return _expand(np.sort(self.order[:k]), self.cg, self.n)
-
-
-def _expand(pos: np.ndarray, cg: int, n: int) -> list[int]:
-    """Unit positions -> channel indices (a position in every conv group when ``cg`` > 1)."""
-    if cg == 1:
-        return pos.tolist()
-    return np.sort((pos[None, :] + n * np.arange(cg)[:, None]).ravel()).tolist()
+        return self.g.channels_of(self.order[:k]).tolist()
 
 
 def lowest_channels(s: StructureMap, group_id: str, score, k: int) -> list[int]:
-    """The ``k`` lowest-scored units of a group, as channel indices: channels, or -- for a
-    group that feeds a grouped conv -- whole positions, taken from every conv group (``k``
-    then counts positions). The one place "choose the weakest channels" is written."""
+    """The ``k`` lowest-scored units of a group, as channel indices (``k`` counts units:
+    channels, or sets of channels that can only go together). The one place "choose the
+    weakest channels" is written."""
     g = s.group_index[group_id]
-    cg = max(g.channel_groups, 1)
-    n = g.channels // cg
     if k <= 0:
         return []
-    score = np.asarray(score, dtype=np.float64)
-    unit = score.reshape(cg, n).mean(0) if cg > 1 else score
-    return _expand(np.sort(np.argsort(unit, kind="stable")[:k]), cg, n)
+    order = np.argsort(g.unit_scores(score), kind="stable")
+    return g.channels_of(order[:k]).tolist()
 
 
 def _normalize(v: np.ndarray) -> np.ndarray:
     m = float(np.mean(np.abs(v)))
     return v / m if m > 0 else v
+
+
+def keep_layers(p: Plan, s: StructureMap, units: dict[str, _Unit]) -> Plan:
+    """Give back, one at a time, the best-scored removed channel of a layer the plan would
+    empty (a group may map onto only part of a layer, or onto all of a small one)."""
+    for _ in range(10_000):
+        emptied = emptied_layers(p, s)
+        if not emptied:
+            return p
+        row = s.table.index[emptied[0]]
+        for gid, idxs in p.groups.items():
+            ms = [m for m in s.group_index[gid].members if m.row == row]
+            removed = np.asarray(idxs, dtype=np.int64)
+            hit = (
+                removed[np.isin(removed, np.concatenate([m.root_idx for m in ms]))]
+                if ms
+                else removed[:0]
+            )
+            if not len(hit):
+                continue
+            u = units.get(gid)
+            best = int(hit[np.argmax(u.full[hit])]) if u is not None else int(hit[0])
+            p.set_removed(gid, set(idxs) - set(s.orbit_closure(gid, [best]).tolist()))
+            break
+        else:
+            return p  # nothing of this plan touches it: validation will say why
+    return p
+
+
+def _check(s: StructureMap, ratio, flops_target, scope: str, round_to: int, protect) -> None:
+    if (ratio is None) == (flops_target is None):
+        raise PlanError("give exactly one of a ratio or a FLOPs target")
+    target = ratio if ratio is not None else flops_target
+    if not 0 < target < 1:
+        raise PlanError(
+            f"{'ratio' if ratio is not None else 'FLOPs target'} must lie strictly "
+            f"between 0 and 1 (got {target})"
+        )
+    if scope not in SCOPES:
+        raise PlanError(f"unknown scope '{scope}' (choose global or uniform)")
+    if round_to < 1:
+        raise PlanError("round_to must be at least 1")
+    unknown = set(protect) - set(s.table.names) - set(s.group_index)
+    if unknown:
+        raise PlanError(f"cannot protect unknown layer '{sorted(unknown)[0]}'")
+
+
+def _units(s: StructureMap, scores, round_to: int, protect: set, drop_blocks) -> list[_Unit]:
+    """The groups selection may shrink: prunable, not protected, not inside a dropped
+    block."""
+    units = []
+    for g in s.groups:
+        if not g.prunable or (g.block and g.block in drop_blocks):
+            continue
+        if g.id in protect or any(m.layer in protect for m in g.producers()):
+            continue
+        units.append(_Unit(g, np.asarray(scores[g.id].group, dtype=np.float64), round_to))
+    return units
+
+
+def _schedule(units: list[_Unit], scope: str):
+    """``r`` (a removal fraction) -> units to remove per group."""
+    if scope == "uniform":
+        return lambda r: [int(np.floor(r * u.n)) for u in units]
+    # One global order of all units by normalised score; the first k go.
+    if not units:
+        return lambda r: []
+    owner = np.concatenate([np.full(u.n, i) for i, u in enumerate(units)])
+    flat = np.concatenate([_normalize(u.score) for u in units])
+    order = owner[np.argsort(flat, kind="stable")]
+    return lambda r: np.bincount(order[: int(round(r * len(order)))], minlength=len(units))
+
+
+def _bisect(s: StructureMap, at, flops_target: float) -> Plan:
+    """The plan at the smallest removal fraction whose FLOPs meet the target (the cost is
+    monotone in the fraction)."""
+    goal = flops_target * s.original.flops
+    lo, hi = 0.0, 1.0
+    best = at(hi)
+    if predict(best, s).flops > goal:
+        reach = predict(best, s).flops / s.original.flops
+        raise PlanError(
+            f"FLOPs target {flops_target:g} is out of reach: with these "
+            f"constraints the model keeps at least {reach:.3f} of its FLOPs"
+        )
+    while hi - lo >= 1e-5:
+        mid = (lo + hi) / 2
+        p = at(mid)
+        if predict(p, s).flops <= goal:
+            best, hi = p, mid
+        else:
+            lo = mid
+    return best
 
 
 def select(
@@ -85,73 +167,28 @@ def select(
     ``flops_target`` keeps that fraction of the original FLOPs instead. Protected layers
     keep their output channels; dropped blocks' inner groups are left alone.
     """
-    if (ratio is None) == (flops_target is None):
-        raise PlanError("give exactly one of a ratio or a FLOPs target")
-    target = ratio if ratio is not None else flops_target
-    if not 0 < target < 1:
-        raise PlanError(f"{'ratio' if ratio is not None else 'FLOPs target'} must lie strictly "
-                        f"between 0 and 1 (got {target})")
-    if scope not in SCOPES:
-        raise PlanError(f"unknown scope '{scope}' (choose global or uniform)")
-    if round_to < 1:
-        raise PlanError("round_to must be at least 1")
+    _check(s, ratio, flops_target, scope, round_to, protect)
     protect = set(protect)
-    unknown = protect - set(s.table.names) - set(s.group_index)
-    if unknown:
-        raise PlanError(f"cannot protect unknown layer '{sorted(unknown)[0]}'")
-    units = []
-    for g in s.groups:
-        if not g.prunable or (g.block and g.block in drop_blocks):
-            continue
-        if g.id in protect or any(m.layer in protect for m in g.producers()):
-            continue
-        units.append(_Unit(g, np.asarray(scores[g.id].group, dtype=np.float64), round_to))
+    units = _units(s, scores, round_to, protect, drop_blocks)
     base = Plan.empty(s)
     base.drop_blocks = sorted(drop_blocks)
     base.meta = dict(meta or {}, scope=scope, round_to=round_to, protect=sorted(protect))
+    counts_at = _schedule(units, scope)
 
-    def make(counts) -> Plan:
+    by_id = {u.g.id: u for u in units}
+
+    def at(r: float) -> Plan:
         p = base.copy()
-        for u, k in zip(units, counts):
+        for u, k in zip(units, counts_at(r)):
             k = u.allowed(k)
             if k:
                 p.groups[u.g.id] = u.channels(k)
-        return p
-
-    if scope == "uniform":
-        def at(r: float) -> Plan:
-            return make([int(np.floor(r * u.n)) for u in units])
-    else:
-        # One global order of all units by normalised score; the first k go.
-        owner = np.concatenate([np.full(u.n, i) for i, u in enumerate(units)]) if units else []
-        flat = np.concatenate([_normalize(u.score) for u in units]) if units else np.array([])
-        order = np.asarray(owner, dtype=np.int64)[np.argsort(flat, kind="stable")]
-        total = len(order)
-
-        def at(r: float) -> Plan:
-            k = int(round(r * total))
-            return make(np.bincount(order[:k], minlength=len(units)))
+        return keep_layers(p, s, by_id)
 
     if ratio is not None:
         plan = at(ratio)
         plan.meta["ratio"] = ratio
         return plan
-
-    goal = flops_target * s.original.flops
-    lo, hi = 0.0, 1.0
-    best = at(hi)
-    if predict(best, s).flops > goal:
-        reach = predict(best, s).flops / s.original.flops
-        raise PlanError(f"FLOPs target {flops_target:g} is out of reach: with these "
-                        f"constraints the model keeps at least {reach:.3f} of its FLOPs")
-    for _ in range(40):  # bisection on the removal fraction; cost is monotone in it
-        mid = (lo + hi) / 2
-        p = at(mid)
-        if predict(p, s).flops <= goal:
-            best, hi = p, mid
-        else:
-            lo = mid
-        if hi - lo < 1e-5:
-            break
-    best.meta["flops_target"] = flops_target
-    return best
+    plan = _bisect(s, at, flops_target)
+    plan.meta["flops_target"] = flops_target
+    return plan

@@ -93,6 +93,9 @@ def find_blocks(model: nn.Module, example_input: torch.Tensor) -> list[BlockInfo
             h.remove()
         model.train(was_training)
     # Keep the innermost: a stage (Sequential of blocks) also "adds to its input".
-    blocks = [b for b in found.values()
-              if not any(o != b.name and o.startswith(b.name + ".") for o in found)]
+    blocks = [
+        b
+        for b in found.values()
+        if not any(o != b.name and o.startswith(b.name + ".") for o in found)
+    ]
     return blocks

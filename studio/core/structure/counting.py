@@ -19,8 +19,12 @@ import torch
 from torch import nn
 
 CONV, NORM, PER_CHANNEL, FIXED = 0, 1, 2, 3
-_NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm,
-          nn.modules.instancenorm._InstanceNorm)
+_NORMS = (
+    nn.modules.batchnorm._BatchNorm,
+    nn.GroupNorm,
+    nn.LayerNorm,
+    nn.modules.instancenorm._InstanceNorm,
+)
 
 
 @dataclass
@@ -60,18 +64,17 @@ class LayerRow:
 class CostTable:
     """Per-layer constants from which the cost of any channel removal is computed."""
 
-    def __init__(self, rows: list[dict]):
-        self.names = [r["name"] for r in rows]
+    def __init__(self, rows: list[Row]):
+        self.names = [r.name for r in rows]
         self.index = {n: i for i, n in enumerate(self.names)}
         self.rows = rows
-        col = lambda k, dt=np.int64: np.array([r[k] for r in rows], dtype=dt)  # noqa: E731
+        col = lambda k, dt=np.int64: np.array([getattr(r, k) for r in rows], dtype=dt)  # noqa: E731
         self.code = col("code", np.int8)
         self.cin, self.cout, self.groups = col("cin"), col("cout"), col("groups")
         self.k, self.pos, self.bias = col("k"), col("pos"), col("bias")
         self.dw = col("dw", bool)
         self.per_ch, self.fixed = col("per_ch"), col("fixed")
-        self.executed_order = [r["name"] for r in sorted(rows, key=lambda r: r["order"])
-                               if r["order"] >= 0]
+        self.executed_order = [r.name for r in sorted(rows, key=lambda r: r.order) if r.order >= 0]
 
     def __len__(self):
         return len(self.names)
@@ -96,8 +99,11 @@ class CostTable:
         conv_params = cig * self.k * cout + self.bias * cout
         conv_flops = 2 * conv_macs + self.bias * self.pos * cout
         code = self.code
-        params = np.select([code == CONV, code == FIXED], [conv_params, self.fixed],
-                           self.per_ch * c)
+        params = np.select(
+            [code == CONV, code == FIXED],
+            [conv_params + self.per_ch * cout + self.fixed, self.fixed],
+            self.per_ch * c,
+        )
         macs = np.select([code == CONV, code == NORM], [conv_macs, self.pos * c], 0)
         flops = np.select([code == CONV, code == NORM], [conv_flops, 2 * self.pos * c], 0)
         if dropped is not None:
@@ -112,15 +118,28 @@ class CostTable:
         _, _, p, f, m = self.evaluate()
         out = []
         for i, r in enumerate(self.rows):
-            out.append(LayerRow(r["name"], r["type"], r["kind"], int(r["cin"]), int(r["cout"]),
-                                r["kernel"], r["stride"], int(r["groups"]), r["out_shape"],
-                                int(p[i]), int(f[i]), int(m[i])))
+            out.append(
+                LayerRow(
+                    r.name,
+                    r.type,
+                    r.kind,
+                    int(r.cin),
+                    int(r.cout),
+                    r.kernel,
+                    r.stride,
+                    int(r.groups),
+                    r.out_shape,
+                    int(p[i]),
+                    int(f[i]),
+                    int(m[i]),
+                )
+            )
         return out
 
 
 def _kind(m: nn.Module) -> str:
     if isinstance(m, nn.modules.conv._ConvNd):
-        return "conv"
+        return "other" if m.transposed else "conv"  # transposed convs: counted as fixed
     if isinstance(m, nn.Linear):
         return "linear"
     if isinstance(m, _NORMS):
@@ -128,92 +147,157 @@ def _kind(m: nn.Module) -> str:
     return "other"
 
 
-def _row_for_module(name: str, m: nn.Module, loose_dims: dict[str, int]) -> dict | None:
-    kind = _kind(m)
-    own = list(m.parameters(recurse=False))
-    n_params = sum(p.numel() for p in own)
-    row = dict(name=name, type=type(m).__name__, kind=kind, kernel=(), stride=(), groups=1,
-               k=1, pos=0, bias=0, dw=False, per_ch=0, fixed=0, out_shape=(), order=-1)
+@dataclass
+class Row:
+    """One counted module or loose parameter: the constants its cost is computed from."""
+
+    name: str
+    type: str
+    kind: str  # conv | linear | norm | param | other
+    code: int
+    cin: int = 0
+    cout: int = 0
+    groups: int = 1
+    k: int = 1  # kernel elements
+    pos: int = 0  # output positions (per sample) the layer computes
+    bias: int = 0
+    dw: bool = False  # depthwise conv
+    per_ch: int = 0  # params per channel (norms, per-channel params, convs' extra ones)
+    fixed: int = 0  # params that do not follow channels
+    kernel: tuple = ()
+    stride: tuple = ()
+    out_shape: tuple = ()  # per sample, as seen with the dummy input
+    order: int = -1  # execution order (-1: never ran)
+
+
+def _weighted_row(name: str, m: nn.Module, kind: str, n_params: int) -> Row:
+    """A conv or linear layer. Parameters beyond weight and bias (a weight-standardised
+    conv's gain) are counted per output channel."""
+    bias = int(getattr(m, "bias", None) is not None)
     if kind == "conv":
-        if m.transposed:
-            kind = row["kind"] = "other"  # transposed convs: counted as fixed
-        else:
-            dw = m.groups == m.in_channels == m.out_channels and m.groups > 1
-            row.update(code=CONV, cin=m.in_channels, cout=m.out_channels, groups=m.groups,
-                       k=int(np.prod(m.kernel_size)), bias=int(m.bias is not None), dw=dw,
-                       kernel=tuple(m.kernel_size), stride=tuple(m.stride))
-            return row
-    if kind == "linear":
-        row.update(code=CONV, cin=m.in_features, cout=m.out_features,
-                   bias=int(m.bias is not None))
-        return row
-    if kind == "norm":
-        c = m.num_features if hasattr(m, "num_features") else (
-            m.num_channels if isinstance(m, nn.GroupNorm) else m.normalized_shape[0])
-        row.update(code=NORM, cin=c, cout=c, per_ch=n_params // c if c else 0)
-        return row
-    if n_params == 0:
-        return None
-    # Other leaf layers with weights (PReLU ...): params scale with their first dim.
-    c = own[0].shape[0] if own[0].dim() > 0 else 1
-    if all(p.dim() > 0 and p.shape[0] == c for p in own):
-        row.update(code=PER_CHANNEL, cin=c, cout=c, per_ch=n_params // c)
+        dw = m.groups == m.in_channels == m.out_channels and m.groups > 1
+        row = Row(
+            name,
+            type(m).__name__,
+            kind,
+            CONV,
+            m.in_channels,
+            m.out_channels,
+            m.groups,
+            int(np.prod(m.kernel_size)),
+            bias=bias,
+            dw=dw,
+            kernel=tuple(m.kernel_size),
+            stride=tuple(m.stride),
+        )
     else:
-        row.update(code=FIXED, cin=0, cout=0, fixed=n_params)
+        row = Row(name, type(m).__name__, kind, CONV, m.in_features, m.out_features, bias=bias)
+    extra = n_params - m.weight.numel() - bias * row.cout
+    if extra > 0 and extra % row.cout == 0:
+        row.per_ch = extra // row.cout
+    elif extra > 0:
+        row.fixed = extra
     return row
 
 
-def build_cost_table(model: nn.Module, example_input: torch.Tensor,
-                     loose_dims: dict[str, int] | None = None) -> CostTable:
+def _row_for_module(name: str, m: nn.Module) -> Row | None:
+    kind = _kind(m)
+    own = list(m.parameters(recurse=False))
+    n_params = sum(p.numel() for p in own)
+    if kind in ("conv", "linear"):
+        return _weighted_row(name, m, kind, n_params)
+    if kind == "norm":
+        c = (
+            m.num_features
+            if hasattr(m, "num_features")
+            else m.num_channels
+            if isinstance(m, nn.GroupNorm)
+            else m.normalized_shape[0]
+        )
+        return Row(name, type(m).__name__, kind, NORM, c, c, per_ch=n_params // c if c else 0)
+    if n_params == 0 or list(m.children()):
+        return None  # a container: its own parameters are loose ones (below)
+    # Other leaf layers with weights (PReLU ...): params scale with their first dim.
+    c = own[0].shape[0] if own[0].dim() > 0 else 1
+    if all(p.dim() > 0 and p.shape[0] == c for p in own):
+        return Row(name, type(m).__name__, kind, PER_CHANNEL, c, c, per_ch=n_params // c)
+    return Row(name, type(m).__name__, kind, FIXED, fixed=n_params)
+
+
+def _loose_rows(name: str, m: nn.Module, loose_dims: dict[str, int]) -> list[Row]:
+    """Parameters a container owns directly (ConvNeXt's layer scale): per channel along
+    the dim the dependency graph prunes them on, else fixed."""
+    rows = []
+    for pname, p in m.named_parameters(recurse=False):
+        full = f"{name}.{pname}" if name else pname
+        d = loose_dims.get(full)
+        if d is not None:
+            c = p.shape[d]
+            rows.append(
+                Row(
+                    full,
+                    "Parameter",
+                    "param",
+                    PER_CHANNEL,
+                    c,
+                    c,
+                    per_ch=p.numel() // c,
+                    out_shape=tuple(p.shape),
+                )
+            )
+        else:
+            rows.append(
+                Row(full, "Parameter", "param", FIXED, fixed=p.numel(), out_shape=tuple(p.shape))
+            )
+    return rows
+
+
+def _is_layer(m: nn.Module) -> bool:
+    """A layer is counted whole: conv/linear/norm types (subclasses too, children or not --
+    timm's BatchNormAct2d is a BatchNorm2d holding its activation), or a leaf."""
+    return _kind(m) != "other" or not list(m.children())
+
+
+def build_cost_table(
+    model: nn.Module, example_input: torch.Tensor, loose_dims: dict[str, int] | None = None
+) -> CostTable:
     """Measure every layer once: output shape for the dummy input, channels, kernel.
 
     ``loose_dims`` names parameters that belong to no layer (ConvNeXt's layer scale) with
     the dim along which they follow channel removals.
     """
     loose_dims = loose_dims or {}
-    rows: dict[str, dict] = {}
+    rows: dict[str, Row] = {}
     for name, m in model.named_modules():
-        r = _row_for_module(name, m, loose_dims) if not list(m.children()) else None
+        r = _row_for_module(name, m) if _is_layer(m) else None
         if r is not None:
             rows[name] = r
-        if list(m.children()):  # parameters owned directly by a container
-            for pname, p in m.named_parameters(recurse=False):
-                full = f"{name}.{pname}" if name else pname
-                d = loose_dims.get(full)
-                if d is not None:
-                    c = p.shape[d]
-                    rows[full] = dict(name=full, type="Parameter", kind="param",
-                                      code=PER_CHANNEL, cin=c, cout=c, per_ch=p.numel() // c,
-                                      fixed=0, kernel=(), stride=(), groups=1, k=1, pos=0,
-                                      bias=0, dw=False, out_shape=tuple(p.shape), order=-1)
-                else:
-                    rows[full] = dict(name=full, type="Parameter", kind="param", code=FIXED,
-                                      cin=0, cout=0, per_ch=0, fixed=p.numel(), kernel=(),
-                                      stride=(), groups=1, k=1, pos=0, bias=0, dw=False,
-                                      out_shape=tuple(p.shape), order=-1)
+        elif list(m.children()):
+            for lr in _loose_rows(name, m, loose_dims):
+                rows[lr.name] = lr
     counter = [0]
-    handles = []
 
-    def hook(mod, args, out, name):
+    def hook(name, out):
         r = rows[name]
         if not isinstance(out, torch.Tensor):
             return
-        if r["order"] < 0:
-            r["order"] = counter[0]
+        if r.order < 0:
+            r.order = counter[0]
             counter[0] += 1
-            r["out_shape"] = tuple(out.shape[1:])
-        if r["kind"] == "conv":
-            r["pos"] += int(np.prod(out.shape[2:])) if out.dim() > 2 else 1
-        elif r["kind"] == "linear":
-            r["pos"] += out.numel() // out.shape[0] // max(out.shape[-1], 1)
-        elif r["kind"] == "norm":
-            r["pos"] += out.numel() // out.shape[0] // max(r["cout"], 1)
+            r.out_shape = tuple(out.shape[1:])
+        if r.kind == "conv":
+            r.pos += int(np.prod(out.shape[2:])) if out.dim() > 2 else 1
+        elif r.kind == "linear":
+            r.pos += out.numel() // out.shape[0] // max(out.shape[-1], 1)
+        elif r.kind == "norm":
+            r.pos += out.numel() // out.shape[0] // max(r.cout, 1)
 
     modules = dict(model.named_modules())
-    for name in rows:
-        if name in modules:
-            handles.append(modules[name].register_forward_hook(
-                lambda mod, a, o, n=name: hook(mod, a, o, n)))
+    handles = [
+        modules[n].register_forward_hook(lambda _m, _a, o, n=n: hook(n, o))
+        for n in rows
+        if n in modules
+    ]
     was_training = model.training
     model.eval()
     try:

@@ -28,8 +28,9 @@ def _analyse(model: nn.Module, input_size, read):
 
 def fvcore_by_operator(model: nn.Module, input_size) -> dict[str, int]:
     """fvcore's count per operator kind (conv, linear, batch_norm, layer_norm ...)."""
-    return _analyse(model, input_size,
-                    lambda fca: {k: int(v) for k, v in fca.by_operator().items()})
+    return _analyse(
+        model, input_size, lambda fca: {k: int(v) for k, v in fca.by_operator().items()}
+    )
 
 
 def fvcore_macs(model: nn.Module, input_size, conv_linear_only: bool = False) -> int:

@@ -13,7 +13,7 @@ from torch import nn
 
 from studio.core.structure import depgraph
 from studio.core.structure.blocks import BlockInfo, find_blocks
-from studio.core.structure.counting import CostTable, Totals, build_cost_table
+from studio.core.structure.counting import CONV, CostTable, Totals, build_cost_table
 
 
 @dataclass
@@ -39,6 +39,41 @@ class Group:
     is_stage: bool = False
     blocks: list[str] = field(default_factory=list)  # residual blocks a stage spans
     block: str | None = None  # the block that holds every member, if any
+    untracked: list[Member] = field(default_factory=list)  # members without a cost row
+    # Channels that can only go together: one set id per channel (a position in every conv
+    # group of a grouped conv; channels a layer receives twice), or None: each goes alone.
+    orbit: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def units(self) -> int:
+        """How many independently removable units (channel sets) the group has."""
+        return self.channels if self.orbit is None else int(self.orbit.max()) + 1
+
+    def unit_members(self) -> list[np.ndarray]:
+        """The channels of each unit, in unit order."""
+        if self.orbit is None:
+            return [np.array([c]) for c in range(self.channels)]
+        order = np.argsort(self.orbit, kind="stable")
+        bounds = np.cumsum(np.bincount(self.orbit))[:-1]
+        return np.split(order, bounds)
+
+    def unit_scores(self, score: np.ndarray) -> np.ndarray:
+        """Per unit, the mean of its channels' scores (Torch-Pruning does the same)."""
+        score = np.asarray(score, dtype=np.float64)
+        if self.orbit is None:
+            return score
+        return np.bincount(self.orbit, weights=score) / np.bincount(self.orbit)
+
+    def channels_of(self, units) -> np.ndarray:
+        """Unit ids -> their channels, sorted."""
+        units = np.asarray(units, dtype=np.int64)
+        if self.orbit is None:
+            return np.sort(units)
+        return np.flatnonzero(np.isin(self.orbit, units))
+
+    def surgery_members(self) -> list[Member]:
+        """Every layer and parameter whose channels move with the group."""
+        return self.members + self.untracked
 
     @property
     def layers(self) -> list[str]:
@@ -49,9 +84,14 @@ class Group:
 
     def as_dict(self) -> dict:
         return {
-            "id": self.id, "channels": self.channels, "kind": "stage" if self.is_stage else
-            "filter", "prunable": self.prunable, "reason": self.reason,
-            "channel_groups": self.channel_groups, "blocks": self.blocks, "block": self.block,
+            "id": self.id,
+            "channels": self.channels,
+            "kind": "stage" if self.is_stage else "filter",
+            "prunable": self.prunable,
+            "reason": self.reason,
+            "channel_groups": self.channel_groups,
+            "blocks": self.blocks,
+            "block": self.block,
             "members": [{"layer": m.layer, "dim": m.dim} for m in self.members],
         }
 
@@ -90,21 +130,36 @@ class StructureMap:
         x = torch.zeros(1, *self.input_size)
         model.eval()
         self.classifier = _output_layer(model, x)
-        raw_groups, loose = depgraph.trace_groups(model, x, ignored=[self.classifier])
+        raw_groups, loose, self.notes = depgraph.trace_groups(model, x, ignored=[self.classifier])
         self.table: CostTable = build_cost_table(model, x, loose)
         self.blocks: list[BlockInfo] = find_blocks(model, x)
         self.block_index = {b.name: b for b in self.blocks}
+        self.loose_dims = loose
         self.groups: list[Group] = []
         for rg in raw_groups:
-            members = []
+            members, untracked, broken = [], [], ""
             for gm in rg.members:
-                if gm.name not in self.table.index:
-                    continue
                 counts = np.bincount(gm.root_idx, minlength=rg.channels).astype(np.int64)
-                members.append(Member(gm.name, gm.dim,
-                                      gm.idx, gm.root_idx, counts, self.table.index[gm.name]))
+                row = self.table.index.get(gm.name, -1)
+                m = Member(gm.name, gm.dim, gm.idx, gm.root_idx, counts, row)
+                if row >= 0 and len(m.idx) and m.idx.max() >= self._width(m):
+                    broken = broken or m.layer  # a mapping the graph got wrong: never used
+                    continue
+                (members if row >= 0 else untracked).append(m)
             g = Group(rg.root, rg.channels, members, rg.channel_groups)
-            if g.channels < 2:
+            g.untracked = untracked
+            g.orbit = _orbits(rg)
+            if broken:
+                g.prunable, g.reason = (
+                    False,
+                    (
+                        f"the dependency graph maps its channels inconsistently onto "
+                        f"'{broken}' (a wiring it does not follow)"
+                    ),
+                )
+            elif rg.fixed:
+                g.prunable, g.reason = False, rg.fixed
+            elif g.channels < 2:
                 g.prunable, g.reason = False, "a single channel cannot be removed"
             elif g.channel_groups > 1 and g.channels % g.channel_groups:
                 g.prunable, g.reason = False, "grouped conv with uneven channel groups"
@@ -126,6 +181,11 @@ class StructureMap:
         self.original: Totals = self.table.totals()
         self.fingerprint = self._fingerprint()
 
+    def _width(self, m: Member) -> int:
+        """The member layer's channel count along the member's dim."""
+        r = self.table.rows[m.row]
+        return int(r.cin if m.dim == "in" and r.code == CONV and not r.dw else r.cout)
+
     def _block_of(self, layer: str) -> str | None:
         best = None
         for b in self.blocks:
@@ -137,8 +197,11 @@ class StructureMap:
         homes = {self._block_of(m.layer) for m in g.members}
         if len(homes) == 1 and None not in homes:
             g.block = homes.pop()
-        contexts = {self._block_of(m.layer) for m in g.producers()
-                    if self.table.rows[m.row]["kind"] in ("conv", "linear")}
+        contexts = {
+            self._block_of(m.layer)
+            for m in g.producers()
+            if self.table.rows[m.row].kind in ("conv", "linear")
+        }
         blocks = sorted({c for c in contexts if c}, key=[b.name for b in self.blocks].index)
         if len(contexts) >= 2 and blocks:
             g.is_stage, g.blocks = True, blocks
@@ -147,8 +210,7 @@ class StructureMap:
         desc = {
             "groups": [[g.id, g.channels] for g in self.groups],
             "blocks": [b.name for b in self.blocks],
-            "layers": [[r["name"], r["type"], int(r["cin"]), int(r["cout"])]
-                       for r in self.table.rows],
+            "layers": [[r.name, r.type, int(r.cin), int(r.cout)] for r in self.table.rows],
         }
         return hashlib.sha256(json.dumps(desc).encode()).hexdigest()[:16]
 
@@ -170,15 +232,14 @@ class StructureMap:
         return out
 
     def orbit_closure(self, group_id: str, idxs) -> np.ndarray:
-        """For groups with grouped convs: the channel set extended so that the same position
-        is removed from every conv group (what a grouped conv can physically lose)."""
+        """The channel set extended to whole units: what can physically go (the same
+        position from every conv group of a grouped conv; a channel a layer receives twice
+        with its twin)."""
         g = self.group_index[group_id]
         idxs = np.unique(np.asarray(idxs, dtype=np.int64))
-        if g.channel_groups <= 1:
+        if g.orbit is None or not len(idxs):
             return idxs
-        size = g.channels // g.channel_groups
-        pos = np.unique(idxs % size)
-        return np.sort((pos[None, :] + size * np.arange(g.channel_groups)[:, None]).ravel())
+        return g.channels_of(np.unique(g.orbit[idxs]))
 
     def as_dict(self) -> dict:
         stage_of = {}
@@ -192,23 +253,45 @@ class StructureMap:
             d["stage"] = stage_of.get(d["group"])
             layers.append(d)
         return {
-            "arch": self.arch, "input_size": list(self.input_size),
-            "fingerprint": self.fingerprint, "classifier": self.classifier,
+            "arch": self.arch,
+            "input_size": list(self.input_size),
+            "fingerprint": self.fingerprint,
+            "classifier": self.classifier,
             **self.original.as_dict(),
             "layers": layers,
             "groups": [g.as_dict() for g in self.groups],
             "stages": [s.as_dict() for s in self.stages],
-            "blocks": [dict(b.__dict__, in_shape=list(b.in_shape), out_shape=list(b.out_shape))
-                       for b in self.blocks],
+            "blocks": [
+                dict(b.__dict__, in_shape=list(b.in_shape), out_shape=list(b.out_shape))
+                for b in self.blocks
+            ],
         }
+
+
+def _orbits(rg) -> np.ndarray | None:
+    """One unit id per channel: the graph's coupled channels, and -- for a group that feeds
+    a grouped conv -- a position in every conv group."""
+    n, cg = rg.channels, max(rg.channel_groups, 1)
+    ids = np.arange(n) if rg.orbit is None else np.asarray(rg.orbit, dtype=np.int64).copy()
+    if cg > 1 and n % cg == 0:
+        size = n // cg
+        for c in range(size, n):  # join each position with the same one of group 0
+            a, b = ids[c], ids[c % size]
+            if a != b:
+                ids[ids == a] = b
+    if len(np.unique(ids)) == n:
+        return None
+    return np.unique(ids, return_inverse=True)[1]
 
 
 def _output_layer(model: nn.Module, x: torch.Tensor) -> str:
     """The last conv/linear layer to run: the classifier that produces the output."""
     order = []
-    handles = [m.register_forward_hook(lambda mod, a, o, n=n: order.append(n))
-               for n, m in model.named_modules()
-               if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
+    handles = [
+        m.register_forward_hook(lambda mod, a, o, n=n: order.append(n))
+        for n, m in model.named_modules()
+        if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))
+    ]
     try:
         with torch.no_grad():
             model(x)

@@ -58,17 +58,23 @@ class DataSource:
     def check_model(self, model: torch.nn.Module, input_size) -> None:
         """One-line errors when the model cannot consume this data."""
         if tuple(input_size)[0] != self.input_size[0]:
-            raise DataError(f"the model takes {input_size[0]}-channel input but {self.name} "
-                            f"has {self.input_size[0]} channels")
+            raise DataError(
+                f"the model takes {input_size[0]}-channel input but {self.name} "
+                f"has {self.input_size[0]} channels"
+            )
         try:
             with torch.no_grad():
                 out = model.eval()(torch.zeros(1, *input_size))
         except RuntimeError as e:
-            raise DataError(f"the model does not run on {self.name}'s input "
-                            f"{list(input_size)}: {str(e).splitlines()[0][:120]}") from None
+            raise DataError(
+                f"the model does not run on {self.name}'s input "
+                f"{list(input_size)}: {str(e).splitlines()[0][:120]}"
+            ) from None
         if out.shape[-1] != self.num_classes:
-            raise DataError(f"the model has {out.shape[-1]} outputs but {self.name} has "
-                            f"{self.num_classes} classes")
+            raise DataError(
+                f"the model has {out.shape[-1]} outputs but {self.name} has "
+                f"{self.num_classes} classes"
+            )
 
 
 class _Shift(Dataset):
@@ -83,7 +89,7 @@ class _Shift(Dataset):
     def __getitem__(self, i):
         dy, dx = torch.randint(0, 3, (2,)).tolist()
         img = torch.nn.functional.pad(self.x[i], (1, 1, 1, 1), value=self.fill)
-        return img[:, dy:dy + 8, dx:dx + 8], self.y[i]
+        return img[:, dy : dy + 8, dx : dx + 8], self.y[i]
 
 
 def _demo(augment: bool, split: int = 0) -> DataSource:
@@ -95,8 +101,16 @@ def _demo(augment: bool, split: int = 0) -> DataSource:
     plain = TensorDataset(xtr, ytr)
     train = _Shift(xtr, ytr, fill) if augment else plain
     name = "demo digits" + (f" (split {split})" if split else "")
-    return DataSource(name, "demo", train, TensorDataset(xva, yva), 10,
-                      demo.INPUT_SIZE, [str(i) for i in range(10)], train_eval=plain)
+    return DataSource(
+        name,
+        "demo",
+        train,
+        TensorDataset(xva, yva),
+        10,
+        demo.INPUT_SIZE,
+        [str(i) for i in range(10)],
+        train_eval=plain,
+    )
 
 
 class _Synthetic(Dataset):
@@ -117,12 +131,18 @@ class _Synthetic(Dataset):
         return torch.randn(self.size, generator=g), self.labels[i]
 
 
-def _synthetic(input_size, num_classes: int, n_train: int = 256, n_val: int = 128,
-               seed: int = 0) -> DataSource:
-    return DataSource("synthetic", "synthetic",
-                      _Synthetic(n_train, input_size, num_classes, seed),
-                      _Synthetic(n_val, input_size, num_classes, seed + 1), num_classes,
-                      tuple(input_size), note=SYNTHETIC_NOTE)
+def _synthetic(
+    input_size, num_classes: int, n_train: int = 256, n_val: int = 128, seed: int = 0
+) -> DataSource:
+    return DataSource(
+        "synthetic",
+        "synthetic",
+        _Synthetic(n_train, input_size, num_classes, seed),
+        _Synthetic(n_val, input_size, num_classes, seed + 1),
+        num_classes,
+        tuple(input_size),
+        note=SYNTHETIC_NOTE,
+    )
 
 
 def _image_transforms(size, mean, std, train: bool, cifar: bool = False):
@@ -138,8 +158,7 @@ def _image_transforms(size, mean, std, train: bool, cifar: bool = False):
     elif train:
         ops += [T.RandomResizedCrop((h, w), antialias=True), T.RandomHorizontalFlip()]
     else:
-        ops += [T.Resize(int(math.ceil(min(h, w) / 0.875)), antialias=True),
-                T.CenterCrop((h, w))]
+        ops += [T.Resize(int(math.ceil(min(h, w) / 0.875)), antialias=True), T.CenterCrop((h, w))]
     return T.Compose(ops + [T.ToTensor(), T.Normalize(mean, std)])
 
 
@@ -159,13 +178,16 @@ def _image_folder(root: Path, size, val_split: float, seed: int) -> DataSource:
 
     def folder(p: Path, train: bool):
         try:
-            return ImageFolder(str(p), transform=_image_transforms(size, IMAGENET_MEAN,
-                                                                   IMAGENET_STD, train),
-                               loader=_checked_loader)
+            return ImageFolder(
+                str(p),
+                transform=_image_transforms(size, IMAGENET_MEAN, IMAGENET_STD, train),
+                loader=_checked_loader,
+            )
         except FileNotFoundError as e:
-            raise DataError(f"no images found in {p}: expected one subfolder per class "
-                            f"holding .jpg/.png files ({str(e).splitlines()[0][:120]})"
-                            ) from None
+            raise DataError(
+                f"no images found in {p}: expected one subfolder per class "
+                f"holding .jpg/.png files ({str(e).splitlines()[0][:120]})"
+            ) from None
 
     if (root / "train").is_dir() and (root / "val").is_dir():
         train, val = folder(root / "train", True), folder(root / "val", False)
@@ -181,8 +203,16 @@ def _image_folder(root: Path, size, val_split: float, seed: int) -> DataSource:
         train_eval = Subset(full_v, perm[k:])
         train.classes = full_t.classes  # type: ignore[attr-defined]
     classes = train.classes
-    return DataSource(str(root), "imagefolder", train, val, len(classes), tuple(size), classes,
-                      train_eval=train_eval)
+    return DataSource(
+        str(root),
+        "imagefolder",
+        train,
+        val,
+        len(classes),
+        tuple(size),
+        classes,
+        train_eval=train_eval,
+    )
 
 
 def _cifar(kind: str, root: Path, size, download: bool) -> DataSource:
@@ -191,24 +221,45 @@ def _cifar(kind: str, root: Path, size, download: bool) -> DataSource:
     cls = datasets.CIFAR10 if kind == "cifar10" else datasets.CIFAR100
     folder = "cifar-10-batches-py" if kind == "cifar10" else "cifar-100-python"
     try:
-        tr = cls(str(root), train=True, download=download,
-                 transform=_image_transforms(size, CIFAR_MEAN, CIFAR_STD, True, cifar=True))
+        tr = cls(
+            str(root),
+            train=True,
+            download=download,
+            transform=_image_transforms(size, CIFAR_MEAN, CIFAR_STD, True, cifar=True),
+        )
         plain = _image_transforms(size, CIFAR_MEAN, CIFAR_STD, False, cifar=True)
         va = cls(str(root), train=False, download=download, transform=plain)
         tr_eval = cls(str(root), train=True, download=False, transform=plain)
     except RuntimeError as e:
         if "not found or corrupted" in str(e) or "Dataset not found" in str(e):
-            raise DataError(f"{kind.upper()} not found in {root}: put the extracted "
-                            f"'{folder}' folder there (from {cls.url}), or add --download "
-                            f"where there is internet") from None
+            raise DataError(
+                f"{kind.upper()} not found in {root}: put the extracted "
+                f"'{folder}' folder there (from {cls.url}), or add --download "
+                f"where there is internet"
+            ) from None
         raise DataError(f"{kind.upper()} in {root} is unreadable: {e}") from None
-    return DataSource(f"{kind.upper()} ({root})", kind, tr, va, len(tr.classes), tuple(size),
-                      list(tr.classes), train_eval=tr_eval)
+    return DataSource(
+        f"{kind.upper()} ({root})",
+        kind,
+        tr,
+        va,
+        len(tr.classes),
+        tuple(size),
+        list(tr.classes),
+        train_eval=tr_eval,
+    )
 
 
-def load_data(spec: str, input_size=None, *, num_classes: int | None = None,
-              val_split: float = 0.2, seed: int = 0, augment: bool = True,
-              download: bool = False) -> DataSource:
+def load_data(
+    spec: str,
+    input_size=None,
+    *,
+    num_classes: int | None = None,
+    val_split: float = 0.2,
+    seed: int = 0,
+    augment: bool = True,
+    download: bool = False,
+) -> DataSource:
     """The data source named by ``spec`` (module docstring), images shaped ``input_size``."""
     spec = str(spec)
     if spec == "demo":
@@ -227,16 +278,32 @@ def load_data(spec: str, input_size=None, *, num_classes: int | None = None,
         return _cifar(kind, Path(rest).expanduser(), input_size or (3, 32, 32), download)
     root = Path(spec).expanduser()
     if not root.exists():
-        raise DataError(f"data source '{spec}' not found: give demo, synthetic, "
-                        f"cifar10:DIR, cifar100:DIR or an image folder")
+        raise DataError(
+            f"data source '{spec}' not found: give demo, synthetic, "
+            f"cifar10:DIR, cifar100:DIR or an image folder"
+        )
     if not root.is_dir():
         raise DataError(f"{spec} is a file; an image data set is a folder of class subfolders")
     return _image_folder(root, input_size or (3, 224, 224), val_split, seed)
 
 
-def loader(ds: Dataset, batch_size: int = 64, shuffle: bool = False, seed: int = 0,
-           num_workers: int = 0, sampler=None, drop_last: bool = False) -> DataLoader:
+def loader(
+    ds: Dataset,
+    batch_size: int = 64,
+    shuffle: bool = False,
+    seed: int = 0,
+    num_workers: int = 0,
+    sampler=None,
+    drop_last: bool = False,
+) -> DataLoader:
     g = torch.Generator().manual_seed(seed)
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle and sampler is None,
-                      sampler=sampler, num_workers=num_workers, generator=g,
-                      drop_last=drop_last, persistent_workers=num_workers > 0)
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
+        num_workers=num_workers,
+        generator=g,
+        drop_last=drop_last,
+        persistent_workers=num_workers > 0,
+    )

@@ -13,9 +13,30 @@ from studio.core.jobs import CancelToken, Events, progress
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """``auto`` prefers cuda, then mps, then cpu."""
+    """``auto`` prefers cuda, then mps, then cpu. A device that is not there is a one-line
+    ``StudioError``."""
+    from studio.core.errors import StudioError
+
     if name != "auto":
-        return torch.device(name)
+        try:
+            dev = torch.device(name)
+        except RuntimeError:
+            raise StudioError(f"unknown device '{name}' (auto, cpu, cuda, cuda:N or mps)") from None
+        if dev.type == "cuda" and (
+            not torch.cuda.is_available()
+            or (dev.index is not None and dev.index >= torch.cuda.device_count())
+        ):
+            raise StudioError(
+                f"device '{name}' is not available here (no CUDA GPU"
+                f"{'' if not torch.cuda.is_available() else ' with that index'})"
+            )
+        if dev.type == "mps" and not (
+            getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+        ):
+            raise StudioError(f"device '{name}' is not available here")
+        if dev.type not in ("cpu", "cuda", "mps"):
+            raise StudioError(f"device '{name}' is not supported (auto, cpu, cuda or mps)")
+        return dev
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
@@ -27,11 +48,16 @@ def topk_correct(logits: torch.Tensor, y: torch.Tensor, ks=(1, 5)) -> list[torch
     maxk = min(max(ks), logits.shape[1])
     pred = logits.topk(maxk, dim=1).indices
     hit = pred.eq(y[:, None])
-    return [hit[:, :min(k, maxk)].any(1).sum() for k in ks]
+    return [hit[:, : min(k, maxk)].any(1).sum() for k in ks]
 
 
-def evaluate(model: nn.Module, data_loader, device="cpu", cancel: CancelToken | None = None,
-             max_batches: int | None = None) -> Events:
+def evaluate(
+    model: nn.Module,
+    data_loader,
+    device="cpu",
+    cancel: CancelToken | None = None,
+    max_batches: int | None = None,
+) -> Events:
     """Yields progress; returns ``{"top1", "top5", "loss", "n"}`` (fractions, mean loss)."""
     device = torch.device(device)
     model.eval().to(device)
@@ -55,8 +81,12 @@ def evaluate(model: nn.Module, data_loader, device="cpu", cancel: CancelToken | 
             yield progress(i + 1, total, "evaluate")
     c1, c5, loss = _all_reduce_sum(c1, c5, loss)
     n = int(_all_reduce_sum(torch.tensor(float(n), device=device))[0])
-    return {"top1": float(c1) / max(n, 1), "top5": float(c5) / max(n, 1),
-            "loss": float(loss) / max(n, 1), "n": n}
+    return {
+        "top1": float(c1) / max(n, 1),
+        "top5": float(c5) / max(n, 1),
+        "loss": float(loss) / max(n, 1),
+        "n": n,
+    }
 
 
 def _all_reduce_sum(*ts):
@@ -83,9 +113,16 @@ def _threads(n: int | None):
         torch.set_num_threads(old)
 
 
-def measure_latency(model: nn.Module, input_size, batch_sizes=(1, 16), device="cpu",
-                    threads: int | None = None, warmup: int = 5, repeats: int = 20,
-                    min_seconds: float = 0.0) -> dict:
+def measure_latency(
+    model: nn.Module,
+    input_size,
+    batch_sizes=(1, 16),
+    device="cpu",
+    threads: int | None = None,
+    warmup: int = 5,
+    repeats: int = 20,
+    min_seconds: float = 0.0,
+) -> dict:
     """Median forward time in ms per batch size (CPU: fixed thread count; CUDA: synchronized).
 
     Returns ``{"device", "threads", "batch": {bs: {"median_ms", "p90_ms", "per_image_ms"}}}``.
@@ -109,9 +146,12 @@ def measure_latency(model: nn.Module, input_size, batch_sizes=(1, 16), device="c
                 times.append((time.perf_counter() - t0) * 1e3)
             times.sort()
             med = statistics.median(times)
-            res["batch"][str(bs)] = {"median_ms": med,
-                                     "p90_ms": times[int(0.9 * (len(times) - 1))],
-                                     "per_image_ms": med / bs, "repeats": len(times)}
+            res["batch"][str(bs)] = {
+                "median_ms": med,
+                "p90_ms": times[int(0.9 * (len(times) - 1))],
+                "per_image_ms": med / bs,
+                "repeats": len(times),
+            }
     return res
 
 
@@ -139,10 +179,19 @@ def _quantiles(v: list[float]) -> tuple[float, float, float]:
 SPREAD_WARN = 0.15  # IQR over median above this: the numbers are not trustworthy
 
 
-def compare_latency(original: nn.Module, pruned: nn.Module, input_size, flops_ratio: float,
-                    batch_sizes=(1, 16), device="cpu", threads: int | None = None,
-                    rounds: int = 9, round_seconds: float = 0.08, warmup: int = 3,
-                    cancel: CancelToken | None = None) -> dict:
+def compare_latency(
+    original: nn.Module,
+    pruned: nn.Module,
+    input_size,
+    flops_ratio: float,
+    batch_sizes=(1, 16),
+    device="cpu",
+    threads: int | None = None,
+    rounds: int = 9,
+    round_seconds: float = 0.08,
+    warmup: int = 3,
+    cancel: CancelToken | None = None,
+) -> dict:
     """Latency of both models measured *interleaved*: in each of ``rounds`` rounds the two
     models run back to back (in alternating order) for about ``round_seconds`` each, so a
     busy machine slows both alike. Reports per model the median and the quartiles of the
@@ -154,8 +203,14 @@ def compare_latency(original: nn.Module, pruned: nn.Module, input_size, flops_ra
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     load_before, cpus = _load()
     n_threads = threads or torch.get_num_threads()
-    out = {"flops_ratio": flops_ratio, "speedup": {}, "speedup_iqr": {}, "realisation": {},
-           "rounds": rounds, "warnings": []}
+    out = {
+        "flops_ratio": flops_ratio,
+        "speedup": {},
+        "speedup_iqr": {},
+        "realisation": {},
+        "rounds": rounds,
+        "warnings": [],
+    }
     for key in models:
         out[key] = {"device": str(device), "threads": n_threads, "batch": {}}
     with _threads(threads), torch.inference_mode():
@@ -184,13 +239,18 @@ def compare_latency(original: nn.Module, pruned: nn.Module, input_size, flops_ra
                     times[key].append((time.perf_counter() - t0) * 1e3 / reps[key])
             for key in models:
                 q1, med, q3 = _quantiles(times[key])
-                out[key]["batch"][str(bs)] = {"median_ms": med, "p25_ms": q1, "p75_ms": q3,
-                                              "per_image_ms": med / bs,
-                                              "repeats": rounds * reps[key]}
+                out[key]["batch"][str(bs)] = {
+                    "median_ms": med,
+                    "p25_ms": q1,
+                    "p75_ms": q3,
+                    "per_image_ms": med / bs,
+                    "repeats": rounds * reps[key],
+                }
                 if med > 0 and (q3 - q1) / med > SPREAD_WARN:
                     out["warnings"].append(
                         f"{key} at batch {bs}: times spread {(q3 - q1) / med:.0%} around the "
-                        f"median (another program is using the machine?)")
+                        f"median (another program is using the machine?)"
+                    )
             ratios = [a / b for a, b in zip(times["original"], times["pruned"])]
             r1, sp, r3 = _quantiles(ratios)
             out["speedup"][str(bs)] = sp
@@ -199,9 +259,14 @@ def compare_latency(original: nn.Module, pruned: nn.Module, input_size, flops_ra
     load_after, _ = _load()
     out["load_average"] = load_after
     out["cpus"] = cpus
-    busy = max(v for v in (load_before, load_after) if v is not None) if (
-        load_before is not None or load_after is not None) else None
+    busy = (
+        max(v for v in (load_before, load_after) if v is not None)
+        if (load_before is not None or load_after is not None)
+        else None
+    )
     if device.type == "cpu" and busy is not None and busy > cpus + 0.5:
-        out["warnings"].append(f"the machine is busy (load average {busy:.1f} on {cpus} "
-                               f"cores): latency numbers are unreliable")
+        out["warnings"].append(
+            f"the machine is busy (load average {busy:.1f} on {cpus} "
+            f"cores): latency numbers are unreliable"
+        )
     return out

@@ -30,8 +30,7 @@ from studio.core.train.evaluate import evaluate, pick_device
 class FinetuneConfig(BaseModel):
     """Fine-tuning settings; checked when made (from the CLI, a recipe or the window)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True,
-                              allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
     epochs: int = Field(5, ge=0, le=100_000)  # 0: no training (pipelines' empty rounds)
     lr: float = Field(0.05, gt=0, le=10)
     optimizer: Literal["sgd", "adamw"] = "sgd"
@@ -74,8 +73,13 @@ def distributed() -> tuple[int, int]:
     return 0, 1
 
 
-def recalibrate_bn(model: nn.Module, data_loader, batches: int = 20, device="cpu",
-                   cancel: CancelToken | None = None) -> nn.Module:
+def recalibrate_bn(
+    model: nn.Module,
+    data_loader,
+    batches: int = 20,
+    device="cpu",
+    cancel: CancelToken | None = None,
+) -> nn.Module:
     """Reset BatchNorm running statistics and re-estimate them on ``batches`` batches
     (a cumulative average, not a momentum one); the weights do not change."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -107,123 +111,212 @@ def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
 
 def kd_loss(student: torch.Tensor, teacher: torch.Tensor, t: float) -> torch.Tensor:
     """Hinton et al.: KL between softened distributions, scaled by T^2."""
-    return F.kl_div(F.log_softmax(student / t, 1), F.softmax(teacher / t, 1),
-                    reduction="batchmean") * t * t
+    return (
+        F.kl_div(F.log_softmax(student / t, 1), F.softmax(teacher / t, 1), reduction="batchmean")
+        * t
+        * t
+    )
 
 
-def finetune(model: nn.Module, data: DataSource, cfg: FinetuneConfig | None = None,
-             teacher: nn.Module | None = None, cancel: CancelToken | None = None) -> Events:
+class _Setup:
+    """Everything one fine-tuning run needs: device, loaders (sharded under DDP), the
+    wrapped model, optimizer, AMP scaler and the step budget."""
+
+    def __init__(self, model: nn.Module, data: DataSource, cfg: FinetuneConfig, teacher):
+        self.rank, self.world = distributed()
+        seed_everything(cfg.seed + self.rank)
+        device = pick_device(cfg.device)
+        if device.type == "cuda" and self.world > 1:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(device)
+        self.device = device
+        self.model = model.to(device)
+        self.teacher = teacher.eval().to(device) if teacher is not None else None
+        self.sampler, val_ds = None, data.val
+        if self.world > 1:
+            from torch.utils.data import Subset
+            from torch.utils.data.distributed import DistributedSampler
+
+            self.sampler = DistributedSampler(
+                data.train, self.world, self.rank, shuffle=True, seed=cfg.seed
+            )
+            val_ds = Subset(data.val, list(range(self.rank, len(data.val), self.world)))
+        self.train_dl = loader(
+            data.train,
+            cfg.batch_size,
+            shuffle=True,
+            seed=cfg.seed,
+            num_workers=cfg.num_workers,
+            sampler=self.sampler,
+        )
+        self.val_dl = loader(val_ds, max(cfg.batch_size, 128), num_workers=cfg.num_workers)
+        self.net = model
+        if self.world > 1:
+            self.net = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        params = [p for p in model.parameters() if p.requires_grad]
+        if cfg.optimizer == "adamw":
+            self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        else:
+            self.opt = torch.optim.SGD(
+                params,
+                lr=cfg.lr,
+                momentum=cfg.momentum,
+                nesterov=True,
+                weight_decay=cfg.weight_decay,
+            )
+        self.amp = cfg.amp and device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        per_epoch = len(self.train_dl)
+        self.total = cfg.epochs * per_epoch
+        if cfg.max_steps is not None:
+            self.total = min(self.total, cfg.max_steps)
+        self.warmup = int(cfg.warmup_epochs * per_epoch)
+        self.cfg = cfg
+        self.step = 0
+
+    def loss(self, x, y):
+        cfg = self.cfg
+        with torch.autocast(self.device.type, enabled=self.amp):
+            out = self.net(x)
+            loss = F.cross_entropy(out, y, label_smoothing=cfg.label_smoothing)
+            if self.teacher is not None and cfg.kd_weight > 0:
+                with torch.no_grad():
+                    t_out = self.teacher(x)
+                loss = (1 - cfg.kd_weight) * loss + cfg.kd_weight * kd_loss(
+                    out.float(), t_out.float(), cfg.kd_temperature
+                )
+        return out, loss
+
+    def epoch(self, epoch: int, cancel) -> Events:
+        """One epoch of training (``self.step`` counts steps across epochs); returns (loss
+        sum, correct, images, seconds). Raises ``StudioError`` when the loss stops being
+        finite."""
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+        self.net.train()
+        dev, cfg = self.device, self.cfg
+        seen, t0 = 0, time.perf_counter()
+        loss_sum = torch.zeros((), device=dev)
+        correct = torch.zeros((), device=dev)
+        for x, y in self.train_dl:
+            step = self.step
+            if step >= self.total:
+                break
+            if cancel is not None:
+                cancel.check()
+            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+            lr = _lr_at(step, self.total, self.warmup, cfg.lr)
+            for pg in self.opt.param_groups:
+                pg["lr"] = lr
+            out, loss = self.loss(x, y)
+            self.opt.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
+            loss_sum += loss.detach() * len(y)
+            correct += (out.detach().argmax(1) == y).sum()
+            seen += len(y)
+            self.step = step = step + 1
+            if step % cfg.log_every == 0 or step == self.total:
+                value = float(loss.detach())  # the one sync per logged step
+                _check_finite(value, step, lr)
+                yield {
+                    "type": "step",
+                    "step": step,
+                    "total": self.total,
+                    "epoch": epoch,
+                    "loss": value,
+                    "lr": lr,
+                }
+        return loss_sum, correct, seen, time.perf_counter() - t0
+
+    def epoch_stats(self, loss_sum, correct, seen) -> tuple[float, float, float]:
+        stats = torch.stack(
+            [
+                loss_sum,
+                correct.double().to(loss_sum.dtype),
+                torch.tensor(float(seen), device=self.device),
+            ]
+        )
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(stats)
+        n = max(float(stats[2]), 1.0)
+        return float(stats[0]) / n, float(stats[1]) / n, n
+
+
+def _check_finite(loss: float, step: int, lr: float) -> None:
+    if not math.isfinite(loss):
+        from studio.core.errors import StudioError
+
+        raise StudioError(
+            f"fine-tuning diverged at step {step} (the loss became {loss}); "
+            f"lower the learning rate (it was {lr:.3g})"
+        )
+
+
+def finetune(
+    model: nn.Module,
+    data: DataSource,
+    cfg: FinetuneConfig | None = None,
+    teacher: nn.Module | None = None,
+    cancel: CancelToken | None = None,
+) -> Events:
     """Train ``model`` in place. Yields ``step`` and ``epoch`` events; returns a summary
     with the best validation top-1 (the model ends holding the best weights)."""
     cfg = cfg or FinetuneConfig()
-    rank, world = distributed()
-    seed_everything(cfg.seed + rank)
-    device = pick_device(cfg.device)
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        torch.cuda.set_device(device)
-    model.to(device)
-    if teacher is not None:
-        teacher = teacher.eval().to(device)
-    sampler = None
-    val_ds = data.val
-    if world > 1:
-        from torch.utils.data import Subset
-        from torch.utils.data.distributed import DistributedSampler
-
-        sampler = DistributedSampler(data.train, world, rank, shuffle=True, seed=cfg.seed)
-        val_ds = Subset(data.val, list(range(rank, len(data.val), world)))
-    train_dl = loader(data.train, cfg.batch_size, shuffle=True, seed=cfg.seed,
-                      num_workers=cfg.num_workers, sampler=sampler, drop_last=False)
-    val_dl = loader(val_ds, max(cfg.batch_size, 128), num_workers=cfg.num_workers)
-    net = model
-    if world > 1:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "adamw":
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    elif cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
-                              weight_decay=cfg.weight_decay)
-    else:
-        raise ValueError(f"unknown optimizer '{cfg.optimizer}' (sgd or adamw)")
-    use_amp = cfg.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    steps_per_epoch = len(train_dl)
-    total = cfg.epochs * steps_per_epoch
-    if cfg.max_steps is not None:
-        total = min(total, cfg.max_steps)
-    warmup = int(cfg.warmup_epochs * steps_per_epoch)
-    best = {"top1": -1.0, "epoch": -1}
-    best_state = None
-    history = []
-    step = 0
+    run = _Setup(model, data, cfg, teacher)
+    best, best_state, history = {"top1": -1.0, "epoch": -1}, None, []
     cancelled = False
     t_start = time.perf_counter()
     try:
         for epoch in range(cfg.epochs):
-            if sampler is not None:
-                sampler.set_epoch(epoch)
-            net.train()
-            seen, t0 = 0, time.perf_counter()
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device)
-            for x, y in train_dl:
-                if step >= total:
-                    break
-                if cancel is not None:
-                    cancel.check()
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                lr = _lr_at(step, total, warmup, cfg.lr)
-                for pg in opt.param_groups:
-                    pg["lr"] = lr
-                with torch.autocast(device.type, enabled=use_amp):
-                    out = net(x)
-                    loss = F.cross_entropy(out, y, label_smoothing=cfg.label_smoothing)
-                    if teacher is not None and cfg.kd_weight > 0:
-                        with torch.no_grad():
-                            t_out = teacher(x)
-                        loss = (1 - cfg.kd_weight) * loss + cfg.kd_weight * kd_loss(
-                            out.float(), t_out.float(), cfg.kd_temperature)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-                loss_sum += loss.detach() * len(y)
-                correct += (out.detach().argmax(1) == y).sum()
-                seen += len(y)
-                step += 1
-                if step % cfg.log_every == 0 or step == total:
-                    yield {"type": "step", "step": step, "total": total, "epoch": epoch,
-                           "loss": float(loss.detach()), "lr": lr}
-            dt = time.perf_counter() - t0
-            val = yield from evaluate(model, val_dl, device, cancel)
-            stats = torch.stack([loss_sum, correct.double().to(loss_sum.dtype),
-                                 torch.tensor(float(seen), device=device)])
-            if world > 1:
-                import torch.distributed as dist
-
-                dist.all_reduce(stats)
-            n = max(float(stats[2]), 1.0)
-            ev = {"type": "epoch", "epoch": epoch + 1, "epochs": cfg.epochs, "step": step,
-                  "train_loss": float(stats[0]) / n, "train_top1": float(stats[1]) / n,
-                  "val_top1": val["top1"], "val_top5": val["top5"], "val_loss": val["loss"],
-                  "lr": opt.param_groups[0]["lr"], "images_per_s": n / max(dt, 1e-9),
-                  "seconds": dt}
+            loss_sum, correct, seen, dt = yield from run.epoch(epoch, cancel)
+            step = run.step
+            val = yield from evaluate(model, run.val_dl, run.device, cancel)
+            train_loss, train_top1, n = run.epoch_stats(loss_sum, correct, seen)
+            _check_finite(train_loss, step, run.opt.param_groups[0]["lr"])
+            ev = {
+                "type": "epoch",
+                "epoch": epoch + 1,
+                "epochs": cfg.epochs,
+                "step": step,
+                "train_loss": train_loss,
+                "train_top1": train_top1,
+                "val_top1": val["top1"],
+                "val_top5": val["top5"],
+                "val_loss": val["loss"],
+                "lr": run.opt.param_groups[0]["lr"],
+                "images_per_s": n / max(dt, 1e-9),
+                "seconds": dt,
+            }
             history.append(ev)
             if val["top1"] > best["top1"]:
-                best = {"top1": val["top1"], "top5": val["top5"], "loss": val["loss"],
-                        "epoch": epoch + 1}
+                best = {
+                    "top1": val["top1"],
+                    "top5": val["top5"],
+                    "loss": val["loss"],
+                    "epoch": epoch + 1,
+                }
                 best_state = copy.deepcopy(model.state_dict())
             yield ev
-            if step >= total:
+            if step >= run.total:
                 break
     except Cancelled:
         cancelled = True
     if best_state is not None and (cfg.keep_best or cancelled):
         model.load_state_dict(best_state)
     model.eval()
-    return {"best": best, "history": history, "cancelled": cancelled, "steps": step,
-            "world_size": world, "device": str(device), "config": cfg.as_dict(),
-            "seconds": time.perf_counter() - t_start}
+    return {
+        "best": best,
+        "history": history,
+        "cancelled": cancelled,
+        "steps": run.step,
+        "world_size": run.world,
+        "device": str(run.device),
+        "config": cfg.as_dict(),
+        "seconds": time.perf_counter() - t_start,
+    }

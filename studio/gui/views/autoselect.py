@@ -110,12 +110,19 @@ class AutoSelectView(QWidget):
                 plan = Plan.empty(s.structure)
                 plan.drop_blocks = list(s.plan.drop_blocks)
             else:
-                plan = select(s.structure, scores, flops_target=t,
-                              scope=self.scope.currentText(), round_to=self.round_to.value(),
-                              protect=protect, drop_blocks=list(s.plan.drop_blocks),
-                              meta={"criterion": c})
+                plan = select(
+                    s.structure,
+                    scores,
+                    flops_target=t,
+                    scope=self.scope.currentText(),
+                    round_to=self.round_to.value(),
+                    protect=protect,
+                    drop_blocks=list(s.plan.drop_blocks),
+                    meta={"criterion": c},
+                )
         except StudioError as e:
             self.message.emit(str(e))
             return
-        s.replace_plan(plan, f"auto-select {c} to {t:.0%} FLOPs",
-                       merge_id=s.MERGE_AUTOSELECT if merge else -1)
+        s.replace_plan(
+            plan, f"auto-select {c} to {t:.0%} FLOPs", merge_id=s.MERGE_AUTOSELECT if merge else -1
+        )

@@ -28,8 +28,10 @@ class BlocksView(QWidget):
         self.spins: dict[str, QSpinBox] = {}
         self.block_items: dict[str, QTreeWidgetItem] = {}
         self._updating = False
-        hint = QLabel("Tick a block to drop it (it becomes identity). The stage width keeps "
-                      "its most important channels under the current criterion.")
+        hint = QLabel(
+            "Tick a block to drop it (it becomes identity). The stage width keeps "
+            "its most important channels under the current criterion."
+        )
         hint.setWordWrap(True)
         hint.setStyleSheet("color:#555")
         lay = QVBoxLayout(self)
@@ -78,8 +80,14 @@ class BlocksView(QWidget):
 
     def _add_block(self, parent: QTreeWidgetItem, name: str) -> None:
         info = self.session.structure.block_index[name]
-        it = QTreeWidgetItem([name, "x".join(map(str, info.out_shape)), "",
-                              info.type + ("" if info.droppable else " — kept")])
+        it = QTreeWidgetItem(
+            [
+                name,
+                "x".join(map(str, info.out_shape)),
+                "",
+                info.type + ("" if info.droppable else " — kept"),
+            ]
+        )
         it.setData(0, Qt.UserRole, ("block", name))
         flags = it.flags() | Qt.ItemIsUserCheckable
         if not info.droppable:
@@ -118,8 +126,9 @@ class BlocksView(QWidget):
             return
         g = self.session.structure.group_index[gid]
         chans = self.session.least_important(gid, g.channels - width)
-        self.session.edit(SetChannels(gid, chans, text=f"stage width {width}"),
-                          merge_id=self.session.MERGE_STAGE)
+        self.session.edit(
+            SetChannels(gid, chans, text=f"stage width {width}"), merge_id=self.session.MERGE_STAGE
+        )
 
     def _current(self, it, _prev) -> None:
         if it is None:

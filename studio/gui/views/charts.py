@@ -25,19 +25,23 @@ class ChartsView(QWidget):
         self.acc_plot.setLabel("bottom", "epoch")
         self.acc_plot.addLegend(offset=(-10, -10))
         self.acc_plot.setYRange(0, 1)
-        self.top1 = self.acc_plot.plot(pen=pg.mkPen(46, 125, 50, width=2), symbol="o",
-                                       symbolSize=5, name="val top-1")
+        self.top1 = self.acc_plot.plot(
+            pen=pg.mkPen(46, 125, 50, width=2), symbol="o", symbolSize=5, name="val top-1"
+        )
         self.top5 = self.acc_plot.plot(pen=pg.mkPen(129, 199, 132, width=2), name="val top-5")
-        self.train1 = self.acc_plot.plot(pen=pg.mkPen(150, 150, 150, style=Qt.DashLine),
-                                         name="train top-1")
+        self.train1 = self.acc_plot.plot(
+            pen=pg.mkPen(150, 150, 150, style=Qt.DashLine), name="train top-1"
+        )
         self.cost_plot = self.glw.addPlot(title="cost over prune steps (share of original)")
         self.cost_plot.setLabel("bottom", "prune step")
         self.cost_plot.addLegend(offset=(-10, 10))
         self.cost_plot.setYRange(0, 1.05)
-        self.flops_curve = self.cost_plot.plot(pen=pg.mkPen(52, 120, 198, width=2), symbol="s",
-                                               symbolSize=6, name="FLOPs")
-        self.params_curve = self.cost_plot.plot(pen=pg.mkPen(239, 140, 32, width=2),
-                                                symbol="t", symbolSize=6, name="params")
+        self.flops_curve = self.cost_plot.plot(
+            pen=pg.mkPen(52, 120, 198, width=2), symbol="s", symbolSize=6, name="FLOPs"
+        )
+        self.params_curve = self.cost_plot.plot(
+            pen=pg.mkPen(239, 140, 32, width=2), symbol="t", symbolSize=6, name="params"
+        )
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.glw)

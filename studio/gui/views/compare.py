@@ -17,9 +17,20 @@ from PySide6.QtWidgets import (
 
 from studio.format import human
 
-ROWS = ("top-1", "top-5", "loss", "params", "FLOPs", "MACs", "latency batch 1 (ms)",
-        "latency batch N (ms)", "speed-up batch 1", "speed-up batch N", "realisation batch 1",
-        "realisation batch N")
+ROWS = (
+    "top-1",
+    "top-5",
+    "loss",
+    "params",
+    "FLOPs",
+    "MACs",
+    "latency batch 1 (ms)",
+    "latency batch N (ms)",
+    "speed-up batch 1",
+    "speed-up batch N",
+    "realisation batch 1",
+    "realisation batch N",
+)
 
 
 class CompareView(QWidget):
@@ -34,14 +45,17 @@ class CompareView(QWidget):
         self.note = QLabel("Run Evaluate (and Measure latency) to fill this table.")
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color:#555")
-        self.plot = pg.PlotWidget(background="w", title="per-layer output channels: original "
-                                  "(grey) vs current (green)")
+        self.plot = pg.PlotWidget(
+            background="w", title="per-layer output channels: original (grey) vs current (green)"
+        )
         self.plot.setMenuEnabled(False)
         self.plot.setLabel("bottom", "layer (execution order of the original)")
-        self.orig_bars = pg.BarGraphItem(x=[], height=[], width=0.85,
-                                         brush=pg.mkBrush(205, 205, 205), pen=None)
-        self.cur_bars = pg.BarGraphItem(x=[], height=[], width=0.55,
-                                        brush=pg.mkBrush(46, 125, 50), pen=None)
+        self.orig_bars = pg.BarGraphItem(
+            x=[], height=[], width=0.85, brush=pg.mkBrush(205, 205, 205), pen=None
+        )
+        self.cur_bars = pg.BarGraphItem(
+            x=[], height=[], width=0.55, brush=pg.mkBrush(46, 125, 50), pen=None
+        )
         self.plot.addItem(self.orig_bars)
         self.plot.addItem(self.cur_bars)
         left = QVBoxLayout()
@@ -62,17 +76,25 @@ class CompareView(QWidget):
         r = s.results
         o, c = r.get("eval_original", {}), r.get("eval_current", {})
         oc, cc = s.original_cost, s.structure.original
-        out = [("top-1", o.get("top1"), c.get("top1")), ("top-5", o.get("top5"), c.get("top5")),
-               ("loss", o.get("loss"), c.get("loss")),
-               ("params", oc.params, cc.params), ("FLOPs", oc.flops, cc.flops),
-               ("MACs", oc.macs, cc.macs)]
+        out = [
+            ("top-1", o.get("top1"), c.get("top1")),
+            ("top-5", o.get("top5"), c.get("top5")),
+            ("loss", o.get("loss"), c.get("loss")),
+            ("params", oc.params, cc.params),
+            ("FLOPs", oc.flops, cc.flops),
+            ("MACs", oc.macs, cc.macs),
+        ]
         lat = r.get("latency")
         if lat:
             bs = sorted(lat["speedup"], key=int)
             for b, label in zip(bs, ("1", "N")):
-                out.append((f"latency batch {label} (ms)",
-                            lat["original"]["batch"][b]["median_ms"],
-                            lat["pruned"]["batch"][b]["median_ms"]))
+                out.append(
+                    (
+                        f"latency batch {label} (ms)",
+                        lat["original"]["batch"][b]["median_ms"],
+                        lat["pruned"]["batch"][b]["median_ms"],
+                    )
+                )
             for b, label in zip(bs, ("1", "N")):
                 out.append((f"speed-up batch {label}", 1.0, lat["speedup"][b]))
             for b, label in zip(bs, ("1", "N")):
@@ -85,7 +107,7 @@ class CompareView(QWidget):
         if not s.loaded or s.original_structure is None:
             return []
         o, c = s.original_structure.table, s.structure.table
-        kinds = {r["name"]: r["kind"] for r in o.rows}
+        kinds = {r.name: r.kind for r in o.rows}
         out = []
         for n in o.executed_order:
             if kinds.get(n) in ("conv", "linear"):
@@ -115,7 +137,8 @@ class CompareView(QWidget):
                 f"Latency: {lat['pruned']['device']}, {lat['pruned']['threads']} threads, "
                 f"batch sizes {', '.join(bs)}; median of repeats. Realisation = measured "
                 f"speed-up ÷ FLOPs reduction (1.0 is the physical ideal; small or "
-                f"memory-bound layers and odd channel counts keep it lower).")
+                f"memory-bound layers and odd channel counts keep it lower)."
+            )
 
 
 def _fmt(name: str, v) -> str:

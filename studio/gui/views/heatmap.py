@@ -44,8 +44,7 @@ class _Image(pg.ImageItem):
             ev.ignore()
             return
         ev.accept()
-        self.view.dragged(ev.buttonDownPos(), ev.pos(), ev.isStart(), ev.isFinish(),
-                          ev.modifiers())
+        self.view.dragged(ev.buttonDownPos(), ev.pos(), ev.isStart(), ev.isFinish(), ev.modifiers())
 
     def hoverEvent(self, ev):  # noqa: N802
         if not ev.isExit():
@@ -55,8 +54,10 @@ class _Image(pg.ImageItem):
 class HeatmapView(QWidget):
     scoreRequested = Signal(str)  # a data-driven criterion without scores yet
     message = Signal(str)
-    HELP = ("Click a channel to mark it for removal · shift-click: range · drag: rectangle · "
-            "ctrl-drag: unmark · red: planned removal, grey: cannot be pruned")
+    HELP = (
+        "Click a channel to mark it for removal · shift-click: range · drag: rectangle · "
+        "ctrl-drag: unmark · red: planned removal, grey: cannot be pruned"
+    )
 
     def __init__(self, session, criteria: list[str], data_criteria: set[str], parent=None):
         super().__init__(parent)
@@ -92,8 +93,12 @@ class HeatmapView(QWidget):
         self.overlay = pg.ImageItem()
         self.plot.addItem(self.img)
         self.plot.addItem(self.overlay)
-        self.cbar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"),
-                                    label="score / row max", interactive=False)
+        self.cbar = pg.ColorBarItem(
+            values=(0, 1),
+            colorMap=pg.colormap.get("viridis"),
+            label="score / row max",
+            interactive=False,
+        )
         self.cbar.setImageItem(self.img, insert_in=self.plot)
         self.focus_box = QGraphicsRectItem()
         self.focus_box.setPen(QPen(QColor(239, 140, 32), 0))
@@ -132,8 +137,10 @@ class HeatmapView(QWidget):
             self.img.clear()
             self.overlay.clear()
             self.rows = []
-            self.info.setText(f"Scores for '{s.criterion}' are not computed yet"
-                              + (" (needs data)" if s.criterion in self.data_criteria else ""))
+            self.info.setText(
+                f"Scores for '{s.criterion}' are not computed yet"
+                + (" (needs data)" if s.criterion in self.data_criteria else "")
+            )
             return
         self.info.setText(self.HELP)
         if self.mode.currentIndex() == 1 and s.focus:
@@ -142,8 +149,10 @@ class HeatmapView(QWidget):
             self.rows.insert(0, (f"{g.id} (group)", g.id, sc[g.id].group))
         else:
             stage = {st.id: st.name for st in s.structure.stages}
-            self.rows = [(f"{stage[g.id]} (stage)" if g.id in stage else g.id, g.id,
-                          sc[g.id].group) for g in s.structure.groups]
+            self.rows = [
+                (f"{stage[g.id]} (stage)" if g.id in stage else g.id, g.id, sc[g.id].group)
+                for g in s.structure.groups
+            ]
         self.W = max(len(v) for _, _, v in self.rows) if self.rows else 1
         self.W = min(self.W, 4096)
         by_score = self.order.currentIndex() == 1
@@ -161,8 +170,9 @@ class HeatmapView(QWidget):
         self.img.setRect(QRectF(0, 0, self.W, len(self.rows)))
         ax = self.plot.getAxis("left")
         step = max(1, len(self.rows) // 40)
-        ax.setTicks([[(r + 0.5, lab[:28]) for r, (lab, _, _) in enumerate(self.rows)
-                      if r % step == 0]])
+        ax.setTicks(
+            [[(r + 0.5, lab[:28]) for r, (lab, _, _) in enumerate(self.rows) if r % step == 0]]
+        )
         self.plot.setXRange(0, self.W, padding=0)
         self.plot.setYRange(0, len(self.rows), padding=0)
         self._update_overlay()
@@ -205,7 +215,7 @@ class HeatmapView(QWidget):
 
     def _channels(self, r: int, c0: int, c1: int) -> set[int]:
         lo, hi = sorted((c0, c1))
-        return {int(c) for c in self.maps[r][lo:hi + 1]}
+        return {int(c) for c in self.maps[r][lo : hi + 1]}
 
     def hovered(self, pos) -> None:
         cell = self._cell(pos)
@@ -220,7 +230,8 @@ class HeatmapView(QWidget):
         state = "marked for removal" if ch in set(self.session.plan.removed(gid)) else "kept"
         self.img.setToolTip(
             f"<b>{label}</b><br>channel {ch} of {len(v)} · score {float(v[ch]):.4g} · {state}"
-            f"<br>coupled layers: {', '.join(layers[:6])}{more}")
+            f"<br>coupled layers: {', '.join(layers[:6])}{more}"
+        )
 
     def clicked(self, pos, mods) -> None:
         cell = self._cell(pos)
@@ -228,7 +239,6 @@ class HeatmapView(QWidget):
             return
         r, col = cell
         gid = self.rows[r][1]
-        self.session.set_focus(gid)
         current = set(self.session.plan.removed(gid))
         if mods & Qt.ShiftModifier and self._anchor and self._anchor[0] == r:
             new = current | self._channels(r, self._anchor[1], col)
@@ -237,6 +247,8 @@ class HeatmapView(QWidget):
             new = current ^ {ch}
             self._anchor = (r, col)
         self._set(gid, new, "select channels")
+        # Last: focusing may rebuild the rows (in the focused-group mode).
+        self.session.set_focus(gid)
 
     def dragged(self, p0, p1, start, finish, mods) -> None:
         a, b = self._cell(p0), self._cell(p1)
@@ -263,8 +275,9 @@ class HeatmapView(QWidget):
             if new is None:
                 continue
             plan.set_removed(gid, new)
-        self.session.edit(ReplacePlan(plan, text="unmark rectangle" if unmark
-                                      else "mark rectangle"))
+        self.session.edit(
+            ReplacePlan(plan, text="unmark rectangle" if unmark else "mark rectangle")
+        )
 
     def _legal(self, gid: str, chans: set[int]) -> set[int] | None:
         """Complete whole positions for grouped convs; refuse emptying a group."""
@@ -273,7 +286,7 @@ class HeatmapView(QWidget):
         if not g.prunable:
             self.message.emit(f"group {gid} cannot be pruned: {g.reason}")
             return None
-        if g.channel_groups > 1 and chans:
+        if g.orbit is not None and chans:
             chans = set(s.orbit_closure(gid, sorted(chans)).tolist())
         if len(chans) >= g.channels:
             self.message.emit(f"group {gid}: at least one channel must stay")

@@ -23,9 +23,13 @@ from PySide6.QtWidgets import (
 
 from studio.core.criteria import ALL as CRITERIA
 
-MODES = [("iterative", "Iterative prune → fine-tune"), ("sampling", "Sub-model sampling"),
-         ("search", "Evolutionary search"), ("sensitivity", "Sensitivity analysis"),
-         ("oneshot", "One-shot")]
+MODES = [
+    ("iterative", "Iterative prune → fine-tune"),
+    ("sampling", "Sub-model sampling"),
+    ("search", "Evolutionary search"),
+    ("sensitivity", "Sensitivity analysis"),
+    ("oneshot", "One-shot"),
+]
 
 
 def pareto(points: np.ndarray) -> np.ndarray:
@@ -51,8 +55,9 @@ class PipelineView(QWidget):
             self.mode.addItem(label, key)
         self.crit = QComboBox()
         self.crit.addItems(list(CRITERIA))
-        self.target = QDoubleSpinBox(decimals=2, minimum=0.05, maximum=0.95, value=0.3,
-                                     singleStep=0.05)
+        self.target = QDoubleSpinBox(
+            decimals=2, minimum=0.05, maximum=0.95, value=0.3, singleStep=0.05
+        )
         self.rounds = QSpinBox(minimum=1, maximum=20, value=3)
         self.cands = QSpinBox(minimum=2, maximum=500, value=12)
         self.gens = QSpinBox(minimum=1, maximum=50, value=3)
@@ -63,8 +68,9 @@ class PipelineView(QWidget):
         self.export = QPushButton("Export recipe…")
         self.apply_suggestion = QPushButton("Use suggested plan")
         self.apply_suggestion.setEnabled(False)
-        self.suggest_target = QDoubleSpinBox(decimals=2, minimum=0.05, maximum=0.95,
-                                             value=0.3, singleStep=0.05)
+        self.suggest_target = QDoubleSpinBox(
+            decimals=2, minimum=0.05, maximum=0.95, value=0.3, singleStep=0.05
+        )
         form = QFormLayout()
         form.addRow("Pipeline", self.mode)
         form.addRow("Criterion", self.crit)
@@ -123,11 +129,16 @@ class PipelineView(QWidget):
         from studio.core.train.finetune import FinetuneConfig
 
         return PipelineConfig(
-            pipeline=self.mode.currentData(), criterion=self.crit.currentText(),
-            flops_target=self.target.value(), rounds=self.rounds.value(),
-            candidates=self.cands.value(), generations=self.gens.value(),
-            finetune=FinetuneConfig(epochs=self.epochs.value(),
-                                    kd_weight=0.5 if self.kd.isChecked() else 0.0))
+            pipeline=self.mode.currentData(),
+            criterion=self.crit.currentText(),
+            flops_target=self.target.value(),
+            rounds=self.rounds.value(),
+            candidates=self.cands.value(),
+            generations=self.gens.value(),
+            finetune=FinetuneConfig(
+                epochs=self.epochs.value(), kd_weight=0.5 if self.kd.isChecked() else 0.0
+            ),
+        )
 
     # -- live charts -------------------------------------------------------------------
     def reset(self, mode: str) -> None:
@@ -138,12 +149,13 @@ class PipelineView(QWidget):
         if mode in ("sampling", "search"):
             self.plot.setLabel("bottom", "FLOPs (share of original)")
             self.plot.setLabel("left", "held-out top-1 (BN re-estimated)")
-            self.scatter = pg.ScatterPlotItem(size=8, brush=pg.mkBrush(52, 120, 198, 160),
-                                              pen=None, name="candidates")
-            self.front = pg.PlotDataItem(pen=pg.mkPen(239, 140, 32, width=2),
-                                         name="Pareto front")
-            self.best = pg.ScatterPlotItem(size=14, symbol="star",
-                                           brush=pg.mkBrush(220, 30, 30), name="chosen")
+            self.scatter = pg.ScatterPlotItem(
+                size=8, brush=pg.mkBrush(52, 120, 198, 160), pen=None, name="candidates"
+            )
+            self.front = pg.PlotDataItem(pen=pg.mkPen(239, 140, 32, width=2), name="Pareto front")
+            self.best = pg.ScatterPlotItem(
+                size=14, symbol="star", brush=pg.mkBrush(220, 30, 30), name="chosen"
+            )
             for it in (self.scatter, self.front, self.best):
                 self.plot.addItem(it)
         elif mode == "sensitivity":
@@ -152,10 +164,12 @@ class PipelineView(QWidget):
         else:
             self.plot.setLabel("bottom", "round")
             self.plot.setLabel("left", "share / top-1")
-            self.acc_curve = self.plot.plot(pen=pg.mkPen(46, 125, 50, width=2), symbol="o",
-                                            name="val top-1")
-            self.flops_curve = self.plot.plot(pen=pg.mkPen(52, 120, 198, width=2),
-                                              symbol="s", name="FLOPs")
+            self.acc_curve = self.plot.plot(
+                pen=pg.mkPen(46, 125, 50, width=2), symbol="o", name="val top-1"
+            )
+            self.flops_curve = self.plot.plot(
+                pen=pg.mkPen(52, 120, 198, width=2), symbol="s", name="FLOPs"
+            )
 
     def on_event(self, ev: dict) -> None:
         t = ev.get("type")
@@ -164,8 +178,10 @@ class PipelineView(QWidget):
             r = np.array(self.rounds_data, float)
             self.acc_curve.setData(r[:, 0], r[:, 1])
             self.flops_curve.setData(r[:, 0], r[:, 2])
-            self.status.setText(f"round {ev['round']}/{ev['rounds']}: top-1 "
-                                f"{ev['val_top1']:.4f} at {r[-1, 2]:.0%} FLOPs")
+            self.status.setText(
+                f"round {ev['round']}/{ev['rounds']}: top-1 "
+                f"{ev['val_top1']:.4f} at {r[-1, 2]:.0%} FLOPs"
+            )
         elif t == "candidate":
             self.points.append((ev["flops"] / ev["base_flops"], ev["heldout_top1"]))
             p = np.array(self.points, float)
@@ -174,26 +190,35 @@ class PipelineView(QWidget):
             self.front.setData(p[f, 0], p[f, 1])
             b = int(np.argmax(p[:, 1]))
             self.best.setData([p[b, 0]], [p[b, 1]])
-            self.status.setText(f"{len(p)}/{ev['total']} candidates; best held-out top-1 "
-                                f"{p[b, 1]:.4f}")
+            self.status.setText(
+                f"{len(p)}/{ev['total']} candidates; best held-out top-1 {p[b, 1]:.4f}"
+            )
         elif t == "curve":
             i = len(self.curves)
             color = pg.intColor(i, hues=12)
-            item = self.plot.plot(ev["ratios"], ev["top1"], pen=pg.mkPen(color, width=2),
-                                  symbol="o", symbolSize=4, symbolBrush=color,
-                                  name=ev["group"][:22])
+            item = self.plot.plot(
+                ev["ratios"],
+                ev["top1"],
+                pen=pg.mkPen(color, width=2),
+                symbol="o",
+                symbolSize=4,
+                symbolBrush=color,
+                name=ev["group"][:22],
+            )
             item.setCurveClickable(True)
-            item.sigClicked.connect(lambda _it, _ev=None, g=ev["group"]:
-                                    self.session.set_focus(g))
+            item.sigClicked.connect(lambda _it, _ev=None, g=ev["group"]: self.session.set_focus(g))
             self.curves[ev["group"]] = item
-            self.status.setText(f"sensitivity: {len(self.curves)} groups done "
-                                f"(click a curve to focus its group)")
+            self.status.setText(
+                f"sensitivity: {len(self.curves)} groups done (click a curve to focus its group)"
+            )
 
     def finished_sensitivity(self, sens: dict) -> None:
         self.sensitivity = sens
         self.apply_suggestion.setEnabled(True)
-        self.status.setText(f"sensitivity done: {sens['evaluations']} evaluations; base "
-                            f"held-out top-1 {sens['base_top1']:.4f}")
+        self.status.setText(
+            f"sensitivity done: {sens['evaluations']} evaluations; base "
+            f"held-out top-1 {sens['base_top1']:.4f}"
+        )
 
     def _use_suggestion(self) -> None:
         from studio.core.pipelines.sensitivity import suggest_ratios

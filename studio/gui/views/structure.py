@@ -63,14 +63,19 @@ class LayerTable(QAbstractTableModel):
             self.planned[r.name] = (pin, pout)
             self.cost[r.name] = (f, p)
             group = self.owner.get(r.name, "")
-            self.text.append((
-                r.name, r.type,
-                f"{r.in_channels}" if pin == r.in_channels else f"{r.in_channels} → {pin}",
-                f"{r.out_channels}" if pout == r.out_channels else f"{r.out_channels} → {pout}",
-                "×".join(map(str, r.kernel)) or "-",
-                human(r.flops) if f == r.flops else f"{human(r.flops)} → {human(f)}",
-                human(r.params) if p == r.params else f"{human(r.params)} → {human(p)}",
-                group, self.stage_of.get(group, "")))
+            self.text.append(
+                (
+                    r.name,
+                    r.type,
+                    f"{r.in_channels}" if pin == r.in_channels else f"{r.in_channels} → {pin}",
+                    f"{r.out_channels}" if pout == r.out_channels else f"{r.out_channels} → {pout}",
+                    "×".join(map(str, r.kernel)) or "-",
+                    human(r.flops) if f == r.flops else f"{human(r.flops)} → {human(f)}",
+                    human(r.params) if p == r.params else f"{human(r.params)} → {human(p)}",
+                    group,
+                    self.stage_of.get(group, ""),
+                )
+            )
 
     def plan_changed(self) -> None:
         if not self.rows:
@@ -83,8 +88,9 @@ class LayerTable(QAbstractTableModel):
             return
         self.members = layers
         if self.rows:
-            self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1,
-                                                               len(COLUMNS) - 1))
+            self.dataChanged.emit(
+                self.index(0, 0), self.index(len(self.rows) - 1, len(COLUMNS) - 1)
+            )
 
     def rowCount(self, parent=_ROOT):  # noqa: N802
         return 0 if parent.isValid() else len(self.rows)
@@ -107,8 +113,17 @@ class LayerTable(QAbstractTableModel):
         r = self.rows[index.row()]
         c = index.column()
         if role == Qt.UserRole:  # sort keys
-            return (r.name, r.type, r.in_channels, r.out_channels, r.kernel, r.flops, r.params,
-                    self.owner.get(r.name, ""), "")[c]
+            return (
+                r.name,
+                r.type,
+                r.in_channels,
+                r.out_channels,
+                r.kernel,
+                r.flops,
+                r.params,
+                self.owner.get(r.name, ""),
+                "",
+            )[c]
         if role == Qt.BackgroundRole:
             if r.name in self.members:
                 return _HIGHLIGHT

@@ -41,12 +41,16 @@ class SummaryBar(QWidget):
             a, b = getattr(orig, key), getattr(pred, key)
             pct = (b / a - 1) * 100 if a else 0.0
             color = "#2e7d32" if pct < 0 else "#555"
-            self.labels[key].setText(f"{title} {human(a)} → <b>{human(b)}</b> "
-                                     f"<span style='color:{color}'>({pct:+.1f}%)</span>")
+            self.labels[key].setText(
+                f"{title} {human(a)} → <b>{human(b)}</b> "
+                f"<span style='color:{color}'>({pct:+.1f}%)</span>"
+            )
         sp = orig.flops / pred.flops if pred.flops else float("inf")
-        self.labels["speedup"].setText(f"Predicted speed-up <b>{sp:.2f}×</b> "
-                                       f"<span style='color:#777'>(FLOPs)</span>")
+        self.labels["speedup"].setText(
+            f"Predicted speed-up <b>{sp:.2f}×</b> <span style='color:#777'>(FLOPs)</span>"
+        )
         n = s.plan.n_removed()
         nb = len(s.plan.drop_blocks)
-        self.labels["plan"].setText(f"<span style='color:#777'>plan: {n} channels, "
-                                    f"{nb} blocks</span>")
+        self.labels["plan"].setText(
+            f"<span style='color:#777'>plan: {n} channels, {nb} blocks</span>"
+        )

@@ -48,7 +48,7 @@ class WidthsView(QWidget):
 
     def _reload(self) -> None:
         s = self.session.structure
-        kinds = {r["name"]: r["kind"] for r in s.table.rows}
+        kinds = {r.name: r.kind for r in s.table.rows}
         self.layers = [n for n in s.table.executed_order if kinds.get(n) in ("conv", "linear")]
         self.owner = s.layer_groups()
         idx = s.table.index
@@ -65,8 +65,9 @@ class WidthsView(QWidget):
         widths = self.session.widths()
         h = np.array([widths.get(n, (0, 0))[1] for n in self.layers], dtype=float)
         focus = self.session.focus
-        brushes = [FOCUSED if focus and self.owner.get(n) == focus else PLANNED
-                   for n in self.layers]
+        brushes = [
+            FOCUSED if focus and self.owner.get(n) == focus else PLANNED for n in self.layers
+        ]
         self.planned.setOpts(x=self.x, height=h, brushes=brushes)
 
     def _index_at(self, scene_pos) -> int | None:
@@ -83,8 +84,10 @@ class WidthsView(QWidget):
             return
         n = self.layers[i]
         w = self.session.widths().get(n, (0, 0))[1]
-        self.info.setText(f"{n}: {int(self.h0[i])} → {w} channels   (group "
-                          f"{self.owner.get(n, '—')}; click to focus)")
+        self.info.setText(
+            f"{n}: {int(self.h0[i])} → {w} channels   (group "
+            f"{self.owner.get(n, '—')}; click to focus)"
+        )
 
     def _clicked(self, ev) -> None:
         if ev.button() != Qt.LeftButton:
