@@ -6,3 +6,11 @@ def human(n: float, unit: str = "") -> str:
         if abs(n) >= div:
             return f"{n / div:.2f}{suffix}{unit}"
     return f"{n:.0f}{unit}"
+
+
+def pct(new: float, old: float) -> str:
+    """The change from ``old`` to ``new`` in percent, signed, with a true minus sign."""
+    if not old:
+        return "—"
+    v = (new / old - 1) * 100
+    return f"{v:+.1f}%".replace("-", "−")

@@ -40,7 +40,8 @@ def test_plan_then_prune(tmp_path):
         run("prune", "demo", "--plan", str(plan), "--out", str(tmp_path / "o"), "--json").stdout
     )
     assert rep["after"]["flops"] <= 0.5 * rep["before"]["flops"]
-    assert set(rep["before"]) == {"params", "flops", "macs"}
+    assert set(rep["before"]) == {"params", "flops", "macs", "bytes"}
+    assert rep["after"]["bytes"] < rep["before"]["bytes"]
     d = json.loads(run("inspect", str(tmp_path / "o"), "--json").stdout)
     assert d["flops"] == rep["after"]["flops"]
 

@@ -523,47 +523,104 @@ def cmd_sensitivity(a) -> int:
     return 0
 
 
+def _folder_report(lm):
+    """The report of a folder written by 'prune' or 'finetune': costs counted on the model
+    and on the original it names (when that loads without consent), accuracy and curves
+    from its report.json and metrics.jsonl -- nothing is measured anew."""
+    import torch
+
+    from studio.core import verbs
+    from studio.core.errors import StudioError
+    from studio.core.export.report import ReportData, environment, model_bytes, plan_steps
+    from studio.core.schema import load_json
+    from studio.core.structure.counting import build_cost_table
+
+    rep = Path(lm.folder or "", "report.json")
+    if not lm.folder or not rep.is_file():
+        raise StudioError(
+            "--report needs a folder written by 'prune' or 'finetune' "
+            "(it reads the folder's report.json)"
+        )
+    r = load_json(rep, "report")
+    r = r if isinstance(r, dict) else {}
+
+    def cost(m) -> dict:
+        t = build_cost_table(m, torch.zeros(1, *lm.input_size)).totals().as_dict()
+        return dict(t, bytes=model_bytes(m))
+
+    orig = verbs.original_of(lm)
+    after = cost(lm.model)
+    if orig is not None:
+        before = cost(orig.model)
+    elif isinstance((r.get("before") or {}).get("params"), (int, float)):
+        before = dict(r["before"])
+    else:
+        raise StudioError(f"{lm.folder}: the original model it was pruned from does not load")
+    facts = {
+        "model": lm.name,
+        "architecture": lm.arch,
+        "input size": "×".join(map(str, lm.input_size)),
+        "folder": str(lm.folder),
+    }
+    accuracy, runs = None, []
+    b, f = r.get("before") or {}, r.get("after") or {}
+    if isinstance(b.get("top1"), float) and isinstance(f.get("top1"), float):
+        keys = [k for k in ("top1", "top5") if isinstance(b.get(k), float) and k in f]
+        accuracy = {
+            "before": {k: b[k] for k in keys},
+            "after": {k: f[k] for k in keys},
+            "versus": "before fine-tuning",
+            "note": f"accuracy before and after fine-tuning, on {r.get('data', 'its data')}; "
+            "the original's accuracy was not measured here (the window's Evaluate does)",
+        }
+        facts["fine-tuned"] = (
+            f"{r.get('epochs_done', '?')} epochs on {r.get('data', '?')}, "
+            f"{r.get('device', '?')} × {r.get('world_size', 1)}"
+        )
+    metrics = Path(lm.folder, "metrics.jsonl")
+    if metrics.is_file():
+        epochs = []
+        for line in metrics.read_text(encoding="utf-8").splitlines():
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(ev, dict) and ev.get("type") == "epoch":
+                epochs.append(ev)
+        runs.append({"label": "fine-tuning", "epochs": epochs})
+    widths = []
+    if orig is not None:
+        o = build_cost_table(orig.model, torch.zeros(1, *lm.input_size))
+        c = build_cost_table(lm.model, torch.zeros(1, *lm.input_size))
+        kinds = {row.name: row.kind for row in o.rows}
+        for n in o.executed_order:
+            if kinds.get(n) in ("conv", "linear"):
+                i = c.index.get(n)
+                widths.append((n, int(o.cout[o.index[n]]), int(c.cout[i]) if i is not None else 0))
+    return ReportData(
+        title=f"Pruning report — {lm.arch}",
+        model=facts,
+        before=before,
+        after=after,
+        accuracy=accuracy,
+        steps=plan_steps(lm.plans),
+        widths=widths,
+        runs=runs,
+        environment=environment(),
+    )
+
+
 def cmd_export(a) -> int:
     from studio.core import verbs
     from studio.core.errors import StudioError
-    from studio.core.export.report import html_report, plan_steps
+    from studio.core.export.report import html_report
     from studio.core.model.loader import load as load_request
-    from studio.core.schema import load_json
 
     if not (a.onnx or a.report):
         raise StudioError("nothing to export: give --onnx FILE and/or --report FILE")
     lm = load_request(request(a))
     if a.report:
-        rep = Path(lm.folder or "", "report.json")
-        if not lm.folder or not rep.is_file():
-            raise StudioError(
-                "--report needs a folder written by 'prune' or 'finetune' "
-                "(it reads the folder's report.json)"
-            )
-        r = load_json(rep, "report")
-        r = r if isinstance(r, dict) else {}
-        b, f = r.get("before") or {}, r.get("after") or {}
-        metrics = [(k, b[k], f[k]) for k in ("params", "flops", "macs") if k in b and k in f]
-        if isinstance(f.get("top1"), float) and isinstance(b.get("top1"), float):
-            metrics.append(("top-1", b["top1"], f["top1"]))
-        widths = [
-            (x["name"], x["before"][1], x["after"][1] if x["after"] else 0)
-            for x in r.get("layers", [])
-            if isinstance(x, dict)
-        ]
-        out = html_report(
-            a.report,
-            title=f"Pruning report — {r.get('model', lm.name)}",
-            summary={
-                "model": lm.name,
-                "architecture": lm.arch,
-                "input size": "×".join(map(str, lm.input_size)),
-            },
-            metrics=metrics,
-            images={},
-            plan_summary=plan_steps(lm.plans),
-            widths=widths,
-        )
+        out = html_report(a.report, _folder_report(lm))
         print(f"wrote {out}")
     if a.onnx:
         res = verbs.export_onnx(lm, a.onnx)

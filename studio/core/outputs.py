@@ -241,6 +241,10 @@ def _written_by_studio(path: Path) -> bool:
             with open(path, "rb") as f:
                 head = f.read(4096)
             return b'name="generator" content="pruning-studio' in head
+        if suffix in (".png", ".svg"):
+            with open(path, "rb") as f:
+                head = f.read(4096)
+            return b"pruning-studio" in head
         if suffix == ".pdf":
             with open(path, "rb") as f:
                 data = f.read(1 << 16)

@@ -250,12 +250,14 @@ def build_report(lm: LoadedModel, s: StructureMap, plan: Plan, pruned: nn.Module
                 "after": list(a) if a else None,
             }
         )
+    from studio.core.export.report import model_bytes
+
     return {
         "model": lm.name,
         "arch": lm.arch,
         "input_size": list(s.input_size),
-        "before": before.as_dict(),
-        "after": after.as_dict(),
+        "before": dict(before.as_dict(), bytes=model_bytes(lm.model)),
+        "after": dict(after.as_dict(), bytes=model_bytes(pruned)),
         "predicted": predict(plan, s).as_dict(),
         "ratio": {
             k: _change(getattr(before, k), getattr(after, k)) for k in ("params", "flops", "macs")

@@ -15,9 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "model",
         nargs="?",
-        default="demo",
-        help="model to open: architecture, timm:NAME, FILE.py:NAME, a checkpoint "
-        "or a folder (default: demo)",
+        help="model to open: demo, an architecture, timm:NAME, FILE.py:NAME, a checkpoint "
+        "or a folder (default: the start page; demo for --screenshot)",
     )
     ap.add_argument("--arch", help="architecture of a state_dict checkpoint")
     ap.add_argument("--weights", metavar="FILE", help="a state_dict for the architecture")
@@ -45,9 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _request(a):
     from studio.core.model.request import ModelRequest
 
+    if a.model is None and not a.screenshot:
+        return None
     args = json.loads(a.model_args) if a.model_args else {}
     return ModelRequest(
-        spec=a.model,
+        spec=a.model or "demo",
         arch=a.arch,
         weights=a.weights,
         pretrained=a.pretrained,
@@ -106,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         QTimer.singleShot(0, lambda: win.recovery.restore(snap))
         return app.exec()
     win.recovery.clear()
-    QTimer.singleShot(0, lambda: win.load(req))  # paint first, then load
+    if req is not None:
+        QTimer.singleShot(0, lambda: win.load(req))  # paint first, then load
+    else:
+        win._model_changed()  # the start page
     return app.exec()
 
 

@@ -12,12 +12,15 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
+    QFrame,
     QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QScrollArea,
+    QStackedWidget,
     QToolBar,
     QUndoView,
     QWidget,
@@ -27,6 +30,7 @@ from studio.core import criteria
 from studio.core.errors import StudioError
 from studio.core.model.request import ModelRequest
 from studio.gui import dialogs, recent
+from studio.gui import help as help_menu
 from studio.gui.actions import Actions
 from studio.gui.exports import Exports
 from studio.gui.jobs import JobManager
@@ -38,13 +42,14 @@ from studio.gui.views.charts import ChartsView
 from studio.gui.views.compare import CompareView
 from studio.gui.views.heatmap import HeatmapView
 from studio.gui.views.pipeline import PipelineView
+from studio.gui.views.start import StartPage
 from studio.gui.views.structure import StructureView
 from studio.gui.views.summary import SummaryBar
 from studio.gui.views.widths import WidthsView
 
 ALL = list(criteria.ALL)
 DATA = set(criteria.DATA_CRITERIA)
-STATE_VERSION = 2  # bump when the dock layout changes: older saved states are ignored
+STATE_VERSION = 3  # bump when the dock layout changes: older saved states are ignored
 
 
 def default_settings() -> QSettings:
@@ -95,10 +100,22 @@ class MainWindow(QMainWindow):
             w, h = min(self.width(), avail.width()), min(self.height(), avail.height())
         self.resize(w, h)
 
-    def _dock(self, title: str, widget: QWidget, area, name: str) -> QDockWidget:
+    def _dock(
+        self, title: str, widget: QWidget, area, name: str, scroll: bool = False
+    ) -> QDockWidget:
+        """A dock; ``scroll`` puts a form in a scroll area, so that it never makes the window
+        taller than a laptop screen."""
         d = QDockWidget(title, self)
         d.setObjectName(name)
-        d.setWidget(widget)
+        if scroll:
+            area_ = QScrollArea()
+            area_.setWidget(widget)
+            area_.setWidgetResizable(True)
+            area_.setFrameShape(QFrame.NoFrame)
+            area_.setMinimumHeight(60)
+            d.setWidget(area_)
+        else:
+            d.setWidget(widget)
         d.setFeatures(
             QDockWidget.DockWidgetMovable
             | QDockWidget.DockWidgetFloatable
@@ -111,7 +128,11 @@ class MainWindow(QMainWindow):
         s = self.session
         self.summary = SummaryBar(s)
         self.heatmap = HeatmapView(s, ALL, DATA)
-        self.setCentralWidget(self.heatmap)
+        self.start = StartPage()
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.start)
+        self.pages.addWidget(self.heatmap)
+        self.setCentralWidget(self.pages)
         self.structure = StructureView(s)
         self.widths = WidthsView(s)
         self.blocks = BlocksView(s)
@@ -124,13 +145,15 @@ class MainWindow(QMainWindow):
         L, R, B = (Qt.LeftDockWidgetArea, Qt.RightDockWidgetArea, Qt.BottomDockWidgetArea)
         self.docks = {
             "structure": self._dock("Structure", self.structure, L, "dock_structure"),
-            "autoselect": self._dock("Auto-select", self.autoselect, R, "dock_autoselect"),
-            "blocks": self._dock("Stages and blocks", self.blocks, R, "dock_blocks"),
+            "blocks": self._dock("Stages and blocks", self.blocks, L, "dock_blocks"),
+            "autoselect": self._dock(
+                "Auto-select", self.autoselect, R, "dock_autoselect", scroll=True
+            ),
             "history": self._dock("Edit history", self.undo_view, R, "dock_history"),
             "widths": self._dock("Channel widths", self.widths, B, "dock_widths"),
             "charts": self._dock("Live charts", self.charts, B, "dock_charts"),
             "compare": self._dock("Compare", self.compare, B, "dock_compare"),
-            "pipeline": self._dock("Pipelines", self.pipeline, B, "dock_pipeline"),
+            "pipeline": self._dock("Pipelines", self.pipeline, B, "dock_pipeline", scroll=True),
         }
         self._sized = False
         self._catalogue: list[dict] = []  # the model browser's entries, once read
@@ -151,21 +174,41 @@ class MainWindow(QMainWindow):
     def reset_layout(self) -> None:
         """The default arrangement: tabs and sizes that fit the window (View ▸ Reset)."""
         d = self.docks
+        size = self.size()  # re-docking may grow the window: it keeps its size
         for dock in d.values():
             dock.setFloating(False)
             dock.show()
-        self.tabifyDockWidget(d["blocks"], d["history"])
+        L, R, B = (Qt.LeftDockWidgetArea, Qt.RightDockWidgetArea, Qt.BottomDockWidgetArea)
+        for key, area in (("structure", L), ("blocks", L), ("autoselect", R), ("history", R)):
+            self.addDockWidget(area, d[key])
+        for key in ("widths", "charts", "compare", "pipeline"):
+            self.addDockWidget(B, d[key])
+        self.splitDockWidget(d["autoselect"], d["history"], Qt.Vertical)
+        self.tabifyDockWidget(d["structure"], d["blocks"])
         self.tabifyDockWidget(d["widths"], d["charts"])
         self.tabifyDockWidget(d["charts"], d["compare"])
         self.tabifyDockWidget(d["compare"], d["pipeline"])
-        d["blocks"].raise_()
+        d["structure"].raise_()
         d["widths"].raise_()
         w, h = max(self.width(), 800), max(self.height(), 500)
         self.resizeDocks(
-            [d["structure"], d["autoselect"]], [int(w * 0.3), int(w * 0.24)], Qt.Horizontal
+            [d["structure"], d["autoselect"]], [int(w * 0.24), int(w * 0.22)], Qt.Horizontal
         )
-        self.resizeDocks([d["widths"]], [int(h * 0.3)], Qt.Vertical)
-        self.resizeDocks([d["autoselect"], d["blocks"]], [int(h * 0.3), int(h * 0.45)], Qt.Vertical)
+        self.resizeDocks([d["widths"]], [int(h * 0.27)], Qt.Vertical)
+        self.resizeDocks([d["autoselect"], d["history"]], [int(h * 0.4), int(h * 0.2)], Qt.Vertical)
+        self.resize(size)
+
+    def _charts(self) -> dict:
+        """Every chart of the window, by name (File ▸ Export ▸ Chart)."""
+        return {
+            "importance heatmap": self.heatmap.plot,
+            "channel widths": self.widths.plot.getPlotItem(),
+            "training loss": self.charts.loss_plot,
+            "accuracy": self.charts.acc_plot,
+            "cost over steps": self.charts.cost_plot,
+            "compare widths": self.compare.plot.getPlotItem(),
+            "pipeline": self.pipeline.plot.getPlotItem(),
+        }
 
     def _action(self, text, slot, shortcut=None, tip=None) -> QAction:
         a = QAction(text, self)
@@ -197,7 +240,12 @@ class MainWindow(QMainWindow):
         ex.addAction(self._action("Pruned model (folder)…", self.export_model))
         ex.addAction(self._action("ONNX…", self.export_onnx))
         ex.addAction(self._action("Recipe…", self.export_recipe))
-        ex.addAction(self._action("Report (HTML)…", self.export_report))
+        ex.addAction(self._action("Report (HTML or PDF)…", self.export_report))
+        charts = ex.addMenu("Chart (PNG or SVG)")
+        for name, item in self._charts().items():
+            charts.addAction(
+                self._action(name + "…", lambda i=item, n=name: self.export_chart(i, n))
+            )
         f.addSeparator()
         f.addAction(self._action("&Quit", self.close, QKeySequence.Quit))
         e = m.addMenu("&Edit")
@@ -253,6 +301,7 @@ class MainWindow(QMainWindow):
             v.addAction(d.toggleViewAction())
         v.addSeparator()
         v.addAction(self._action("Reset layout", self.reset_layout))
+        help_menu.add_help_menu(self)
         tb = QToolBar("Main")
         tb.setObjectName("toolbar_main")
         tb.setMovable(False)
@@ -320,7 +369,12 @@ class MainWindow(QMainWindow):
         for v in (self.heatmap, self.autoselect):
             v.scoreRequested.connect(self.actions.score)
             v.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
+        self.charts.exportRequested.connect(self.export_chart)
         self.pipeline.startRequested.connect(self.run_pipeline)
+        self.start.demoRequested.connect(lambda: self.load(ModelRequest(spec="demo")))
+        self.start.openRequested.connect(self.open_dialog)
+        self.start.recentRequested.connect(self._open_recent)
+        self.start.helpRequested.connect(lambda: help_menu.first_steps_dialog(self).exec())
         self.pipeline.exportRequested.connect(self.export_pipeline_recipe)
 
     # -- jobs ----------------------------------------------------------------------------
@@ -440,6 +494,7 @@ class MainWindow(QMainWindow):
             act.setToolTip(rec["spec"])
             act.triggered.connect(lambda _c=False, rec=rec: self._open_recent(rec))
         self.recent_menu.setEnabled(bool(items))
+        self.start.set_recent([(recent.label(r), r["spec"], r) for r in items])
 
     def _open_recent(self, rec: dict):
         try:  # the user picks it from the menu: the user names it (not the settings file)
@@ -491,6 +546,7 @@ class MainWindow(QMainWindow):
 
     def _model_changed(self) -> None:
         s = self.session
+        self.pages.setCurrentWidget(self.heatmap if s.loaded else self.start)
         self.setWindowTitle(
             f"Pruning Studio — {s.lm.name}  ·  {s.lm.describe_source()}"
             if s.loaded
@@ -599,22 +655,31 @@ class MainWindow(QMainWindow):
 
     def export_report(self, path: str | None = None):
         s = self.session
-        path = path or self._ask_path("Export report", "report.html", "HTML (*.html)")
+        path = path or self._ask_path(
+            "Export report", "report.html", "HTML page (*.html);;PDF (*.pdf)"
+        )
         if not path or not s.loaded:
             return None
         from studio.gui.views.plotting import png
 
-        images = {
-            "Channel widths (original vs planned)": png(self.widths.plot.getPlotItem()),
-            "Importance heatmap": png(self.heatmap.plot),
-        }
-        if self.charts.has_data():
-            images["Fine-tuning accuracy"] = png(self.charts.acc_plot)
-            images["Training loss"] = png(self.charts.loss_plot)
-        if len(s.history) > 1:
-            images["Cost over prune steps"] = png(self.charts.cost_plot)
-            images["Per-layer widths: original vs current"] = png(self.compare.plot.getPlotItem())
-        return self.exports.report(path, images, self.compare.rows(), self.compare.widths())
+        images = {"Importance heatmap (" + s.criterion + ")": png(self.heatmap.plot)}
+        return self.exports.report(path, images, self.compare.widths())
+
+    def export_chart(self, item, name: str, path: str | None = None) -> None:
+        """Any chart as PNG or SVG."""
+        from studio.gui.views.plotting import export_chart
+
+        path = path or self._ask_path(
+            f"Export chart: {name}", name.replace(" ", "-") + ".png", "PNG (*.png);;SVG (*.svg)"
+        )
+        if not path:
+            return
+        try:
+            export_chart(item, path)
+        except StudioError as e:
+            dialogs.error_box(self, "Cannot export the chart", str(e))
+            return
+        self.statusBar().showMessage(f"wrote {path}", 5000)
 
     # -- closing -------------------------------------------------------------------------
     def closeEvent(self, ev):  # noqa: N802

@@ -109,10 +109,14 @@ class Session(QObject):
         original stays for compare. ``step`` is the recipe step that made it."""
         if step is not None:
             self.steps.append(step)
+        # Measurements of the previous working model no longer describe the current one.
+        for key in ("eval_current", "latency"):
+            self.results.pop(key, None)
         self.history.append(self._history_entry(label, s))
         self.exported = False
         self._set_working(lm, s, scores)
         self.historyChanged.emit()
+        self.resultsChanged.emit()
 
     def _set_working(self, lm: LoadedModel, s: StructureMap, scores: dict | None) -> None:
         self.lm, self.structure = lm, s

@@ -1,5 +1,7 @@
 """Auto-select: criterion, scope, FLOPs target slider, round_to, protected layers. Moving
-the slider replaces the plan live (one undo step per drag)."""
+the slider replaces the plan live (one undo step per drag). The slider always shows the
+share of the current model's FLOPs that the plan keeps: it follows undo, redo, a loaded
+plan, clicks in the heatmap and Apply."""
 
 from __future__ import annotations
 
@@ -36,9 +38,16 @@ class AutoSelectView(QWidget):
         self.slider.setRange(5, 100)
         self.slider.setValue(100)
         self.slider.setTracking(True)
-        self.slider.setMinimumWidth(140)
+        self.slider.setMinimumWidth(80)
+        self.slider.setToolTip(
+            "Keep this share of the current model's FLOPs (100%: no pruning). Follows the "
+            "plan however it was edited."
+        )
         self.target_label = QLabel("100%")
-        self.target_label.setMinimumWidth(40)
+        self.target_label.setMinimumWidth(36)
+        for combo in (self.crit, self.scope):
+            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
         self.round_to = QSpinBox()
         self.round_to.setRange(1, 64)
         self.protect = QLineEdit(placeholderText="layer names, comma-separated")
@@ -50,7 +59,7 @@ class AutoSelectView(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.slider, 1)
         row.addWidget(self.target_label)
-        form.addRow("FLOPs target", row)
+        form.addRow("Keep FLOPs", row)
         form.addRow("Round channels to", self.round_to)
         form.addRow("Protected layers", self.protect)
         btns = QHBoxLayout()
@@ -67,6 +76,7 @@ class AutoSelectView(QWidget):
         self.clear_btn.clicked.connect(session.clear_plan)
         self.crit.scoreRequested.connect(self.scoreRequested)
         session.scoresChanged.connect(self._scores_arrived)
+        session.planChanged.connect(self._follow_plan)
         self._pending = False
 
     def sizeHint(self):  # noqa: N802
@@ -79,9 +89,22 @@ class AutoSelectView(QWidget):
             self._pending = False
             self.run(merge=False)
 
+    def _follow_plan(self) -> None:
+        """Show what the plan keeps, unless the user is dragging the slider."""
+        s = self.session
+        if not s.loaded or self.slider.isSliderDown():
+            return
+        share = (
+            s.predicted().flops / s.structure.original.flops if s.structure.original.flops else 1
+        )
+        v = min(max(int(round(share * 100)), self.slider.minimum()), 100)
+        self.slider.blockSignals(True)
+        self.slider.setValue(v)
+        self.slider.blockSignals(False)
+        self.target_label.setText(f"{share:.0%}")
+
     def _slider(self, v: int) -> None:
         self.target_label.setText(f"{v}%")
-        self.slider.setToolTip("keep this share of the original FLOPs (100%: no pruning)")
         if self.slider.isSliderDown():
             self.run(merge=True)
 

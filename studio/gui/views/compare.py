@@ -3,6 +3,8 @@ latency, speed-up and its realisation."""
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import (
@@ -15,7 +17,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.format import human
+from studio.core.export.report import acc, change, count, megabytes, model_bytes, points, ratio
+from studio.gui.views.plotting import LabelAxis
 
 ROWS = (
     "top-1",
@@ -24,8 +27,9 @@ ROWS = (
     "params",
     "FLOPs",
     "MACs",
-    "latency batch 1 (ms)",
-    "latency batch N (ms)",
+    "size",
+    "latency batch 1",
+    "latency batch N",
     "speed-up batch 1",
     "speed-up batch N",
     "realisation batch 1",
@@ -45,11 +49,15 @@ class CompareView(QWidget):
         self.note = QLabel("Run Evaluate (and Measure latency) to fill this table.")
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color:#555")
+        self.names = LabelAxis("bottom", spacing_px=110)
         self.plot = pg.PlotWidget(
-            background="w", title="per-layer output channels: original (grey) vs current (green)"
+            background="w",
+            title="per-layer output channels: original (grey) vs current (green)",
+            axisItems={"bottom": self.names},
         )
         self.plot.setMenuEnabled(False)
-        self.plot.setLabel("bottom", "layer (execution order of the original)")
+        self.plot.getViewBox().setMouseEnabled(x=True, y=False)
+        self.plot.setLabel("bottom", "layer, in the original's execution order (wheel: zoom)")
         self.orig_bars = pg.BarGraphItem(
             x=[], height=[], width=0.85, brush=pg.mkBrush(205, 205, 205), pen=None
         )
@@ -68,38 +76,61 @@ class CompareView(QWidget):
         session.resultsChanged.connect(self.refresh)
         session.modelChanged.connect(self.refresh)
 
-    def rows(self) -> list[tuple[str, object, object]]:
-        """(metric, original, current) -- also what the HTML report prints."""
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        """(metric, original, current, change), formatted one way (the report's)."""
         s = self.session
         if not s.loaded:
             return []
         r = s.results
         o, c = r.get("eval_original", {}), r.get("eval_current", {})
+        out = []
+        for k, name in (("top1", "top-1"), ("top5", "top-5")):
+            if k in o and k in c:
+                out.append((name, acc(o[k]), acc(c[k]), points(c[k], o[k])))
+        if "loss" in o and "loss" in c:
+            out.append(
+                ("loss", f"{o['loss']:.4f}", f"{c['loss']:.4f}", change(c["loss"], o["loss"]))
+            )
         oc, cc = s.original_cost, s.structure.original
-        out = [
-            ("top-1", o.get("top1"), c.get("top1")),
-            ("top-5", o.get("top5"), c.get("top5")),
-            ("loss", o.get("loss"), c.get("loss")),
-            ("params", oc.params, cc.params),
-            ("FLOPs", oc.flops, cc.flops),
-            ("MACs", oc.macs, cc.macs),
-        ]
+        for k, name in (("params", "params"), ("flops", "FLOPs"), ("macs", "MACs")):
+            a, b = getattr(oc, k), getattr(cc, k)
+            out.append((name, count(a), count(b), change(b, a)))
+        ob, cb = self._bytes()
+        out.append(("size", megabytes(ob), megabytes(cb), change(cb, ob)))
         lat = r.get("latency")
         if lat:
             bs = sorted(lat["speedup"], key=int)
             for b, label in zip(bs, ("1", "N")):
+                po, pp = lat["original"]["batch"][b], lat["pruned"]["batch"][b]
                 out.append(
                     (
-                        f"latency batch {label} (ms)",
-                        lat["original"]["batch"][b]["median_ms"],
-                        lat["pruned"]["batch"][b]["median_ms"],
+                        f"latency batch {label}",
+                        f"{po['median_ms']:.2f} ms ({po['p25_ms']:.2f}–{po['p75_ms']:.2f})",
+                        f"{pp['median_ms']:.2f} ms ({pp['p25_ms']:.2f}–{pp['p75_ms']:.2f})",
+                        change(pp["median_ms"], po["median_ms"]),
                     )
                 )
             for b, label in zip(bs, ("1", "N")):
-                out.append((f"speed-up batch {label}", 1.0, lat["speedup"][b]))
+                q1, q3 = lat.get("speedup_iqr", {}).get(b, (lat["speedup"][b],) * 2)
+                out.append(
+                    (
+                        f"speed-up batch {label}",
+                        "1.00×",
+                        ratio(lat["speedup"][b]),
+                        f"IQR {q1:.2f}–{q3:.2f}",
+                    )
+                )
             for b, label in zip(bs, ("1", "N")):
-                out.append((f"realisation batch {label}", None, lat["realisation"][b]))
+                out.append((f"realisation batch {label}", "", f"{lat['realisation'][b]:.0%}", ""))
         return out
+
+    def _bytes(self) -> tuple[int, int]:
+        s = self.session
+        key = (id(s.original.model), id(s.lm.model))
+        if getattr(self, "_bytes_key", None) != key:
+            self._bytes_key = key
+            self._bytes_val = (model_bytes(s.original.model), model_bytes(s.lm.model))
+        return self._bytes_val
 
     def widths(self) -> list[tuple[str, int, int]]:
         """(layer, original out channels, current out channels or 0 when removed)."""
@@ -117,35 +148,37 @@ class CompareView(QWidget):
 
     def refresh(self) -> None:
         w = self.widths()
+        self.names.set_labels([n for n, _, _ in w])
         x = np.arange(len(w), dtype=float)
         self.orig_bars.setOpts(x=x, height=np.array([a for _, a, _ in w], dtype=float))
         self.cur_bars.setOpts(x=x, height=np.array([b for _, _, b in w], dtype=float))
         self.table.clearContents()
-        data = {name: (a, b) for name, a, b in self.rows()}
+        data = {row[0]: row[1:] for row in self.rows()}
         for i, name in enumerate(ROWS):
-            a, b = data.get(name, (None, None))
-            self.table.setItem(i, 0, QTableWidgetItem(_fmt(name, a)))
-            self.table.setItem(i, 1, QTableWidgetItem(_fmt(name, b)))
-            ch = ""
-            if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a:
-                ch = f"{b - a:+.4f}" if name.startswith(("top", "loss")) else f"×{b / a:.3f}"
-            self.table.setItem(i, 2, QTableWidgetItem(ch))
+            a, b, ch = data.get(name, ("—", "—", ""))
+            for j, text in enumerate((a, b, ch)):
+                self.table.setItem(i, j, QTableWidgetItem(text))
         lat = self.session.results.get("latency")
         if lat:
             bs = sorted(lat["speedup"], key=int)
-            self.note.setText(
+            text = (
                 f"Latency: {lat['pruned']['device']}, {lat['pruned']['threads']} threads, "
-                f"batch sizes {', '.join(bs)}; median of repeats. Realisation = measured "
-                f"speed-up ÷ FLOPs reduction (1.0 is the physical ideal; small or "
-                f"memory-bound layers and odd channel counts keep it lower)."
+                f"batch sizes {', '.join(bs)}; both models timed interleaved in "
+                f"{lat.get('rounds', '?')} rounds: median (quartiles). Speed-up: median of the "
+                f"per-round ratios. Realisation = measured speed-up ÷ FLOPs ratio (100% is the "
+                f"physical ideal). Load average {lat.get('load_average') or 0:.2f} on "
+                f"{lat.get('cpus', '?')} CPUs."
             )
-
-
-def _fmt(name: str, v) -> str:
-    if v is None:
-        return "—"
-    if name in ("params", "FLOPs", "MACs"):
-        return human(v)
-    if isinstance(v, float):
-        return f"{v:.4f}" if name.startswith(("top", "loss", "real")) else f"{v:.3f}"
-    return str(v)
+            warn = lat.get("warnings") or []
+            if warn:
+                text = (
+                    "<b style='color:#c62828'>Caution: "
+                    + html.escape("; ".join(warn))
+                    + "</b><br>"
+                    + html.escape(text)
+                )
+            self.note.setText(text)
+        else:
+            self.note.setText(
+                "Run Evaluate (with a data source) and Measure latency to fill this table."
+            )

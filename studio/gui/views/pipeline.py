@@ -101,7 +101,10 @@ class PipelineView(QWidget):
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         for ax in ("bottom", "left"):  # shares and accuracies: no "x0.001" SI scaling
             self.plot.getAxis(ax).enableAutoSIPrefix(False)
-        self.legend = self.plot.addLegend(offset=(-10, 10))
+        # bottom right, see-through: the chosen point sits at the top (best accuracy)
+        self.legend = self.plot.addLegend(
+            offset=(-10, -10), brush=pg.mkBrush(255, 255, 255, 190), labelTextSize="8pt"
+        )
         lay = QHBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addLayout(left, 1)

@@ -1,11 +1,24 @@
-"""The always-visible summary bar: params, FLOPs, MACs -- original -> planned -- and the
-predicted speed-up."""
+"""The always-visible summary bar: params and FLOPs of the plan against the *original* model
+and (once a step has been applied) against the current one, the speed-up the FLOPs predict
+and, when it has been measured for the current model, the measured one with its spread."""
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
-from studio.format import human
+from studio.format import human, pct
+
+GREEN, GREY = "#2e7d32", "#555"
+
+
+def measured_speedup(results: dict) -> tuple[str, float, float, float] | None:
+    """(batch, median, q1, q3) of the measured speed-up at the smallest batch, if any."""
+    lat = results.get("latency")
+    if not lat or not lat.get("speedup"):
+        return None
+    b = min(lat["speedup"], key=int)
+    q1, q3 = lat.get("speedup_iqr", {}).get(b, (lat["speedup"][b],) * 2)
+    return b, float(lat["speedup"][b]), float(q1), float(q3)
 
 
 class SummaryBar(QWidget):
@@ -15,7 +28,7 @@ class SummaryBar(QWidget):
         lay = QHBoxLayout(self)
         lay.setContentsMargins(8, 4, 8, 4)
         self.labels = {}
-        for key in ("model", "params", "flops", "macs", "speedup", "plan"):
+        for key in ("model", "params", "flops", "speedup", "plan"):
             lab = QLabel()
             lab.setObjectName(f"summary_{key}")
             lab.setTextFormat(lab.textFormat().RichText)
@@ -26,28 +39,45 @@ class SummaryBar(QWidget):
         lay.addStretch(1)
         session.planChanged.connect(self.refresh)
         session.modelChanged.connect(self.refresh)
+        session.resultsChanged.connect(self.refresh)
         self.refresh()
 
     def refresh(self) -> None:
         s = self.session
         if not s.loaded:
             self.labels["model"].setText("<i>no model</i>")
-            for k in ("params", "flops", "macs", "speedup", "plan"):
+            for k in ("params", "flops", "speedup", "plan"):
                 self.labels[k].setText("")
             return
-        orig, pred = s.structure.original, s.predicted()
+        orig, cur, pred = s.original_cost, s.structure.original, s.predicted()
         self.labels["model"].setText(f"<b>{s.lm.name}</b>")
-        for key, title in (("params", "Params"), ("flops", "FLOPs"), ("macs", "MACs")):
-            a, b = getattr(orig, key), getattr(pred, key)
-            pct = (b / a - 1) * 100 if a else 0.0
-            color = "#2e7d32" if pct < 0 else "#555"
+        for key, title in (("params", "Params"), ("flops", "FLOPs")):
+            a, c, b = getattr(orig, key), getattr(cur, key), getattr(pred, key)
+            vs = f"{pct(b, a)} vs original" if s.pruned else pct(b, a)
+            if s.pruned and b != c:
+                vs += f", {pct(b, c)} vs current"
+            color = GREEN if b < a else GREY
             self.labels[key].setText(
-                f"{title} {human(a)} → <b>{human(b)}</b> "
-                f"<span style='color:{color}'>({pct:+.1f}%)</span>"
+                f"{title} {human(a)} → <b>{human(b)}</b> <span style='color:{color}'>({vs})</span>"
             )
-        sp = orig.flops / pred.flops if pred.flops else float("inf")
-        self.labels["speedup"].setText(
-            f"Predicted speed-up <b>{sp:.2f}×</b> <span style='color:#777'>(FLOPs)</span>"
+            self.labels[key].setToolTip(
+                f"{title}: original {human(a)}, current model {human(c)}, with the plan "
+                f"{human(b)}" + (f"; MACs {human(pred.macs)}" if key == "flops" else "")
+            )
+        ratio = orig.flops / pred.flops if pred.flops else float("inf")
+        text = f"Speed-up <b>{ratio:.2f}×</b> <span style='color:#777'>FLOPs ratio</span>"
+        m = measured_speedup(s.results) if s.plan.is_empty() else None
+        if m is not None:
+            b, med, q1, q3 = m
+            text += (
+                f" · <b>{med:.2f}×</b> <span style='color:#777'>measured "
+                f"(IQR {q1:.2f}–{q3:.2f}, batch {b})</span>"
+            )
+        self.labels["speedup"].setText(text)
+        self.labels["speedup"].setToolTip(
+            "FLOPs ratio: original FLOPs ÷ FLOPs with the plan (a prediction). Measured: "
+            "Model ▸ Measure latency times both models interleaved; median and quartiles of "
+            "the per-round ratios."
         )
         n = s.plan.n_removed()
         nb = len(s.plan.drop_blocks)

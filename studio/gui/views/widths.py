@@ -1,5 +1,7 @@
 """Channel widths: every conv/linear layer's output channels, original (grey) and planned
-(blue) -- the network's shape at a glance. Clicking a bar focuses that layer's group."""
+(blue) -- the network's shape at a glance. Layer names label the bars as far as they fit
+(all of them once zoomed in: wheel or drag); hovering a bar names it with its widths, and
+clicking it focuses its group in every view."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from studio.gui.views.plotting import cache_axes
+from studio.gui.views.plotting import LabelAxis, cache_axes
 
 ORIGINAL = pg.mkBrush(205, 205, 205)
 PLANNED = pg.mkBrush(52, 120, 198)
@@ -16,14 +18,21 @@ FOCUSED = pg.mkBrush(239, 140, 32)
 
 
 class WidthsView(QWidget):
+    KEY = (
+        "<span style='color:#999'>■</span> original &nbsp; <span style='color:#3478c6'>■"
+        "</span> planned &nbsp; <span style='color:#ef8c20'>■</span> focused group &nbsp;·"
+        "&nbsp; hover a bar for its layer, click to focus its group"
+    )
+
     def __init__(self, session, parent=None):
         super().__init__(parent)
         self.session = session
         self.layers: list[str] = []
-        self.plot = pg.PlotWidget(background="w")
+        self.names = LabelAxis("bottom", spacing_px=110)
+        self.plot = pg.PlotWidget(background="w", axisItems={"bottom": self.names})
         self.plot.setMenuEnabled(False)
         self.plot.setLabel("left", "output channels")
-        self.plot.setLabel("bottom", "layer (execution order)")
+        self.plot.setLabel("bottom", "layer, in execution order (wheel to zoom, hover for names)")
         self.plot.showGrid(y=True, alpha=0.2)
         cache_axes(self.plot.getPlotItem())
         self.plot.getViewBox().setMouseEnabled(x=True, y=False)
@@ -31,10 +40,8 @@ class WidthsView(QWidget):
         self.planned = pg.BarGraphItem(x=[], height=[], width=0.55, brush=PLANNED, pen=None)
         self.plot.addItem(self.orig)
         self.plot.addItem(self.planned)
-        legend = self.plot.addLegend(offset=(-10, 10))
-        legend.addItem(self.orig, "original")
-        legend.addItem(self.planned, "planned")
-        self.info = QLabel(" ")
+        self.info = QLabel(self.KEY)
+        self.info.setWordWrap(True)
         self.info.setStyleSheet("color:#555")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
@@ -52,6 +59,7 @@ class WidthsView(QWidget):
         self.layers = [n for n in s.table.executed_order if kinds.get(n) in ("conv", "linear")]
         self.owner = s.layer_groups()
         idx = s.table.index
+        self.names.set_labels(self.layers)
         self.x = np.arange(len(self.layers))
         self.h0 = np.array([s.table.cout[idx[n]] for n in self.layers], dtype=float)
         self.orig.setOpts(x=self.x, height=self.h0)
@@ -81,13 +89,19 @@ class WidthsView(QWidget):
     def _hover(self, pos) -> None:
         i = self._index_at(pos)
         if i is None:
+            self.info.setText(self.KEY)
+            self.plot.setToolTip("")
             return
         n = self.layers[i]
         w = self.session.widths().get(n, (0, 0))[1]
-        self.info.setText(
-            f"{n}: {int(self.h0[i])} → {w} channels   (group "
-            f"{self.owner.get(n, '—')}; click to focus)"
+        h0 = int(self.h0[i])
+        change = f" ({(w / h0 - 1) * 100:+.0f}%)" if h0 and w != h0 else ""
+        text = (
+            f"<b>{n}</b>: {h0} → {w} channels{change} · group {self.owner.get(n, '—')}"
+            " · click to focus"
         )
+        self.info.setText(text)
+        self.plot.setToolTip(text)
 
     def _clicked(self, ev) -> None:
         if ev.button() != Qt.LeftButton:
