@@ -113,3 +113,17 @@ def test_holdout_never_touches_validation():
     val_x = {tuple(x.flatten().tolist()) for x, _ in d.val}
     assert not any(tuple(held[i][0].flatten().tolist()) in val_x for i in range(10))
     assert isinstance(held[0][0], torch.Tensor)
+
+
+def test_demo_digits_fit_any_image_model():
+    """The digits resized and repeated over the channels: real data for a 3x64x64 CNN."""
+    d = load_data("demo", (3, 64, 64))
+    x, y = d.val[0]
+    assert x.shape == (3, 64, 64) and d.input_size == (3, 64, 64) and "3×64×64" in d.name
+    assert torch.equal(x[0], x[2]) and x.std() > 0.1
+    xs, _ = d.train[0]
+    assert xs.shape == (3, 64, 64)
+    base = load_data("demo").val[0][0]
+    assert torch.allclose(x[0, ::8, ::8].mean(), base.mean(), atol=0.5)  # the same digit
+    with pytest.raises(DataError, match="images"):
+        load_data("demo", (128,))

@@ -526,3 +526,44 @@ def test_model_browser_searches_and_counts_on_the_meta_device(qtbot):
 
 def test_the_window_says_where_the_model_came_from(win):
     assert "built-in demo" in win.windowTitle()
+
+
+# -- system requirements --------------------------------------------------------------------
+def test_the_qt_binding_keeps_none_alive():
+    """PySide6 6.12.0 under Python 3.11 drops a reference to None per void call: a session
+    dies with 'deallocating None' after some thousand actions. The installed one must not."""
+    from studio.gui import system
+
+    assert not system.binding_leaks_none()
+
+
+def test_missing_x_libraries_are_named_with_their_packages():
+    from studio.gui import system
+
+    ldd = (
+        "\tlibQt6XcbQpa.so.6 => /x/libQt6XcbQpa.so.6 (0x1)\n"
+        "\tlibxcb-cursor.so.0 => not found\n"
+        "\tlibxcb-icccm.so.4 => not found\n"
+        "\tlibxkbcommon-x11.so.0 => not found\n"
+        "\tlibxcb-cursor.so.0 => not found\n"
+    )
+    missing = system.missing_libraries(ldd)
+    assert missing == ["libxcb-cursor.so.0", "libxcb-icccm.so.4", "libxkbcommon-x11.so.0"]
+    assert [system.debian_package(m) for m in missing] == [
+        "libxcb-cursor0",
+        "libxcb-icccm4",
+        "libxkbcommon-x11-0",
+    ]
+    assert system.debian_package("libGL.so.1") == "libgl1"
+    no_display = system.platform_problem({"QT_QPA_PLATFORM": "xcb"})
+    if sys.platform.startswith("linux"):
+        assert "DISPLAY" in no_display and "offscreen" in no_display
+    assert system.platform_problem({"QT_QPA_PLATFORM": "offscreen"}) is None
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="Xvfb not installed")
+def test_the_real_plugin_loads_where_the_check_passes():
+    """On this machine the check and Qt agree: nothing missing, and the window starts."""
+    from studio.gui import system
+
+    assert system.platform_problem({"DISPLAY": ":99", "QT_QPA_PLATFORM": ""}) is None

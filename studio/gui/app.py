@@ -73,6 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2
+    from studio.gui import system
+
+    problem = system.platform_problem()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    warning = system.binding_problem()
+    if warning:
+        print(warning, file=sys.stderr)
     import pyqtgraph as pg
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication, QMessageBox

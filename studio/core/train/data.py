@@ -4,7 +4,8 @@ accuracy computed on it is labelled meaningless).
 
 ``load_data(spec)`` with ``spec`` one of ``demo``, ``demo:N`` (the same digits under another
 stratified train/validation split, N >= 1; the shipped demo checkpoint was trained on split
-0, so pair ``demo:N`` with a model trained on that split), ``synthetic``, ``cifar10:DIR``,
+0, so pair ``demo:N`` with a model trained on that split; for a model of another input
+shape the digits are resized and repeated over its channels), ``synthetic``, ``cifar10:DIR``,
 ``cifar100:DIR``, or a directory (``train/`` and ``val/`` class subfolders, or one folder of
 class subfolders split by a seed).
 """
@@ -92,7 +93,25 @@ class _Shift(Dataset):
         return img[:, dy : dy + 8, dx : dx + 8], self.y[i]
 
 
-def _demo(augment: bool, split: int = 0) -> DataSource:
+class _Resized(Dataset):
+    """The digits at another input size: each 8x8 image resized (bilinear) on read and
+    repeated over the channels -- real handwritten digits for any CNN's input shape."""
+
+    def __init__(self, ds: Dataset, size):
+        self.ds, self.size = ds, tuple(size)
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        x, y = self.ds[i]
+        x = torch.nn.functional.interpolate(
+            x[None], size=self.size[1:], mode="bilinear", align_corners=False
+        )[0]
+        return x.expand(self.size[0], -1, -1).contiguous(), y
+
+
+def _demo(augment: bool, split: int = 0, input_size=None) -> DataSource:
     from studio.core.model import demo
 
     xtr, ytr = demo.split_tensors("train", split)
@@ -100,14 +119,22 @@ def _demo(augment: bool, split: int = 0) -> DataSource:
     fill = -demo.PIXEL_MEAN / demo.PIXEL_STD
     plain = TensorDataset(xtr, ytr)
     train = _Shift(xtr, ytr, fill) if augment else plain
+    val = TensorDataset(xva, yva)
     name = "demo digits" + (f" (split {split})" if split else "")
+    size = tuple(demo.INPUT_SIZE)
+    if input_size is not None and tuple(input_size) != size:
+        if len(input_size) != 3:
+            raise DataError(f"the demo digits are images; the model takes {list(input_size)}")
+        size = tuple(int(v) for v in input_size)
+        train, val, plain = (_Resized(d, size) for d in (train, val, plain))
+        name += f" at {'×'.join(map(str, size))}"
     return DataSource(
         name,
         "demo",
         train,
-        TensorDataset(xva, yva),
+        val,
         10,
-        demo.INPUT_SIZE,
+        size,
         [str(i) for i in range(10)],
         train_eval=plain,
     )
@@ -263,12 +290,12 @@ def load_data(
     """The data source named by ``spec`` (module docstring), images shaped ``input_size``."""
     spec = str(spec)
     if spec == "demo":
-        return _demo(augment)
+        return _demo(augment, input_size=input_size)
     if spec.startswith("demo:"):
         n = spec.partition(":")[2]
         if not n.isdigit():
             raise DataError(f"'{spec}': the demo digits' other splits are demo:1, demo:2, ...")
-        return _demo(augment, int(n))
+        return _demo(augment, int(n), input_size)
     if spec == "synthetic":
         if input_size is None:
             raise DataError("synthetic data needs the model's input size")
