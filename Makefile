@@ -25,13 +25,24 @@ run-headless: $(STAMP)
 	$(VENV)/bin/pruning-studio prune demo --flops-target 0.5 --out $(OUT)/demo-half
 	$(VENV)/bin/pruning-studio inspect $(OUT)/demo-half | head -1
 
-# Real screenshots of the window for the docs (needs xvfb-run).
+# Real screenshots of the window for the docs, at a laptop's 1366x768 (needs xvfb-run);
+# the report's first page through a headless Chromium when one is installed.
+SHOT := xvfb-run -a -s "-screen 0 1920x1080x24" $(VENV)/bin/pruning-studio gui
 screenshots: $(STAMP)
-	for a in "demo --flops-target 0.5 --focus layer2.0.conv2 --screenshot docs/images/window-demo.png" \
-	  "demo --flops-target 0.5 --tour --show charts --screenshot docs/images/window-finetune.png" \
-	  "demo --flops-target 0.5 --tour --show compare --screenshot docs/images/window-compare.png" \
-	  "resnet50 --flops-target 0.5 --focus layer3.0.conv2 --screenshot docs/images/window-resnet50.png"; do \
-	  xvfb-run -a -s "-screen 0 1920x1200x24" $(VENV)/bin/pruning-studio gui $$a; done
+	$(SHOT) --show start --size 1366x768 --screenshot docs/images/window-start.png
+	$(SHOT) demo --flops-target 0.5 --focus layer2.0.conv2 --size 1366x768 --screenshot docs/images/window-demo.png
+	$(SHOT) demo --flops-target 0.5 --tour --show charts --size 1366x768 --screenshot docs/images/window-finetune.png
+	$(SHOT) demo --flops-target 0.5 --tour --show compare --size 1366x768 --screenshot docs/images/window-compare.png
+	$(SHOT) demo --pipeline search --show pipeline --size 1366x768 --screenshot docs/images/window-pipeline.png
+	$(SHOT) resnet50 --flops-target 0.5 --find layer3.2.conv2:17 --size 1366x768 --screenshot docs/images/window-resnet50.png
+	$(SHOT) resnet50 --flops-target 0.5 --find layer4.0.conv2 --size 1920x1080 --screenshot docs/images/window-resnet50-1080.png
+	rm -rf $(OUT)/shot-demo $(OUT)/shot-demo-ft
+	$(VENV)/bin/pruning-studio prune demo --flops-target 0.5 --out $(OUT)/shot-demo
+	$(VENV)/bin/pruning-studio finetune $(OUT)/shot-demo --data demo --epochs 3 --out $(OUT)/shot-demo-ft
+	$(VENV)/bin/pruning-studio export $(OUT)/shot-demo-ft --report $(OUT)/report.html --data demo --latency
+	if command -v chromium >/dev/null; then chromium --headless --no-sandbox --disable-gpu \
+	  --hide-scrollbars --window-size=1000,1400 --screenshot=docs/images/report.png \
+	  file://$(CURDIR)/$(OUT)/report.html 2>/dev/null; fi
 
 # Lint, format and the architecture's import rules first, then the suite.
 test: $(STAMP)

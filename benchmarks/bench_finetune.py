@@ -143,11 +143,11 @@ class Window:
         worker thread as the window's fine-tuning, without its charts."""
         out = []
 
-        def gen(token):
+        def gen(cancel=None):
             yield {"type": "progress", "step": 0, "total": 1}
             return fn(load_model("demo").model, load_data("demo"))
 
-        job = self.w.jobs.run("bench", gen, mutates=False)
+        job = self.w.jobs.start("bench", gen, mutates=False)
         job.finished.connect(out.append)
         self.wait()
         return out[0]

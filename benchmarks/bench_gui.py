@@ -64,6 +64,8 @@ def refresh_bench(app, MainWindow):
         w.autoselect.run(merge=True)
         app.processEvents()
         slider.append((time.perf_counter() - t0) * 1e3)
+    w.session.exported = True  # nothing to save: close without the question
+    w.session.undo_stack.setClean()
     w.close()
     return {
         "edit_refresh_ms_median": statistics.median(times),
@@ -126,6 +128,8 @@ def lag_bench(app, MainWindow):
     busy = measure(60, busy_fn=w.jobs.busy)
     _wait(app, lambda: not w.jobs.busy())
     dt = time.perf_counter() - t0
+    w.session.exported = True  # nothing to save: close without the question
+    w.session.undo_stack.setClean()
     w.close()
     from studio.gui.jobs import worker_threads
 

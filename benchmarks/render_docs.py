@@ -125,11 +125,12 @@ the worst case for a loop's fixed per-step costs (a step is a few milliseconds).
 {rows}
 
 Differences of a few percent are within this machine's drift (the core loop and the CLI
-run the same code). The window's job shares the interpreter with
-the GUI thread: each chart repaint held the GIL for 10–15 ms in a profile (pyqtgraph paints
-in Python), so
-redraws are throttled to 2.5 per second; the rest of the gap is that, on a model whose steps
-take milliseconds. What was fixed on the way (the previous run measured the window at 0.84x
+run the same code). The window's job shares the machine's two cores with the GUI thread,
+which paints the live charts (pyqtgraph paints in Python: 25–30 ms a repaint of the three
+charts with hover, smoothing and earlier runs, in a profile) and the progress bar: on a model
+whose steps take milliseconds that shows. Chart redraws are throttled to one a second and the
+progress bar to ten updates a second; a profile of 4 epochs then measured 0.4–0.6 s of GUI
+thread CPU in 4 s of training. What was fixed on the way (the previous run measured the window at 0.84x
 the core loop): the window's jobs used one thread fewer than the cores -- one of two on
 this machine -- and a process in which two live threads had run parallel torch ops trained
 at 0.45x (GNU OpenMP stops spin-waiting once it manages more threads than cores). Jobs now

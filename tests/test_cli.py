@@ -213,3 +213,25 @@ def test_export_onnx_and_report(tmp_path):
     r = run("export", "demo", "--report", str(tmp_path / "x.html"), check=False)
     assert r.returncode == 2 and "folder written by 'prune'" in r.stderr
     assert not (tmp_path / "x.html").exists()
+
+
+def test_report_measures_the_original_and_the_model_with_data(tmp_path):
+    """export --report --data: top-1 against the original, measured side by side, and
+    latency of both with --latency; --latency alone is refused in one line."""
+    run("prune", "demo", "--flops-target", "0.5", "--out", str(tmp_path / "half"))
+    run(
+        "export",
+        str(tmp_path / "half"),
+        "--report",
+        str(tmp_path / "r.html"),
+        "--data",
+        "demo:64",
+        "--latency",
+        "--threads",
+        "1",
+    )
+    page = (tmp_path / "r.html").read_text()
+    assert "Top-1 accuracy (vs the original)" in page and "latency, batch 1" in page
+    assert "measured for this report" in page
+    r = run("export", str(tmp_path / "half"), "--report", "y.html", "--latency", check=False)
+    assert r.returncode == 2 and "needs --data" in r.stderr

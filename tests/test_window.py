@@ -15,6 +15,7 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import QPointF, Qt  # noqa: E402
 from PySide6.QtGui import QKeySequence  # noqa: E402
 
+from studio.format import human  # noqa: E402
 from tests.test_gui import _wait_job, questions, studio_home, win  # noqa: E402, F401
 
 
@@ -185,12 +186,19 @@ def test_summary_against_original_and_previous_step(win, qtbot):
     win.autoselect.run(merge=False)
     _wait_job(qtbot, win, win.apply_plan())
     text = win.summary.labels["flops"].text()
-    assert "vs original" in text and "−" in text
+    original = human(s.original_cost.flops)
+    assert text.startswith(f"FLOPs {original} →") and "(−" in text  # against the original
     win.autoselect.slider.setValue(80)
     win.autoselect.run(merge=False)
     text = win.summary.labels["flops"].text()
-    assert "vs original" in text and "vs current" in text
+    assert text.startswith(f"FLOPs {original} →") and "vs current" in text
     assert "FLOPs ratio" in win.summary.labels["speedup"].text()
+    s.set_results(latency=_latency(1.8))
+    # a long summary line (a long model name, both comparisons, a measured speed-up) is
+    # clipped, it never widens the window past a laptop's
+    win.summary.labels["model"].setText("<b>" + "a_very_long_model_name_" * 20 + "</b>")
+    qtbot.wait(20)  # layouts settle
+    assert win.minimumSizeHint().width() <= 1280, win.minimumSizeHint()
     s.undo_stack.clear()
 
 

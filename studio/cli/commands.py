@@ -523,10 +523,48 @@ def cmd_sensitivity(a) -> int:
     return 0
 
 
-def _folder_report(lm):
+def _measure_for_report(a, lm, orig):
+    """Top-1/top-5 of the original and ``lm`` on ``--data``, side by side (and, with
+    ``--latency``, their latency): the report's accuracy is then against the original."""
+    from studio.core import verbs
+    from studio.core.errors import StudioError
+
+    if orig is None:
+        raise StudioError(
+            f"{lm.folder}: --data/--latency compare with the original model, which does "
+            "not load here (pass --trust if it needs code to run)"
+        )
+    if not a.data:
+        raise StudioError("--latency for a report needs --data too (the accuracy side)")
+    d = data(a, lm)
+    res = drive(
+        verbs.evaluate(
+            lm,
+            d,
+            baseline=orig,
+            latency=a.latency,
+            threads=a.threads,
+            device=device(a),
+            batch_size=max(a.batch_size, 128),
+        ),
+        "evaluate",
+    )
+    keys = ("top1", "top5")
+    accuracy = {
+        "before": {k: res["baseline"][k] for k in keys},
+        "after": {k: res[k] for k in keys},
+        "versus": "the original",
+        "note": f"the original and this model on {d.name} "
+        f"({res['n']} validation images), measured for this report",
+    }
+    return accuracy, res.get("latency")
+
+
+def _folder_report(lm, a=None):
     """The report of a folder written by 'prune' or 'finetune': costs counted on the model
     and on the original it names (when that loads without consent), accuracy and curves
-    from its report.json and metrics.jsonl -- nothing is measured anew."""
+    from its report.json and metrics.jsonl. With ``--data`` (and ``--latency``) the original
+    and the model are measured side by side, so accuracy is against the original."""
     import torch
 
     from studio.core import verbs
@@ -548,7 +586,7 @@ def _folder_report(lm):
         t = build_cost_table(m, torch.zeros(1, *lm.input_size)).totals().as_dict()
         return dict(t, bytes=model_bytes(m))
 
-    orig = verbs.original_of(lm)
+    orig = verbs.original_of(lm, trust=bool(a and a.trust))
     after = cost(lm.model)
     if orig is not None:
         before = cost(orig.model)
@@ -577,6 +615,9 @@ def _folder_report(lm):
             f"{r.get('epochs_done', '?')} epochs on {r.get('data', '?')}, "
             f"{r.get('device', '?')} × {r.get('world_size', 1)}"
         )
+    latency = None
+    if a is not None and (a.data or a.latency):
+        accuracy, latency = _measure_for_report(a, lm, orig)
     metrics = Path(lm.folder, "metrics.jsonl")
     if metrics.is_file():
         epochs = []
@@ -603,6 +644,7 @@ def _folder_report(lm):
         before=before,
         after=after,
         accuracy=accuracy,
+        latency=latency,
         steps=plan_steps(lm.plans),
         widths=widths,
         runs=runs,
@@ -618,9 +660,11 @@ def cmd_export(a) -> int:
 
     if not (a.onnx or a.report):
         raise StudioError("nothing to export: give --onnx FILE and/or --report FILE")
+    if (a.data or a.latency) and not a.report:
+        raise StudioError("--data and --latency measure for --report: give --report FILE too")
     lm = load_request(request(a))
     if a.report:
-        out = html_report(a.report, _folder_report(lm))
+        out = html_report(a.report, _folder_report(lm, a))
         print(f"wrote {out}")
     if a.onnx:
         res = verbs.export_onnx(lm, a.onnx)

@@ -338,11 +338,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="ONNX (checked in onnxruntime) and/or an HTML report",
         description="Export a model to ONNX, verified against PyTorch in "
         "onnxruntime; --report writes a stakeholder report for a folder "
-        "written by 'prune' or 'finetune' (its report.json).",
+        "written by 'prune' or 'finetune' (its report.json); with --data it "
+        "measures top-1/top-5 of the original and of this model for it, with --latency "
+        "their speed side by side.",
     )
     _model_args(p)
     p.add_argument("--onnx", metavar="FILE.onnx")
     p.add_argument("--report", metavar="FILE.html")
+    _data_args(p, required=False)
+    p.add_argument(
+        "--latency",
+        action="store_true",
+        help="for --report: time the original and this model side by side",
+    )
+    p.add_argument("--threads", type=_number(int, 1, 1024), default=None, help=argparse.SUPPRESS)
 
     p = sub.add_parser(
         "archs",

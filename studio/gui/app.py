@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--size", default="1600x1000", help="window size for --screenshot")
     ap.add_argument("--flops-target", type=float, help="auto-select to this FLOPs share first")
     ap.add_argument("--focus", help="group to focus (for screenshots)")
+    ap.add_argument("--find", metavar="LAYER[:CH]", help="show this layer (and channel) first")
     ap.add_argument("--tour", action="store_true", help=argparse.SUPPRESS)  # docs screenshots
     ap.add_argument("--show", default="widths", help=argparse.SUPPRESS)  # bottom tab to raise
     ap.add_argument("--pipeline", help=argparse.SUPPRESS)  # docs: run this pipeline first
@@ -134,6 +135,9 @@ def _screenshot(app, win, req, a) -> int:
     win.resize(w, h)
     win.show()
     app.processEvents()
+    if a.show == "start":  # the page a window without a model opens on
+        win._model_changed()
+        return _grab(app, win, a.screenshot)
     opened = run(verbs.open_model(req))
     win.session.set_model(opened.lm, opened.structure, opened.scores)
 
@@ -164,12 +168,18 @@ def _screenshot(app, win, req, a) -> int:
         wait(win.run_pipeline(cfg))
     if a.focus:
         win.session.set_focus(a.focus)
+    if a.find:
+        win.heatmap.goto(a.find)
     if a.show in win.docks:
         win.docks[a.show].raise_()
+    return _grab(app, win, a.screenshot)
+
+
+def _grab(app, win, path: str) -> int:
     for _ in range(5):
         app.processEvents()
-    win.grab().save(a.screenshot)
-    print(f"wrote {a.screenshot}")
+    win.grab().save(path)
+    print(f"wrote {path}")
     win.session.exported = True
     win.session.undo_stack.setClean()
     win.close()

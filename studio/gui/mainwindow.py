@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QUndoView,
     QWidget,
 )
+from superqt.utils import qthrottled
 
 from studio.core import criteria
 from studio.core.errors import StudioError
@@ -393,6 +394,12 @@ class MainWindow(QMainWindow):
             job.event.connect(self.pipeline.on_event)
 
     def _progress(self, what: str, step: int, total: int) -> None:
+        self._latest_progress = (what, step, total)
+        self._show_progress()
+
+    @qthrottled(timeout=100)  # a step can take 2 ms: repaint the bar at most 10 times a second
+    def _show_progress(self) -> None:
+        what, step, total = self._latest_progress
         self.job_label.setText(what)
         self.progress.setMaximum(max(total, 1))
         self.progress.setValue(step)

@@ -272,7 +272,8 @@ def headline(d: ReportData) -> list[tuple[str, str, str]]:
             f"{lat['pruned'].get('device', 'cpu')}, {lat['pruned'].get('threads', '?')} threads)"
         )
         if lat.get("warnings"):
-            detail += " — caution: " + "; ".join(lat["warnings"])
+            n = len(lat["warnings"])
+            detail += f" — caution: {n} timing warning{'s' if n > 1 else ''} below"
         out.append(("Measured speed-up", ratio(lat["speedup"][bs]), detail))
     else:
         out.append(

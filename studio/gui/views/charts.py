@@ -199,7 +199,7 @@ class ChartsView(QWidget):
             self.t1.append(ev["train_top1"])
         self._redraw()
 
-    @qthrottled(timeout=400)  # ~2.5 redraws/s: each takes the GIL from the training thread
+    @qthrottled(timeout=1000)  # one redraw a second: each takes CPU from the training threads
     def _redraw(self) -> None:
         x = np.asarray(self.steps, float)
         y = np.asarray(self.losses, float)

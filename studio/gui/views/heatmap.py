@@ -35,9 +35,9 @@ REMOVED_RGBA = (220, 30, 30, 200)
 BLOCKED_RGBA = (120, 120, 120, 170)  # not prunable / inside a dropped block
 MAX_COLUMNS = 16384  # wider groups are drawn several channels to a column
 COLOURS = (
-    ("rank", "colour: rank within the row"),
-    ("max", "colour: score ÷ row maximum"),
-    ("global", "colour: percentile of all channels"),
+    ("rank", "colour: rank in row"),
+    ("max", "colour: ÷ row max"),
+    ("global", "colour: global rank"),
 )
 COLOUR_LABEL = {
     "rank": "rank in row (0: weakest)",
@@ -138,12 +138,20 @@ class HeatmapView(QWidget):
         self.crit = CriterionPicker(session, criteria, data_criteria)
         self.crit.scoreRequested.connect(self.scoreRequested)
         self.order = QComboBox()
-        self.order.addItems(["channels by index", "channels by score"])
+        self.order.addItems(["by index", "by score"])
+        self.order.setToolTip("Columns: channels by their index, or sorted by score")
         self.mode = QComboBox()
-        self.mode.addItems(["rows: channel groups", "rows: layers of the focused group"])
+        self.mode.addItems(["rows: groups", "rows: focused layers"])
+        self.mode.setToolTip(
+            "Rows: one per channel group, or one per member layer of the focused group"
+        )
         self.colour = QComboBox()
         for key, text in COLOURS:
             self.colour.addItem(text, key)
+        self.colour.setToolTip(
+            "Colour: rank within the row (the weakest quarter is always dark), score over the "
+            "row's maximum, or rank among all channels of the network"
+        )
         self.stretch = QCheckBox("stretch rows")
         self.stretch.setToolTip(
             "Off: every row is as long as its group has channels. On: every row is stretched "

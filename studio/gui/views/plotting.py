@@ -23,12 +23,21 @@ class LabelAxis(pg.AxisItem):
         self.labels: list[str] = []
         self.highlight: int | None = None
         self.spacing_px, self.offset = spacing_px, offset
+        self._gap = spacing_px
         if "width" in kw:
             self.setWidth(kw["width"])
         self.setStyle(autoExpandTextSpace=False, hideOverlappingLabels=True)
 
     def set_labels(self, labels: list[str]) -> None:
         self.labels = list(labels)
+        self._gap = self.spacing_px
+        if self.orientation in ("bottom", "top") and self.labels:
+            # names run along the axis: leave room for the longest one shown
+            from PySide6.QtGui import QFontMetrics
+
+            metrics = QFontMetrics(self.style.get("tickFont") or self.font())
+            widest = max(metrics.horizontalAdvance(elide(t)) for t in self.labels)
+            self._gap = max(self.spacing_px, widest + 16)
         self.picture = None
         self.update()
 
@@ -39,7 +48,7 @@ class LabelAxis(pg.AxisItem):
         lo = max(0, int(np.floor(lo_v)))
         hi = min(len(self.labels), int(np.ceil(hi_v)) + 1)
         per_item = size / max(hi_v - lo_v, 1e-9)
-        step = max(1, int(np.ceil(self.spacing_px / max(per_item, 1e-9))))
+        step = max(1, int(np.ceil(self._gap / max(per_item, 1e-9))))
         shown = list(range(-(-lo // step) * step, hi, step))
         h = self.highlight
         if h is not None and lo <= h < hi and h not in shown:

@@ -32,6 +32,7 @@ class SummaryBar(QWidget):
             lab = QLabel()
             lab.setObjectName(f"summary_{key}")
             lab.setTextFormat(lab.textFormat().RichText)
+            lab.setMinimumWidth(1)  # a long line is clipped, it never widens the window
             self.labels[key] = lab
             lay.addWidget(lab)
             if key != "plan":
@@ -53,7 +54,7 @@ class SummaryBar(QWidget):
         self.labels["model"].setText(f"<b>{s.lm.name}</b>")
         for key, title in (("params", "Params"), ("flops", "FLOPs")):
             a, c, b = getattr(orig, key), getattr(cur, key), getattr(pred, key)
-            vs = f"{pct(b, a)} vs original" if s.pruned else pct(b, a)
+            vs = pct(b, a)  # against the original: the number before the arrow
             if s.pruned and b != c:
                 vs += f", {pct(b, c)} vs current"
             color = GREEN if b < a else GREY
