@@ -5,7 +5,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 OUT    := out
 
-.PHONY: install run run-headless screenshots test bench lint soak reliability models demo-model clean
+.PHONY: install run run-headless screenshots test bench lint soak reliability models demo-model clean \
+	wheel bundle install-desktop
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +76,22 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check studio tests benchmarks scripts
 	$(VENV)/bin/ruff format --check studio tests benchmarks scripts
 	$(VENV)/bin/lint-imports
+
+# A wheel and an sdist that carry the demo, icons and desktop files (dist/).
+wheel: $(STAMP)
+	$(PY) -m pip wheel --no-deps --no-build-isolation -w dist .
+	$(PY) -m pip install -q build 2>/dev/null; $(PY) -m build --sdist --no-isolation -o dist .
+
+# The studio in this user's application menu, opening .pt/.pth files and recipes (Linux).
+install-desktop: $(STAMP)
+	$(VENV)/bin/pruning-studio install-desktop
+
+# A one-folder app for people without Python (PyInstaller; minutes, gigabytes: see
+# packaging/README.md). Then: dist/pruning-studio/pruning-studio
+bundle: $(STAMP)
+	$(PY) -m pip install -q pyinstaller
+	$(VENV)/bin/pyinstaller --noconfirm --distpath dist --workpath build/pyinstaller \
+	  packaging/pruning-studio.spec
 
 # Rebuild the demo's data file and checkpoint (deterministic, about a minute on a CPU).
 demo-model: $(STAMP)

@@ -4,7 +4,6 @@ naive way -- physical surgery on a copy and a fresh evaluator copy for every poi
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import numpy as np
@@ -26,7 +25,7 @@ from studio.core.plan.surgery import apply_plan
 def naive(lm, data, cfg) -> float:
     s = map_structure(lm)
     sc = score(lm.model, s, cfg.criterion)
-    ev = Evaluator(data, dataclasses.replace(cfg, bn_batches=cfg.sensitivity_bn_batches))
+    ev = Evaluator(data, cfg.model_copy(update={"bn_batches": cfg.sensitivity_bn_batches}))
     t0 = time.perf_counter()
     for g in [g for g in s.groups if g.prunable]:
         order = np.argsort(sc[g.id].group, kind="stable")

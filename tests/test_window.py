@@ -358,3 +358,33 @@ def test_start_page_without_a_model(qtbot, studio_home):  # noqa: F811
     qtbot.addWidget(again)
     assert again.start.recent.count() == 1 and again.start.recent.item(0).text() == "demo"
     assert json.dumps(again.start.recent.item(0).data(Qt.UserRole))
+
+
+def test_a_recipe_from_the_file_manager_opens_its_model_data_and_first_selection(
+    qtbot,
+    studio_home,  # noqa: F811
+):
+    """`pruning-studio gui RECIPE` (the desktop entry's %f) and a drop: the recipe's model
+    and data open and its target becomes the plan being edited; nothing runs yet."""
+    from studio.gui.mainwindow import MainWindow
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    assert not w.windowIcon().isNull()
+    recipe = Path(__file__).resolve().parents[1] / "examples" / "demo-oneshot.json"
+    job = w.open_path(str(recipe))
+    assert job is not None
+    qtbot.waitUntil(lambda: w.session.loaded and not w.jobs.busy(), timeout=60000)
+    qtbot.waitUntil(lambda: not w.session.plan.is_empty(), timeout=60000)
+    assert w.session.data_spec == "demo" and w.autoselect.slider.value() == 30
+    share = w.session.predicted().flops / w.session.structure.original.flops
+    assert share <= 0.31
+    assert "pruning-studio run --recipe" in w.statusBar().currentMessage()
+    bad = Path(studio_home) / "bad.yaml"
+    bad.write_text("format: pruning-studio/recipe\nversion: 1\nmodel: {spec: demo, trust: true}\n")
+    from PySide6.QtWidgets import QMessageBox
+
+    assert w.open_path(str(bad)) is None  # refused in a (non-blocking) message box
+    boxes = [b for b in w.findChildren(QMessageBox) if b.isVisible()]
+    assert boxes and "cannot grant trust" in boxes[-1].text()
+    assert w.session.lm.name.startswith("demo")  # the open model stays

@@ -691,6 +691,23 @@ def cmd_archs(a) -> int:
     return 0
 
 
+def cmd_install_desktop(a) -> int:
+    from studio import desktop
+
+    if a.uninstall:
+        gone = desktop.uninstall()
+        print(f"removed {len(gone)} files" + "".join(f"\n  {p}" for p in gone))
+        return 0
+    paths = desktop.install(dry_run=a.dry_run)
+    verb = "would write" if a.dry_run else "wrote"
+    print(f"{verb} {len(paths)} files under {desktop.data_home()}")
+    for p in paths:
+        print(f"  {p}")
+    if not a.dry_run:
+        print(f"the menu entry runs: {desktop.launcher()} gui")
+    return 0
+
+
 COMMANDS = {
     "inspect": cmd_inspect,
     "plan": cmd_plan,
@@ -702,4 +719,5 @@ COMMANDS = {
     "sensitivity": cmd_sensitivity,
     "export": cmd_export,
     "archs": cmd_archs,
+    "install-desktop": cmd_install_desktop,
 }

@@ -359,5 +359,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="torchvision architectures (and, with --timm, timm's).",
     )
     p.add_argument("--timm", action="store_true", help="also list timm's architectures")
+
+    p = sub.add_parser(
+        "install-desktop",
+        help="add the studio to this user's application menu (Linux)",
+        description="Install the application entry, icons, file types (.pt/.pth checkpoints, "
+        "recipes) and AppStream metainfo under $XDG_DATA_HOME (~/.local/share), so the "
+        "studio is in the menu and opens files from the file manager. Never replaces a file "
+        "it did not write.",
+    )
+    p.add_argument("--uninstall", action="store_true", help="remove what it installed")
+    p.add_argument("--dry-run", action="store_true", help="list the files, write nothing")
     sub.add_parser("gui", help="open the window (the default with no command)", add_help=False)
     return ap

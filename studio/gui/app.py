@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Pruning Studio")
+    app.setDesktopFileName("pruning-studio")  # Wayland/X11 match the window to its entry
     app.setOrganizationName("PruningStudio")
     from studio.gui.errors import enable_crash_log, install_excepthook
     from studio.gui.mainwindow import MainWindow
@@ -117,11 +118,20 @@ def main(argv: list[str] | None = None) -> int:
         QTimer.singleShot(0, lambda: win.recovery.restore(snap))
         return app.exec()
     win.recovery.clear()
-    if req is not None:
+    if req is not None and _from_file_manager(a):
+        QTimer.singleShot(0, lambda: win.open_path(a.model))  # as a drop: recipes, .py, …
+    elif req is not None:
         QTimer.singleShot(0, lambda: win.load(req))  # paint first, then load
     else:
         win._model_changed()  # the start page
     return app.exec()
+
+
+def _from_file_manager(a) -> bool:
+    """A bare existing path (what a desktop entry's %f passes): opened as a dropped file, so
+    recipes, plans and model code get their own handling."""
+    plain = not (a.arch or a.weights or a.model_args or a.pretrained or a.trust or a.input_size)
+    return plain and bool(a.model) and os.path.exists(a.model)
 
 
 def _screenshot(app, win, req, a) -> int:

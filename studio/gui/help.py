@@ -17,6 +17,20 @@ from PySide6.QtWidgets import (
 
 import studio
 
+
+def app_icon():
+    """The application icon, every size (window title bar, task switcher, About)."""
+    from importlib.resources import files
+
+    from PySide6.QtGui import QIcon
+
+    icons = files("studio") / "resources" / "icons"
+    icon = QIcon()
+    for n in (16, 24, 32, 48, 64, 128, 256, 512):
+        icon.addFile(str(icons / f"pruning-studio-{n}.png"))
+    return icon
+
+
 # The libraries the studio is built on, with their licences (as their projects state them).
 STACK = (
     ("PySide6 (Qt for Python)", "PySide6", "LGPL-3.0-only"),

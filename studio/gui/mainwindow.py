@@ -72,6 +72,7 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None):
         super().__init__()
         self.setWindowTitle("Pruning Studio")
+        self.setWindowIcon(help_menu.app_icon())
         self.settings = settings or default_settings()
         self.session = Session(self)
         self.jobs = JobManager(self)
@@ -521,6 +522,59 @@ class MainWindow(QMainWindow):
                 self.open_path(p)
                 return
 
+    def open_recipe(self, p: str):
+        """A recipe (or a plan) from the file manager, a drop or the command line: its model
+        and data open, and its first selection step becomes the plan being edited. The
+        recipe never grants trust; its later steps run with ``pruning-studio run``."""
+        from studio.core.recipe import Recipe
+        from studio.core.schema import load_json
+
+        try:
+            raw = load_json(p, "recipe or plan")
+            if isinstance(raw, dict) and raw.get("format") == "pruning-studio/plan":
+                if not self.session.loaded:
+                    raise StudioError(f"{p}: a plan needs its model open first")
+                return self.load_plan(p)
+            r = Recipe.from_dict(raw, p)
+        except StudioError as e:
+            dialogs.error_box(self, "Cannot open the recipe", str(e).splitlines()[0], str(e))
+            return None
+        if r.data:
+            self.session.set_data(r.data)
+        first = next(iter(r.all_steps()), None)
+        job = self.load(r.model.request())
+        if job is not None:
+            job.finished.connect(lambda _o, step=first: self._recipe_opened(p, step))
+        return job
+
+    def _recipe_opened(self, path: str, step) -> None:
+        from studio.core.plan.plan import Plan, validate
+
+        self.statusBar().showMessage(
+            f"recipe {Path(path).name}: its model and data are open; all its steps run with "
+            f"pruning-studio run --recipe {path}",
+            15000,
+        )
+        s = self.session
+        if step is None:
+            return
+        if step.plan is not None:
+            plan = Plan.from_dict(step.plan.model_dump(), "recipe plan")
+            try:
+                validate(plan, s.structure)
+            except StudioError as e:
+                dialogs.error_box(self, "Cannot use the recipe's plan", str(e))
+                return
+            s.replace_plan(plan, "the recipe's plan")
+        elif step.target is not None and step.target.flops:
+            t = step.target
+            i = self.autoselect.crit.findData(t.criterion)
+            if i >= 0:
+                self.autoselect.crit.setCurrentIndex(i)
+            self.autoselect.scope.setCurrentText(t.scope)
+            self.autoselect.slider.setValue(int(round(t.flops * 100)))
+            self.autoselect.run(merge=False)
+
     def open_path(self, p: str):
         """A file or folder from drag and drop, the file manager or the command line."""
         from studio.core.model import checkpoint, usercode, zoo
@@ -531,10 +585,7 @@ class MainWindow(QMainWindow):
                 dlg = dialogs.CodeEntryPicker(p, usercode.entries(path), self)
                 return self.load(dlg.request(p)) if dlg.exec() else None
             if path.is_file() and path.suffix in (".json", ".yaml", ".yml"):
-                self.statusBar().showMessage(
-                    f"recipes run headless: pruning-studio run --recipe {p}", 10000
-                )
-                return None
+                return self.open_recipe(p)
             if path.is_file():
                 try:
                     obj = checkpoint.unwrap(checkpoint.read(path, trust=False))
