@@ -37,6 +37,11 @@ screenshots: $(STAMP)
 	$(SHOT) demo --pipeline search --show pipeline --size 1366x768 --screenshot docs/images/window-pipeline.png
 	$(SHOT) resnet50 --flops-target 0.5 --find layer3.2.conv2:17 --size 1366x768 --screenshot docs/images/window-resnet50.png
 	$(SHOT) resnet50 --flops-target 0.5 --find layer4.0.conv2 --size 1920x1080 --screenshot docs/images/window-resnet50-1080.png
+	mkdir -p $(OUT)/walk && xvfb-run -a -s "-screen 0 1366x768x24" $(PY) scripts/walkthrough.py $(OUT)/walk
+	cp $(OUT)/walk/walk-*.png docs/images/
+	if command -v chromium >/dev/null; then chromium --headless --no-sandbox --disable-gpu \
+	  --hide-scrollbars --window-size=1000,1400 --screenshot=docs/images/walk-6-report.png \
+	  file://$(CURDIR)/$(OUT)/walk/walk-report.html 2>/dev/null; fi
 	rm -rf $(OUT)/shot-demo $(OUT)/shot-demo-ft
 	$(VENV)/bin/pruning-studio prune demo --flops-target 0.5 --out $(OUT)/shot-demo
 	$(VENV)/bin/pruning-studio finetune $(OUT)/shot-demo --data demo --epochs 3 --out $(OUT)/shot-demo-ft

@@ -35,7 +35,8 @@ def demo_setup(split: int = 0):
     """The demo model and its data for ``split`` of the digits. Split 0 is the shipped
     demo; for another split a baseline is trained on that split's training part (same
     recipe as the demo, deterministic, ~30 s) and cached in benchmarks/.cache/."""
-    from studio.core import demo, load_model
+    from studio.core import load_model
+    from studio.core.model import demo
     from studio.core.train.data import load_data
 
     if split == 0:

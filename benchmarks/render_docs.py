@@ -364,7 +364,7 @@ def _run(r: dict) -> str:
     )
     return f"""## This run
 
-`make bench` took **{r["total_s"] / 60:.1f} minutes** on this 2-core machine (goal: under 20).{reruns}
+`make bench` took **{r["total_s"] / 60:.1f} minutes** on this 2-core machine (goal: under 20).{reruns}{" " + r["note"] if r.get("note") else ""}
 
 | step | time |
 |---|---:|
