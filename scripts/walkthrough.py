@@ -13,7 +13,6 @@ from PySide6.QtWidgets import QApplication
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 app = QApplication(sys.argv[:1])
-from studio.core.model import zoo  # noqa: E402
 from studio.core.train.finetune import FinetuneConfig  # noqa: E402
 from studio.gui import dialogs  # noqa: E402
 from studio.gui.mainwindow import MainWindow  # noqa: E402
@@ -45,15 +44,7 @@ def grab(w, name):
 
 pump()
 # 1. the model browser: resnet50, 10 classes, 64x64 digits
-tv = [
-    {
-        "spec": a,
-        "library": "torchvision",
-        "family": a.split("_")[0],
-        "note": zoo.unsupported_reason(a) or "",
-    }
-    for a in zoo.architectures()
-]
+tv = dialogs.torchvision_entries()
 dlg = dialogs.OpenDialog(tv, win)
 dlg.search.setText("resnet5")
 dlg.select_arch("resnet50")

@@ -281,25 +281,30 @@ def second_model(a, flag: str, spec: str, lm):
         ) from None
 
 
-def cmd_evaluate(a) -> int:
+def evaluate_pair(a, lm, d, base) -> dict:
+    """``lm`` (and ``base``) on ``d`` with the command's latency, device and batch flags."""
     from studio.core import verbs
 
-    lm, _s = load(a)
-    d = data(a, lm)
-    base = baseline(a, lm)
-    res = drive(
+    return drive(
         verbs.evaluate(
             lm,
             d,
             baseline=base,
             latency=a.latency,
-            latency_batch=a.latency_batch,
+            latency_batch=getattr(a, "latency_batch", 16),
             threads=a.threads,
             device=device(a),
             batch_size=max(a.batch_size, 128),
         ),
         "evaluate",
     )
+
+
+def cmd_evaluate(a) -> int:
+
+    lm, _s = load(a)
+    d = data(a, lm)
+    res = evaluate_pair(a, lm, d, baseline(a, lm))
     if a.json:
         print(json.dumps(res, indent=1))
         return 0
@@ -526,7 +531,6 @@ def cmd_sensitivity(a) -> int:
 def _measure_for_report(a, lm, orig):
     """Top-1/top-5 of the original and ``lm`` on ``--data``, side by side (and, with
     ``--latency``, their latency): the report's accuracy is then against the original."""
-    from studio.core import verbs
     from studio.core.errors import StudioError
 
     if orig is None:
@@ -537,18 +541,7 @@ def _measure_for_report(a, lm, orig):
     if not a.data:
         raise StudioError("--latency for a report needs --data too (the accuracy side)")
     d = data(a, lm)
-    res = drive(
-        verbs.evaluate(
-            lm,
-            d,
-            baseline=orig,
-            latency=a.latency,
-            threads=a.threads,
-            device=device(a),
-            batch_size=max(a.batch_size, 128),
-        ),
-        "evaluate",
-    )
+    res = evaluate_pair(a, lm, d, orig)
     keys = ("top1", "top5")
     accuracy = {
         "before": {k: res["baseline"][k] for k in keys},

@@ -66,6 +66,21 @@ def _args(text: str) -> dict:
     return v
 
 
+def torchvision_entries() -> list[dict]:
+    """The model browser's rows for torchvision's architectures (timm's arrive later)."""
+    from studio.core.model import zoo
+
+    return [
+        {
+            "spec": a,
+            "library": "torchvision",
+            "family": a.split("_")[0],
+            "note": zoo.unsupported_reason(a) or "",
+        }
+        for a in zoo.architectures()
+    ]
+
+
 class OpenDialog(QDialog):
     """Returns a ``ModelRequest`` (``request()``), or raises ``ValueError`` with the reason
     when the fields do not make one."""

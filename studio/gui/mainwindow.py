@@ -454,17 +454,7 @@ class MainWindow(QMainWindow):
     def open_dialog(self) -> None:
         """The model browser: torchvision now, timm's catalogue as soon as a worker has read
         it (importing timm takes seconds: never on the GUI thread)."""
-        from studio.core.model import zoo
-
-        tv = [
-            {
-                "spec": a,
-                "library": "torchvision",
-                "family": a.split("_")[0],
-                "note": zoo.unsupported_reason(a) or "",
-            }
-            for a in zoo.architectures()
-        ]
+        tv = dialogs.torchvision_entries()
         dlg = dialogs.OpenDialog(tv + [e for e in self._catalogue if e["library"] == "timm"], self)
         if not self._catalogue:
             job = self.jobs.start("timm catalogue", _catalogue, mutates=False)
