@@ -561,6 +561,18 @@ def test_missing_x_libraries_are_named_with_their_packages():
     assert system.platform_problem({"QT_QPA_PLATFORM": "offscreen"}) is None
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux locales")
+def test_a_clean_environment_gets_a_utf8_locale_quietly():
+    from studio.gui import system
+
+    for env in ({}, {"LANG": "C"}, {"LC_ALL": "POSIX"}):
+        system.prefer_utf8_locale(env)
+        assert env["LC_ALL"] == "C.UTF-8"
+    kept = {"LANG": "de_DE.UTF-8"}
+    system.prefer_utf8_locale(kept)
+    assert kept == {"LANG": "de_DE.UTF-8"}
+
+
 @pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="Xvfb not installed")
 def test_the_real_plugin_loads_where_the_check_passes():
     """On this machine the check and Qt agree: nothing missing, and the window starts."""

@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from studio.gui import system
 
+    system.prefer_utf8_locale()
     problem = system.platform_problem()
     if problem:
         print(f"error: {problem}", file=sys.stderr)

@@ -88,6 +88,17 @@ def platform_problem(env: dict | None = None) -> str | None:
     )
 
 
+def prefer_utf8_locale(env: dict | None = None) -> None:
+    """Under a "C"/POSIX or unset locale (a clean environment, a bundle started by `env -i`)
+    Qt switches to C.UTF-8 itself, after four lines on stderr; choose it quietly instead."""
+    env = os.environ if env is None else env
+    if not sys.platform.startswith("linux"):
+        return
+    ctype = env.get("LC_ALL") or env.get("LC_CTYPE") or env.get("LANG") or "C"
+    if ctype in ("C", "POSIX"):
+        env["LC_ALL"] = "C.UTF-8"
+
+
 def binding_leaks_none() -> bool:
     """True when the Qt binding drops a reference to None on each call of a method that
     returns nothing (PySide6 6.12.0 under Python 3.11). None is immortal from 3.12 on."""
