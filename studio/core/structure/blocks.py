@@ -50,25 +50,30 @@ def trace_only():
     return torch.autograd.graph.saved_tensors_hooks(lambda t: None, lambda _: None)
 
 
-def find_blocks(model: nn.Module, example_input: torch.Tensor) -> list[BlockInfo]:
-    """The innermost residual blocks of ``model``, in execution order."""
-    found: dict[str, BlockInfo] = {}
-    names = {m: n for n, m in model.named_modules() if n}
-    inputs: dict[str, tuple] = {}
-    handles = []
+class BlockRecorder:
+    """Hooks that find residual blocks during a forward pass under autograd that someone
+    else runs (the dependency graph's trace): ``with BlockRecorder(model) as rec: ...``,
+    then ``rec.blocks()``."""
 
-    def pre(mod, args):
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.found: dict[str, BlockInfo] = {}
+        self._names = {m: n for n, m in model.named_modules() if n}
+        self._inputs: dict[str, tuple] = {}
+        self._handles: list = []
+
+    def _pre(self, mod, args) -> None:
         x = args[0] if args else None
         if isinstance(x, torch.Tensor) and x.grad_fn is not None:
-            inputs[names[mod]] = (x.grad_fn, tuple(x.shape[1:]))
+            self._inputs[self._names[mod]] = (x.grad_fn, tuple(x.shape[1:]))
 
-    def post(mod, args, out):
-        name = names[mod]
-        if name not in inputs or not isinstance(out, torch.Tensor) or out.grad_fn is None:
+    def _post(self, mod, args, out) -> None:
+        name = self._names[mod]
+        if name not in self._inputs or not isinstance(out, torch.Tensor) or out.grad_fn is None:
             return
-        target, in_shape = inputs.pop(name)
+        target, in_shape = self._inputs.pop(name)
         reached, residual = _reaches(out.grad_fn, target)
-        if reached and residual and name not in found:
+        if reached and residual and name not in self.found:
             out_shape = tuple(out.shape[1:])
             same = out_shape == in_shape
             reason = (
@@ -76,26 +81,40 @@ def find_blocks(model: nn.Module, example_input: torch.Tensor) -> list[BlockInfo
                 if same
                 else f"changes shape {list(in_shape)} -> {list(out_shape)}"
             )
-            found[name] = BlockInfo(name, type(mod).__name__, in_shape, out_shape, same, reason)
+            kind = type(mod).__name__
+            self.found[name] = BlockInfo(name, kind, in_shape, out_shape, same, reason)
 
-    for m in names:
-        if len(list(m.children())) > 0:  # only containers can hold a residual add
-            handles.append(m.register_forward_pre_hook(pre))
-            handles.append(m.register_forward_hook(post))
+    def __enter__(self) -> BlockRecorder:
+        for m in self._names:
+            if len(list(m.children())) > 0:  # only containers can hold a residual add
+                self._handles.append(m.register_forward_pre_hook(self._pre))
+                self._handles.append(m.register_forward_hook(self._post))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def blocks(self) -> list[BlockInfo]:
+        """The innermost blocks, in execution order (a stage -- a Sequential of blocks --
+        also "adds to its input")."""
+        found = self.found
+        return [
+            b
+            for b in found.values()
+            if not any(o != b.name and o.startswith(b.name + ".") for o in found)
+        ]
+
+
+def find_blocks(model: nn.Module, example_input: torch.Tensor) -> list[BlockInfo]:
+    """The innermost residual blocks of ``model``, in execution order."""
     was_training = model.training
     model.eval()
     try:
-        with torch.enable_grad(), trace_only():
+        with BlockRecorder(model) as rec, torch.enable_grad(), trace_only():
             x = example_input.detach().clone().requires_grad_(True) * 1.0
             model(x)
     finally:
-        for h in handles:
-            h.remove()
         model.train(was_training)
-    # Keep the innermost: a stage (Sequential of blocks) also "adds to its input".
-    blocks = [
-        b
-        for b in found.values()
-        if not any(o != b.name and o.startswith(b.name + ".") for o in found)
-    ]
-    return blocks
+    return rec.blocks()

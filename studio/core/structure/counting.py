@@ -258,15 +258,7 @@ def _is_layer(m: nn.Module) -> bool:
     return _kind(m) != "other" or not list(m.children())
 
 
-def build_cost_table(
-    model: nn.Module, example_input: torch.Tensor, loose_dims: dict[str, int] | None = None
-) -> CostTable:
-    """Measure every layer once: output shape for the dummy input, channels, kernel.
-
-    ``loose_dims`` names parameters that belong to no layer (ConvNeXt's layer scale) with
-    the dim along which they follow channel removals.
-    """
-    loose_dims = loose_dims or {}
+def _static_rows(model: nn.Module, loose_dims: dict[str, int]) -> dict[str, Row]:
     rows: dict[str, Row] = {}
     for name, m in model.named_modules():
         r = _row_for_module(name, m) if _is_layer(m) else None
@@ -275,15 +267,35 @@ def build_cost_table(
         elif list(m.children()):
             for lr in _loose_rows(name, m, loose_dims):
                 rows[lr.name] = lr
-    counter = [0]
+    return rows
 
-    def hook(name, out):
-        r = rows[name]
+
+class CostRecorder:
+    """Forward hooks that measure every layer during a forward pass someone else runs (the
+    dependency graph's trace), so mapping a model needs one forward, not one per table.
+
+    ``with CostRecorder(model) as rec: model(x)``, then ``rec.table(loose_dims)``.
+    ``last_weighted`` is the last conv/linear layer to finish: the classifier.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.rows = _static_rows(model, {})
+        self.last_weighted: str | None = None
+        weighted = (nn.Linear, nn.modules.conv._ConvNd)
+        self._weighted = {n for n, m in model.named_modules() if isinstance(m, weighted)}
+        self._counter = 0
+        self._handles: list = []
+
+    def _hook(self, name: str, out) -> None:
+        if name in self._weighted:
+            self.last_weighted = name
+        r = self.rows[name]
         if not isinstance(out, torch.Tensor):
             return
         if r.order < 0:
-            r.order = counter[0]
-            counter[0] += 1
+            r.order = self._counter
+            self._counter += 1
             r.out_shape = tuple(out.shape[1:])
         if r.kind == "conv":
             r.pos += int(np.prod(out.shape[2:])) if out.dim() > 2 else 1
@@ -292,22 +304,42 @@ def build_cost_table(
         elif r.kind == "norm":
             r.pos += out.numel() // out.shape[0] // max(r.cout, 1)
 
-    modules = dict(model.named_modules())
-    handles = [
-        modules[n].register_forward_hook(lambda _m, _a, o, n=n: hook(n, o))
-        for n in rows
-        if n in modules
-    ]
+    def __enter__(self) -> CostRecorder:
+        modules = dict(self.model.named_modules())
+        self._handles = [
+            modules[n].register_forward_hook(lambda _m, _a, o, n=n: self._hook(n, o))
+            for n in self.rows
+            if n in modules
+        ]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def table(self, loose_dims: dict[str, int] | None = None) -> CostTable:
+        """The measured table; loose parameters (which run no hook) along their dims."""
+        rows = _static_rows(self.model, loose_dims or {})
+        return CostTable([self.rows.get(n, r) if r.kind != "param" else r for n, r in rows.items()])
+
+
+def build_cost_table(
+    model: nn.Module, example_input: torch.Tensor, loose_dims: dict[str, int] | None = None
+) -> CostTable:
+    """Measure every layer once: output shape for the dummy input, channels, kernel.
+
+    ``loose_dims`` names parameters that belong to no layer (ConvNeXt's layer scale) with
+    the dim along which they follow channel removals.
+    """
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with CostRecorder(model) as rec, torch.no_grad():
             model(example_input)
     finally:
-        for h in handles:
-            h.remove()
         model.train(was_training)
-    return CostTable(list(rows.values()))
+    return rec.table(loose_dims)
 
 
 def count_model(model: nn.Module, input_size, loose_dims=None) -> Totals:

@@ -253,6 +253,15 @@ def _module_refusal(model: nn.Module) -> tuple[str, str] | None:
     return None
 
 
+def _refusal(found: tuple[str, str]) -> UnsupportedModel:
+    layer, what = found
+    return UnsupportedModel(
+        f"'{layer}' holds {what}: the channel dependency graph cannot "
+        f"follow channels across it, so this model cannot be pruned "
+        f"structurally"
+    )
+
+
 def check_followable(model: nn.Module, example_input: torch.Tensor) -> None:
     """Refuse, in one line naming the layer, wiring the dependency graph cannot follow."""
     found = _module_refusal(model)
@@ -261,12 +270,7 @@ def check_followable(model: nn.Module, example_input: torch.Tensor) -> None:
             watch = _watched(model.eval(), lambda: model(example_input))
         found = watch.problems[0] if watch.problems else None
     if found is not None:
-        layer, what = found
-        raise UnsupportedModel(
-            f"'{layer}' holds {what}: the channel dependency graph cannot "
-            f"follow channels across it, so this model cannot be pruned "
-            f"structurally"
-        )
+        raise _refusal(found)
 
 
 # -- Torch-Pruning, fixed where it goes wrong -----------------------------------------------
@@ -341,8 +345,10 @@ def _split_by_edges(im, node) -> bool:
     return True
 
 
-def build_graph(model: nn.Module, example_input: torch.Tensor):
-    """Torch-Pruning's dependency graph of ``model``, with the adapter's fixes."""
+def build_graph(model: nn.Module, example_input: torch.Tensor, watch_ref: list | None = None):
+    """Torch-Pruning's dependency graph of ``model``, with the adapter's fixes. Its one
+    forward pass runs under the watch (``watch_ref`` receives it, also when tracing fails)
+    and under autograd, so other observers' hooks can share it."""
     import torch_pruning as tp
 
     _install_fixes()
@@ -351,9 +357,11 @@ def build_graph(model: nn.Module, example_input: torch.Tensor):
 
     def build():
         dg._studio_cat_sizes = watch_ref[0].cat_sizes
-        dg.build_dependency(model, example_inputs=example_input, verbose=False)
+        # A tuple: given a bare tensor, Torch-Pruning first tries model(*x) -- an unbatched
+        # forward that fails half-way on most CNNs -- and only then model(x).
+        dg.build_dependency(model, example_inputs=(example_input,), verbose=False)
 
-    watch_ref: list = []
+    watch_ref = [] if watch_ref is None else watch_ref
     with warnings.catch_warnings():
         # Torch-Pruning warns about every loose nn.Parameter (e.g. ConvNeXt's layer scale);
         # its default, pruning the parameter's channel dim, is what we want.
@@ -465,6 +473,34 @@ def _coupled_channels(dg, group, n: int) -> np.ndarray | None:
     """Union the root channels that reach the same channel of the same layer by different
     paths (Torch-Pruning's merge keeps only the first path's root). Returns a set id per
     root channel, or None when every root channel stands alone."""
+    sides: dict[tuple, int] = {}
+    keys, idx, root = [], [], []
+    for dep, idxs in group.items:
+        if not idxs:
+            continue
+        mod = dep.target.module
+        depthwise = isinstance(mod, nn.modules.conv._ConvNd) and mod.groups == mod.out_channels > 1
+        side = "dw" if depthwise else dg.is_out_channel_pruning_fn(dep.handler)
+        keys.append(np.full(len(idxs), sides.setdefault((id(dep.target), side), len(sides))))
+        idx.append(np.fromiter((h.idx for h in idxs), np.int64, len(idxs)))
+        root.append(
+            np.fromiter(
+                (-1 if h.root_idx is None else h.root_idx for h in idxs), np.int64, len(idxs)
+            )
+        )
+    if not keys:
+        return None
+    key, idx, root = np.concatenate(keys), np.concatenate(idx), np.concatenate(root)
+    ok = (root >= 0) & (root < n)
+    key, idx, root = key[ok], idx[ok], root[ok]
+    # The same channel of the same layer side, reached from several root channels: those
+    # root channels are one set. Join each with the first that reached it.
+    code = key * (int(idx.max(initial=0)) + 1) + idx
+    _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+    partner = root[first][inverse]
+    pairs = {(int(a), int(b)) for a, b in zip(root[partner != root], partner[partner != root])}
+    if not pairs:
+        return None
     parent = list(range(n))
 
     def find(a: int) -> int:
@@ -473,19 +509,10 @@ def _coupled_channels(dg, group, n: int) -> np.ndarray | None:
             a = parent[a]
         return a
 
-    seen: dict[tuple, int] = {}
-    for dep, idxs in group.items:
-        mod = dep.target.module
-        depthwise = isinstance(mod, nn.modules.conv._ConvNd) and mod.groups == mod.out_channels > 1
-        side = "dw" if depthwise else dg.is_out_channel_pruning_fn(dep.handler)
-        for h in idxs:
-            if h.root_idx is None or not 0 <= h.root_idx < n:
-                continue
-            key = (id(dep.target), side, h.idx)
-            other = seen.setdefault(key, h.root_idx)
-            a, b = find(other), find(h.root_idx)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
+    for a, b in pairs:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
     roots = np.array([find(i) for i in range(n)])
     if len(np.unique(roots)) == n:
         return None
@@ -493,15 +520,36 @@ def _coupled_channels(dg, group, n: int) -> np.ndarray | None:
 
 
 def trace_groups(
-    model: nn.Module, example_input: torch.Tensor, ignored: list[str]
-) -> tuple[list[RawGroup], dict[str, int]]:
-    """Every coupled channel group of ``model``.
+    model: nn.Module, example_input: torch.Tensor, ignored, observers=()
+) -> tuple[list[RawGroup], dict[str, int], list[str]]:
+    """Every coupled channel group of ``model``, from one forward pass.
 
-    Groups whose output channels include an ``ignored`` layer (the classifier) are left
-    out. Returns the groups and the loose parameters with their pruned dim.
+    ``observers`` are context managers (forward hooks: the cost table, the residual
+    blocks) entered around that pass. Groups whose output channels include an ``ignored``
+    layer (the classifier; a list, or a function called after the pass) are left out.
+    Wiring the graph cannot follow is refused, naming the layer, before any graph walk.
+    Returns the groups, the loose parameters with their pruned dim, and notes.
     """
-    check_followable(model, example_input)
-    dg = build_graph(model, example_input)
+    import contextlib
+
+    found = _module_refusal(model)
+    if found is not None:
+        raise _refusal(found)
+    watch_ref: list = []
+    with contextlib.ExitStack() as stack:
+        for o in observers:
+            stack.enter_context(o)
+        try:
+            dg = build_graph(model, example_input, watch_ref)
+        except UnsupportedModel:
+            raise
+        except Exception:
+            if watch_ref and watch_ref[0].problems:  # the graph failed on what it cannot follow
+                raise _refusal(watch_ref[0].problems[0]) from None
+            raise
+    if dg._studio_watch.problems:
+        raise _refusal(dg._studio_watch.problems[0])
+    ignored = ignored() if callable(ignored) else ignored
     names = _module_names(model, dg)
     ignored_ids = {id(model.get_submodule(n)) for n in ignored}
     ignored_ids |= {id(m) for m in dg.IGNORED_LAYERS_IN_TRACING}

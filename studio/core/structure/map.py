@@ -11,9 +11,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from studio.core.errors import UnsupportedModel
 from studio.core.structure import depgraph
-from studio.core.structure.blocks import BlockInfo, find_blocks
-from studio.core.structure.counting import CONV, CostTable, Totals, build_cost_table
+from studio.core.structure.blocks import BlockInfo, BlockRecorder
+from studio.core.structure.counting import CONV, CostRecorder, CostTable, Totals
 
 
 @dataclass
@@ -129,10 +130,21 @@ class StructureMap:
         self.input_size = tuple(int(s) for s in input_size)
         x = torch.zeros(1, *self.input_size)
         model.eval()
-        self.classifier = _output_layer(model, x)
-        raw_groups, loose, self.notes = depgraph.trace_groups(model, x, ignored=[self.classifier])
-        self.table: CostTable = build_cost_table(model, x, loose)
-        self.blocks: list[BlockInfo] = find_blocks(model, x)
+        # One forward pass for everything: the dependency graph's trace, watched by the
+        # cost table's and the residual blocks' hooks.
+        cost, blocks = CostRecorder(model), BlockRecorder(model)
+
+        def classifier() -> list[str]:
+            if cost.last_weighted is None:
+                raise UnsupportedModel("the model has no conv or linear layer to prune")
+            self.classifier = cost.last_weighted  # the last conv/linear layer to run
+            return [self.classifier]
+
+        raw_groups, loose, self.notes = depgraph.trace_groups(
+            model, x, ignored=classifier, observers=(cost, blocks)
+        )
+        self.table: CostTable = cost.table(loose)
+        self.blocks: list[BlockInfo] = blocks.blocks()
         self.block_index = {b.name: b for b in self.blocks}
         self.loose_dims = loose
         self.groups: list[Group] = []
@@ -282,22 +294,3 @@ def _orbits(rg) -> np.ndarray | None:
     if len(np.unique(ids)) == n:
         return None
     return np.unique(ids, return_inverse=True)[1]
-
-
-def _output_layer(model: nn.Module, x: torch.Tensor) -> str:
-    """The last conv/linear layer to run: the classifier that produces the output."""
-    order = []
-    handles = [
-        m.register_forward_hook(lambda mod, a, o, n=n: order.append(n))
-        for n, m in model.named_modules()
-        if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))
-    ]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    if not order:
-        raise ValueError("the model has no conv or linear layer to prune")
-    return order[-1]
