@@ -1,9 +1,12 @@
 import os
+import tempfile
 
 import pytest
 import torch
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The structure cache of the test run: its own folder, never the user's ~/.cache.
+os.environ["PRUNING_STUDIO_CACHE"] = tempfile.mkdtemp(prefix="studio-test-cache-")
 torch.set_num_threads(2)
 
 

@@ -100,7 +100,14 @@ def probe(model: nn.Module, s: StructureMap) -> list[str]:
 
 def map_checked(model: nn.Module, input_size, arch: str = "model") -> StructureMap:
     """The structure map, with the groups the code fixes marked (see the module
-    docstring)."""
+    docstring) -- from the structure cache when this architecture was mapped before."""
+    from studio.core.structure import cache
+
+    key = cache.structure_key(model, input_size)
+    s = cache.lookup(model, input_size, arch, key)
+    if s is not None:
+        return s
     s = StructureMap(model, input_size, arch)
     probe(model, s)
+    cache.store(s, model, key)
     return s

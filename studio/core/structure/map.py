@@ -3,6 +3,7 @@ blocks of a model -- everything the CLI prints and the GUI draws."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -226,6 +227,104 @@ class StructureMap:
         }
         return hashlib.sha256(json.dumps(desc).encode()).hexdigest()[:16]
 
+    # -- a plain-data state (the structure cache) ---------------------------------------
+    def to_state(self) -> dict:
+        """Everything the map holds as JSON-able data (no pickle): ``from_state`` rebuilds
+        an equal map without the model."""
+
+        arrays: list[np.ndarray] = []  # every index array, packed once at the end
+
+        def put(a: np.ndarray) -> int:
+            arrays.append(a)
+            return len(arrays) - 1
+
+        def member(m: Member) -> list:
+            return [m.layer, m.dim, put(m.idx), put(m.root_idx), m.row]
+
+        return {
+            "arch": self.arch,
+            "input_size": list(self.input_size),
+            "classifier": self.classifier,
+            "notes": list(self.notes),
+            "loose_dims": dict(self.loose_dims),
+            "rows": [_row_state(r) for r in self.table.rows],
+            "blocks": [
+                dict(b.__dict__, in_shape=list(b.in_shape), out_shape=list(b.out_shape))
+                for b in self.blocks
+            ],
+            "groups": [
+                {
+                    "id": g.id,
+                    "channels": g.channels,
+                    "channel_groups": g.channel_groups,
+                    "prunable": g.prunable,
+                    "reason": g.reason,
+                    "is_stage": g.is_stage,
+                    "blocks": list(g.blocks),
+                    "block": g.block,
+                    "orbit": None if g.orbit is None else put(g.orbit),
+                    "members": [member(m) for m in g.members],
+                    "untracked": [member(m) for m in g.untracked],
+                }
+                for g in self.groups
+            ],
+            "stages": [s.as_dict() for s in self.stages],
+            "lengths": [len(a) for a in arrays],
+            "arrays": _pack(np.concatenate(arrays) if arrays else np.zeros(0, np.int64)),
+        }
+
+    @classmethod
+    def from_state(cls, d: dict) -> StructureMap:
+        from studio.core.structure.counting import Row
+
+        self = cls.__new__(cls)
+        self.arch = str(d["arch"])
+        self.input_size = tuple(int(v) for v in d["input_size"])
+        self.classifier = str(d["classifier"])
+        self.notes = [str(n) for n in d["notes"]]
+        self.loose_dims = {str(k): int(v) for k, v in d["loose_dims"].items()}
+        rows = []
+        for r in d["rows"]:
+            r = dict(r)
+            for k in ("kernel", "stride", "out_shape"):
+                r[k] = tuple(int(v) for v in r[k])
+            rows.append(Row(**r))
+        self.table = CostTable(rows)
+        self.blocks = [
+            BlockInfo(**dict(b, in_shape=tuple(b["in_shape"]), out_shape=tuple(b["out_shape"])))
+            for b in d["blocks"]
+        ]
+        self.block_index = {b.name: b for b in self.blocks}
+
+        flat = _unpack(d["arrays"])
+        ends = np.cumsum([int(n) for n in d["lengths"]])
+        if len(flat) != (ends[-1] if len(ends) else 0):
+            raise ValueError("index arrays do not match their lengths")
+        arrays = np.split(flat, ends[:-1]) if len(ends) else []
+
+        def member(v: list, channels: int) -> Member:
+            layer, dim, idx, root_idx, row = v
+            root = arrays[root_idx]
+            counts = np.bincount(root, minlength=channels).astype(np.int64)
+            return Member(str(layer), str(dim), arrays[idx], root, counts, int(row))
+
+        self.groups = []
+        for gd in d["groups"]:
+            n = int(gd["channels"])
+            g = Group(
+                str(gd["id"]), n, [member(v, n) for v in gd["members"]], int(gd["channel_groups"])
+            )
+            g.untracked = [member(v, n) for v in gd["untracked"]]
+            g.prunable, g.reason = bool(gd["prunable"]), str(gd["reason"])
+            g.is_stage, g.blocks, g.block = bool(gd["is_stage"]), list(gd["blocks"]), gd["block"]
+            g.orbit = None if gd["orbit"] is None else arrays[gd["orbit"]]
+            self.groups.append(g)
+        self.group_index = {g.id: g for g in self.groups}
+        self.stages = [Stage(**sd) for sd in d["stages"]]
+        self.original = self.table.totals()
+        self.fingerprint = self._fingerprint()
+        return self
+
     # -- views -------------------------------------------------------------------------
     def group_of_layer(self, layer: str) -> Group | None:
         """The group whose removal shrinks ``layer``'s output channels."""
@@ -294,3 +393,22 @@ def _orbits(rg) -> np.ndarray | None:
     if len(np.unique(ids)) == n:
         return None
     return np.unique(ids, return_inverse=True)[1]
+
+
+def _row_state(r) -> dict:
+    d = dict(r.__dict__)
+    for k in ("kernel", "stride", "out_shape"):
+        d[k] = [int(v) for v in d[k]]
+    for k, v in d.items():
+        if isinstance(v, (np.integer, np.bool_)):
+            d[k] = v.item()
+    return d
+
+
+def _pack(a: np.ndarray) -> str:
+    """Channel indices as base64 of little-endian int32 (fast to read back, no pickle)."""
+    return base64.b64encode(np.asarray(a, dtype="<i4").tobytes()).decode("ascii")
+
+
+def _unpack(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text, validate=True), dtype="<i4").astype(np.int64)
