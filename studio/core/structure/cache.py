@@ -78,9 +78,9 @@ def _class_digest(cls: type, seen: dict) -> str:
 def structure_key(model: nn.Module, input_size) -> str:
     """What the structure map of ``model`` at ``input_size`` depends on, hashed."""
     import torch
-    import torch_pruning
 
     import studio
+    from studio.core.structure.depgraph import library_version
 
     h = hashlib.sha256()
     h.update(
@@ -89,7 +89,7 @@ def structure_key(model: nn.Module, input_size) -> str:
                 list(int(v) for v in input_size),
                 getattr(studio, "__version__", ""),
                 torch.__version__,
-                getattr(torch_pruning, "__version__", ""),
+                library_version(),
             ]
         ).encode()
     )

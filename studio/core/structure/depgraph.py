@@ -726,6 +726,13 @@ def prune_layers(
             _shrink_extras(target, old_out, [i for i in range(old_out) if i not in removed])
 
 
+def library_version() -> str:
+    """Torch-Pruning's version: structure maps depend on it (the structure cache's key)."""
+    import torch_pruning as tp
+
+    return str(getattr(tp, "__version__", ""))
+
+
 def tp_count(model: nn.Module, example_input: torch.Tensor) -> tuple[int, int]:
     """Torch-Pruning's own (MACs, params) counter -- an outside reference for benchmarks."""
     import torch_pruning as tp
