@@ -113,3 +113,26 @@ def test_layer_table_is_json_ready(arch):
     json.dumps(d)
     assert {"params", "flops", "macs", "layers", "groups", "stages", "blocks"} <= set(d)
     assert d["flops"] >= 2 * d["macs"]
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "densenet121", "mobilenet_v3_small"])
+def test_one_forward_maps_like_separate_passes(arch):
+    """The map records its cost table, blocks and classifier during the dependency graph's
+    trace; each equals what its own forward pass finds."""
+    import torch
+
+    from studio.core.structure.blocks import find_blocks
+    from studio.core.structure.counting import build_cost_table
+    from studio.core.structure.map import StructureMap
+
+    lm = load_model(arch, input_size=(3, 64, 64))
+    s = StructureMap(lm.model, lm.input_size, arch)
+    x = torch.zeros(1, *lm.input_size)
+    table = build_cost_table(lm.model, x, s.loose_dims)
+    assert [r.__dict__ for r in s.table.rows] == [r.__dict__ for r in table.rows]
+    unstaged = lambda bs: [dict(b.__dict__, stage=None) for b in bs]  # noqa: E731
+    assert unstaged(s.blocks) == unstaged(find_blocks(lm.model, x))
+    assert bool(s.blocks) == (arch != "densenet121")  # DenseNet concatenates, never adds
+    weighted = [n for n in table.executed_order if table.rows[table.index[n]].kind != "norm"]
+    assert s.classifier == [n for n in weighted if n in dict(lm.model.named_modules())][-1]
+    assert s.original == table.totals()

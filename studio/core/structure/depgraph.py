@@ -28,6 +28,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 import torch
@@ -307,11 +308,38 @@ def _install_fixes() -> None:
         return concat(graph, node)
 
     im.update_index_mapping = update_once
+    _fast_mappings(im)
     im.update_concat_index_mapping = concat_exact
     im.update_split_index_mapping = lambda graph, node: (
         (hasattr(graph, "_studio_cat_sizes") and _split_by_edges(im, node)) or split(graph, node)
     )
     _INSTALLED = True
+
+
+def _fast_mappings(im) -> None:
+    """Torch-Pruning's concat and flatten index mappings, same results (same order), ~3x
+    faster: hybrid indices built as plain tuples instead of by keyword. DenseNet-201 calls
+    the concat one 56,000 times while its groups grow; AlexNet's flatten expands 256
+    channels into 9,216 features."""
+    from torch_pruning._helpers import _HybridIndex as H
+
+    new = tuple.__new__
+
+    def concat(self, idxs):
+        lo = self.offset[0]
+        if self.reverse:
+            hi = self.offset[1]
+            return [new(H, (i[0] - lo, i[1])) for i in idxs if lo <= i[0] < hi]
+        return [new(H, (i[0] + lo, i[1])) for i in idxs]
+
+    def flatten(self, idxs):
+        s = self._stride
+        if self.reverse:
+            return list(set([new(H, (i[0] // s, i[1])) for i in idxs]))
+        return [new(H, (k, i[1])) for i in idxs for k in range(i[0] * s, (i[0] + 1) * s)]
+
+    im._ConcatIndexMapping.__call__ = concat
+    im._FlattenIndexMapping.__call__ = flatten
 
 
 def _split_by_edges(im, node) -> bool:
@@ -482,12 +510,13 @@ def _coupled_channels(dg, group, n: int) -> np.ndarray | None:
         depthwise = isinstance(mod, nn.modules.conv._ConvNd) and mod.groups == mod.out_channels > 1
         side = "dw" if depthwise else dg.is_out_channel_pruning_fn(dep.handler)
         keys.append(np.full(len(idxs), sides.setdefault((id(dep.target), side), len(sides))))
-        idx.append(np.fromiter((h.idx for h in idxs), np.int64, len(idxs)))
-        root.append(
-            np.fromiter(
-                (-1 if h.root_idx is None else h.root_idx for h in idxs), np.int64, len(idxs)
-            )
-        )
+        try:  # (idx, root_idx) tuples, flattened in C
+            pairs = np.fromiter(chain.from_iterable(idxs), np.int64, 2 * len(idxs))
+            pairs = pairs.reshape(len(idxs), 2)
+        except (TypeError, ValueError):  # a root index of None
+            pairs = np.array([(h.idx, -1 if h.root_idx is None else h.root_idx) for h in idxs])
+        idx.append(pairs[:, 0])
+        root.append(pairs[:, 1])
     if not keys:
         return None
     key, idx, root = np.concatenate(keys), np.concatenate(idx), np.concatenate(root)
@@ -739,6 +768,17 @@ def tp_count(model: nn.Module, example_input: torch.Tensor) -> tuple[int, int]:
 
     macs, params = tp.utils.count_ops_and_params(model, example_input)
     return int(macs), int(params)
+
+
+def tp_all_groups(model: nn.Module, example_input: torch.Tensor) -> int:
+    """Torch-Pruning alone -- its graph and every group, without the adapter's fixes -- the
+    outside reference of the mapping benchmark. Returns the number of groups."""
+    import torch_pruning as tp
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dg = tp.DependencyGraph().build_dependency(model, example_inputs=(example_input,))
+        return sum(1 for _ in dg.get_all_groups())
 
 
 def tp_default_prune(
