@@ -135,3 +135,68 @@ def progress(step: int, total: int, what: str) -> Progress:
 
 def log(message: str) -> Log:
     return {"type": "log", "message": message}
+
+
+class Prefetch:
+    """A job started before anything can watch it -- opening the model named on the command
+    line while Qt and the window are still loading. Its events are kept; ``follow`` replays
+    them as they come and returns the job's result (or raises its error), so a window job
+    that follows it sees what a fresh job would. Plain Python: no Qt object is touched.
+
+    ``start`` takes ``module:function`` so the import of the job's module (torch) runs in
+    the prefetch thread too, beside the caller's imports.
+    """
+
+    def __init__(self, target: str, *args, **kwargs):
+        self._cond = threading.Condition()
+        self._events: list[Event] = []
+        self._done = False
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._cancel = CancelToken()
+        self._thread = threading.Thread(
+            target=self._run, args=(target, args, kwargs), name="prefetch", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, target: str, args, kwargs) -> None:
+        try:
+            import importlib
+
+            module, _, name = target.partition(":")
+            fn = getattr(importlib.import_module(module), name)
+            gen = fn(*args, cancel=self._cancel, **kwargs)
+            while True:
+                try:
+                    ev = next(gen)
+                except StopIteration as stop:
+                    self._value = stop.value
+                    break
+                with self._cond:
+                    self._events.append(ev)
+                    self._cond.notify_all()
+        except BaseException as e:  # noqa: BLE001 - handed to whoever follows
+            self._error = e
+        with self._cond:
+            self._done = True
+            self._cond.notify_all()
+
+    def cancel(self) -> None:
+        self._cancel.cancel()
+
+    def follow(self, cancel: CancelToken | None = None) -> Events:
+        """The job's events (those already past first), then its result."""
+        seen = 0
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda n=seen: self._done or len(self._events) > n, timeout=0.1)
+                new, done = self._events[seen:], self._done
+            seen += len(new)
+            yield from new
+            if cancel is not None and cancel.cancelled:
+                self._cancel.cancel()
+                cancel.check()
+            if done and seen == len(self._events):
+                if self._error is not None:
+                    raise self._error
+                return self._value

@@ -10,6 +10,7 @@ copies and return derived ``LoadedModel`` children.
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from torch import nn
 
 from studio.core import criteria
 from studio.core.errors import LoadError, StudioError
-from studio.core.jobs import CancelToken, Events, progress
+from studio.core.jobs import Cancelled, CancelToken, Events, progress
 from studio.core.model.loader import LoadedModel, load
 from studio.core.model.request import ModelRequest
 from studio.core.plan.plan import Plan, predict, validate
@@ -29,6 +30,8 @@ from studio.core.structure.counting import build_cost_table, count_model
 from studio.core.structure.map import StructureMap
 
 score = criteria.score  # the one scoring path (a generator)
+
+log = logging.getLogger(__name__)
 
 
 # -- results --------------------------------------------------------------------------------
@@ -93,6 +96,18 @@ def open_model(req: ModelRequest, cancel: CancelToken | None = None) -> Events:
     yield progress(2, 3, "scoring (l1)")
     sc = yield from score(lm.model, s, "l1")
     return Opened(lm, s, {"l1": sc})
+
+
+def open_prefetched(prefetch, req: ModelRequest, cancel: CancelToken | None = None) -> Events:
+    """Follow an ``open_model(req)`` started earlier in a ``jobs.Prefetch``; should it fail
+    other than with a studio error (a crash in its thread), open again here."""
+    try:
+        return (yield from prefetch.follow(cancel))
+    except (StudioError, Cancelled):
+        raise
+    except Exception:  # noqa: BLE001
+        log.warning("the early open of %s failed; opening again", req.label, exc_info=True)
+        return (yield from open_model(req, cancel))
 
 
 def original_of(lm: LoadedModel, trust: bool = False) -> LoadedModel | None:
@@ -501,6 +516,7 @@ __all__ = [
     "make_plan",
     "map_structure",
     "open_model",
+    "open_prefetched",
     "original_of",
     "prune",
     "run_pipeline",

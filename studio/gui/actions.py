@@ -97,7 +97,10 @@ class Actions(QObject):
         return True
 
     # -- open -----------------------------------------------------------------------------
-    def open(self, req: ModelRequest) -> Job | None:
+    def open(self, req: ModelRequest, prefetch=None) -> Job | None:
+        """Open ``req`` in a job; ``prefetch`` (a ``jobs.Prefetch`` of ``open_model`` for the
+        same request, started before the window existed) is followed instead of a new load."""
+
         def done(o: verbs.Opened):
             self.session.set_model(o.lm, o.structure, o.scores)
             self.opened.emit(req)
@@ -109,6 +112,15 @@ class Actions(QObject):
             else:
                 self.failed.emit(f"Cannot open {req.label}", msg, details, exc)
 
+        if prefetch is not None:
+            return self._start(
+                f"open {req.label}",
+                verbs.open_prefetched,
+                prefetch,
+                req,
+                on_done=done,
+                on_failed=failed,
+            )
         return self._start(
             f"open {req.label}", verbs.open_model, req, on_done=done, on_failed=failed
         )

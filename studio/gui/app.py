@@ -88,6 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication, QMessageBox
 
+    prefetch = None
+    if req is not None and not a.screenshot and not _from_file_manager(a):
+        from studio.core.jobs import Prefetch
+
+        # Import torch, load, map and score the model in a thread while the window is built
+        # (after Qt's own imports, so the two threads never import the same modules); the
+        # window's open job follows it.
+        prefetch = Prefetch("studio.core.verbs:open_model", req)
+
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Pruning Studio")
@@ -116,13 +125,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         == QMessageBox.Yes
     ):
+        if prefetch is not None:
+            prefetch.cancel()
         QTimer.singleShot(0, lambda: win.recovery.restore(snap))
         return app.exec()
     win.recovery.clear()
     if req is not None and _from_file_manager(a):
         QTimer.singleShot(0, lambda: win.open_path(a.model))  # as a drop: recipes, .py, …
     elif req is not None:
-        QTimer.singleShot(0, lambda: win.load(req))  # paint first, then load
+        QTimer.singleShot(0, lambda: win.load(req, prefetch))  # paint first, then show it
     else:
         win._model_changed()  # the start page
     return app.exec()

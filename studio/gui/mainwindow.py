@@ -475,10 +475,10 @@ class MainWindow(QMainWindow):
             self.load(req)
             return
 
-    def load(self, req: ModelRequest | dict):
+    def load(self, req: ModelRequest | dict, prefetch=None):
         if isinstance(req, dict):
             req = ModelRequest(**req)
-        return self.actions.open(req)
+        return self.actions.open(req, prefetch)
 
     def _remember(self, req: ModelRequest) -> None:
         recent.remember(self.settings, req, studio_home())
