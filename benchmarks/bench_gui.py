@@ -180,6 +180,74 @@ def cold_start():
     }
 
 
+OPEN_CHILD = """
+import os, sys
+from PySide6 import QtWidgets
+from PySide6.QtCore import QTimer
+_exec = QtWidgets.QApplication.exec
+def exec_(*_a):  # the window is shown: watch for the model, then report and leave
+    def poll():
+        for w in QtWidgets.QApplication.topLevelWidgets():
+            s = getattr(w, "session", None)
+            if s is not None and getattr(s, "lm", None) is not None:
+                QtWidgets.QApplication.processEvents()  # the heatmap painted
+                print("READY", flush=True)
+                os._exit(0)
+    t = QTimer(); t.timeout.connect(poll); t.start(5)
+    QtWidgets.QApplication.instance()._bench_timer = t
+    return _exec()
+QtWidgets.QApplication.exec = exec_
+from studio.cli import main
+sys.exit(main(["gui", *sys.argv[1:], "--no-restore"]))
+"""
+
+
+def open_to_heatmap(arch: str = "resnet50", repeats: int = 5):
+    """`pruning-studio gui resnet50` from process start until the window shows its
+    heatmap (model loaded, mapped, L1-scored, painted), against `import torch,
+    torchvision` in a fresh process, alternating; with the structure cache empty (first
+    open of the architecture) and filled (every later open)."""
+    import tempfile
+
+    def wall(cmd, env) -> float:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT
+        )
+        for line in p.stdout:
+            if line.startswith("READY"):
+                break
+        dt = time.perf_counter() - t0
+        p.kill()
+        p.wait()
+        return dt
+
+    import compileall
+
+    # As installed from a wheel: the studio's modules compiled (this machine sets
+    # PYTHONDONTWRITEBYTECODE, so a checkout would recompile ~0.4 s of them every start).
+    compileall.compile_dir(str(ROOT / "studio"), quiet=1)
+    base = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(ROOT))
+    warm_cache = tempfile.mkdtemp(prefix="bench-open-cache-")
+    imp, cold, warm = [], [], []
+    for _ in range(repeats):
+        imp.append(wall([sys.executable, "-c", "import torch, torchvision; print('READY')"], base))
+        env = dict(base, PRUNING_STUDIO_CACHE=tempfile.mkdtemp(prefix="bench-open-cold-"))
+        cold.append(wall([sys.executable, "-c", OPEN_CHILD, arch], env))
+        env = dict(base, PRUNING_STUDIO_CACHE=warm_cache)
+        warm.append(wall([sys.executable, "-c", OPEN_CHILD, arch], env))
+    m = statistics.median
+    return {
+        "arch": arch,
+        "repeats": repeats,
+        "import_torch_s": m(imp),
+        "first_open_s": m(cold),
+        "cached_open_s": m(warm[1:] or warm),  # the first warm run fills the cache
+        "first_ratio": m(cold) / m(imp),
+        "cached_ratio": m(warm[1:] or warm) / m(imp),
+    }
+
+
 def main():
     import pyqtgraph as pg
     from PySide6.QtWidgets import QApplication
@@ -194,6 +262,8 @@ def main():
     print(res["lag"], flush=True)
     res["cold_start"] = cold_start()
     print(res["cold_start"], flush=True)
+    res["open_heatmap"] = open_to_heatmap()
+    print(res["open_heatmap"], flush=True)
     save("gui", {**res, **machine()})
 
 

@@ -138,6 +138,19 @@ use PyTorch's default thread count and their threads exit when the job ends.
 """
 
 
+def _open_rows(o: dict | None) -> str:
+    if not o:
+        return ""
+    return (
+        f"| `pruning-studio gui {o['arch']}` → heatmap painted, structure cache filled "
+        f"(every later open), median of {o['repeats'] - 1} | {o['cached_open_s']:.2f} s = "
+        f"**{o['cached_ratio']:.2f}×** import | ≤ 1.5× `import torch, torchvision` "
+        f"({o['import_torch_s']:.2f} s, same run) |\n"
+        f"| same, first open of the architecture (cache empty), median of {o['repeats']} | "
+        f"{o['first_open_s']:.2f} s = **{o['first_ratio']:.2f}×** import | ≤ 1.5× |\n"
+    )
+
+
 def _gui(r: dict) -> str:
     f, lag, cs = r["refresh"], r["lag"], r["cold_start"]
     return f"""## Window responsiveness (offscreen Qt, same run)
@@ -151,7 +164,7 @@ def _gui(r: dict) -> str:
 | event-loop lag while fine-tuning the demo in the window, p50 / p95 / max | {lag["finetuning"]["p50_ms"]} / {lag["finetuning"]["p95_ms"]} / {lag["finetuning"]["max_ms"]} ms | p95 ≤ 100 ms |
 | event-loop lag with no job, p50 / p95 | {lag["idle"]["p50_ms"]} / {lag["idle"]["p95_ms"]} ms | |
 | cold start to first paint | {cs["first_paint_s"]:.2f} s | `import torch, torchvision`: {cs["import_torch_s"]:.2f} s |
-
+{_open_rows(r.get("open_heatmap"))}
 The lag is measured inside the real event loop while the worker trains with
 {lag["finetuning"].get("worker_threads", lag.get("worker_threads", "?"))} threads on this
 {r["threads"]}-core machine, i.e. with no core kept free for the GUI. What made the refresh

@@ -22,6 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 TIMING = [
     "bench_counting",
+    "bench_mapping",
     "bench_scoring",
     "bench_finetune",
     "bench_gui",
