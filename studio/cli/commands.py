@@ -651,19 +651,35 @@ def cmd_export(a) -> int:
     from studio.core.export.report import html_report
     from studio.core.model.loader import load as load_request
 
-    if not (a.onnx or a.report):
-        raise StudioError("nothing to export: give --onnx FILE and/or --report FILE")
+    if not (a.onnx or a.report or a.deploy):
+        raise StudioError("nothing to export: give --onnx FILE, --deploy FILE and/or --report FILE")
     if (a.data or a.latency) and not a.report:
         raise StudioError("--data and --latency measure for --report: give --report FILE too")
     lm = load_request(request(a))
     if a.report:
         out = html_report(a.report, _folder_report(lm, a))
         print(f"wrote {out}")
+    if a.deploy:
+        res = verbs.export_deploy(lm, a.deploy, channels_last=a.channels_last)
+        timing = res.get("batch1_ms")
+        chose = f"channels-last {'on' if res['channels_last'] else 'off'}" + (
+            f" (batch 1 here: {timing['channels_last']:.1f} ms NHWC vs "
+            f"{timing['contiguous']:.1f} ms NCHW)"
+            if timing
+            else ""
+        )
+        print(
+            f"wrote {res['path']} ({res['batchnorm_folded']} BatchNorm folded, {chose}; "
+            f"max |diff| {res['max_abs_diff']:.1e}); run it with "
+            f"torch.export.load(path).module()"
+        )
+        if res["note"]:
+            print(f"note: {res['note']}")
     if a.onnx:
-        res = verbs.export_onnx(lm, a.onnx)
+        res = verbs.export_onnx(lm, a.onnx, deploy=bool(a.deploy))
         print(
             f"wrote {res['path']} (opset {res['opset']}, onnxruntime max |diff| "
-            f"{res['max_abs_diff']:.1e})"
+            f"{res['max_abs_diff']:.1e}{', BatchNorm folded' if a.deploy else ''})"
         )
         if res["hint"]:
             print(f"note: {res['hint']} (CLI: --round-to 8)")

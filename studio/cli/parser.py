@@ -335,15 +335,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "export",
-        help="ONNX (checked in onnxruntime) and/or an HTML report",
+        help="ONNX (checked in onnxruntime), a deploy program, an HTML report",
         description="Export a model to ONNX, verified against PyTorch in "
-        "onnxruntime; --report writes a stakeholder report for a folder "
+        "onnxruntime; --deploy writes the deploy-treated model (BatchNorm folded into the "
+        "convolutions, channels-last where it is faster here) as a torch.export program "
+        "that runs without the studio or the model's code, and makes --onnx export the "
+        "folded model; --report writes a stakeholder report for a folder "
         "written by 'prune' or 'finetune' (its report.json); with --data it "
         "measures top-1/top-5 of the original and of this model for it, with --latency "
         "their speed side by side.",
     )
     _model_args(p)
     p.add_argument("--onnx", metavar="FILE.onnx")
+    p.add_argument(
+        "--deploy",
+        metavar="FILE.pt2",
+        help="the deploy-treated model as a torch.export program (torch.export.load(f).module())",
+    )
+    p.add_argument(
+        "--channels-last",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="for --deploy: NHWC memory format; auto times both at batch 1 (default)",
+    )
     p.add_argument("--report", metavar="FILE.html")
     _data_args(p, required=False)
     p.add_argument(

@@ -249,6 +249,10 @@ def _written_by_studio(path: Path) -> bool:
             with open(path, "rb") as f:
                 data = f.read(1 << 16)
             return b"Pruning Studio" in data
+        if suffix == ".pt2":
+            from studio.core.export.deploy import written_by_studio
+
+            return written_by_studio(path)
         if suffix == ".onnx":
             import onnx
 

@@ -486,10 +486,20 @@ def _parent_view(lm: LoadedModel) -> LoadedModel:
     return view
 
 
-def export_onnx(lm: LoadedModel, path) -> dict:
+def export_onnx(lm: LoadedModel, path, deploy: bool = False) -> dict:
+    """ONNX, checked in onnxruntime; ``deploy``: of the model with BatchNorm folded."""
+    from studio.core.export.deploy import fold_batchnorm
     from studio.core.export.onnx import export_onnx as export
 
-    return export(lm.model, lm.input_size, path, inputs=_inputs_of(lm))
+    model = fold_batchnorm(lm.model)[0] if deploy else lm.model
+    return export(model, lm.input_size, path, inputs=_inputs_of(lm))
+
+
+def export_deploy(lm: LoadedModel, path, channels_last: str = "auto") -> dict:
+    """The deploy-treated model as a torch.export program (see ``export/deploy.py``)."""
+    from studio.core.export.deploy import export_deploy as export
+
+    return export(lm.model, lm.input_size, path, inputs=_inputs_of(lm), channels_last=channels_last)
 
 
 def _inputs_of(lm: LoadedModel) -> list:

@@ -1,0 +1,155 @@
+"""The deploy treatment: what a pruned (or dense) model gets before it is timed or shipped,
+so that removed FLOPs turn into measured speed -- and the dense baseline gets the same.
+
+- **BatchNorm folded** into the convolution before it (``torch.fx``'s ``fuse``, which traces
+  the model; a model that does not trace keeps its BatchNorms, and says so).
+- **Channels-last** where it helps: both memory formats are timed at batch 1 on this
+  machine and the faster kept (oneDNN's convolutions prefer NHWC on most CPUs).
+- Checked: the treated model's outputs equal the original's (relative tolerance 1e-4), or
+  nothing is returned.
+
+``export_deploy`` writes the treated model as a ``torch.export`` program (``.pt2``: runs with
+``torch.export.load(f).module()``, without the studio or the model's code; dynamic batch),
+with what was done recorded inside it (``pruning-studio.json``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import statistics
+import tempfile
+import time
+import warnings
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from studio.core.errors import StudioError
+from studio.core.io import atomic_write_bytes
+from studio.core.outputs import check_file
+
+INFO = "pruning-studio.json"  # the record inside a .pt2 the studio wrote
+
+
+def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int, str]:
+    """A copy of ``model`` (eval) with every BatchNorm that follows a conv folded into it.
+    Returns (model, BatchNorms folded, a note when folding was not possible)."""
+    from torch.fx.experimental.optimization import fuse
+
+    m = copy.deepcopy(model).eval()
+    before = sum(isinstance(x, nn.modules.batchnorm._BatchNorm) for x in m.modules())
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fused = fuse(m)
+    except Exception as e:  # noqa: BLE001 - code fx cannot trace: keep the BatchNorms
+        first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        return m, 0, f"BatchNorm not folded: the model does not trace with torch.fx ({first})"
+    after = sum(isinstance(x, nn.modules.batchnorm._BatchNorm) for x in fused.modules())
+    return fused, before - after, ""
+
+
+def _median_ms(model: nn.Module, x: torch.Tensor, calls: int) -> float:
+    ts = []
+    with torch.inference_mode():
+        model(x)
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            model(x)
+            ts.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(ts)
+
+
+def deploy_model(model: nn.Module, input_size, channels_last: str = "auto", calls: int = 5):
+    """The deploy treatment of ``model`` (never changed). ``channels_last``: "auto" (time
+    both, keep the faster), "on" or "off". Returns (treated model, a record of what was done
+    and measured)."""
+    if channels_last not in ("auto", "on", "off"):
+        raise StudioError(f"channels-last must be auto, on or off, not {channels_last!r}")
+    model = model.eval()
+    treated, folded, note = fold_batchnorm(model)
+    x = torch.randn(2, *input_size)
+    with torch.inference_mode():
+        ref = model(x)
+        got = treated(x)
+    diff = float((got - ref).abs().max())
+    if diff > 1e-4 * max(1.0, float(ref.abs().max())):
+        raise StudioError(f"folding BatchNorm changed the outputs by {diff:.2e}; not used")
+    info = {
+        "batchnorm_folded": folded,
+        "note": note,
+        "max_abs_diff": diff,
+    }
+    x1 = torch.randn(1, *input_size)
+    if channels_last == "auto" and x1.dim() == 4:
+        nchw = _median_ms(treated, x1, calls)
+        cl = copy.deepcopy(treated).to(memory_format=torch.channels_last)
+        nhwc = _median_ms(cl, x1.to(memory_format=torch.channels_last), calls)
+        info["batch1_ms"] = {"contiguous": nchw, "channels_last": nhwc}
+        use = nhwc < nchw
+        if use:
+            treated = cl
+    else:
+        use = channels_last == "on" and x1.dim() == 4
+        if use:
+            treated = treated.to(memory_format=torch.channels_last)
+    info["channels_last"] = use
+    return treated, info
+
+
+def run_input(model_info: dict, x: torch.Tensor) -> torch.Tensor:
+    """``x`` in the memory format the treated model was made for."""
+    return x.to(memory_format=torch.channels_last) if model_info.get("channels_last") else x
+
+
+def export_deploy(model: nn.Module, input_size, path, inputs=(), channels_last="auto") -> dict:
+    """Write the deploy-treated model as a ``torch.export`` program (``.pt2``, dynamic
+    batch), checked against the untreated model after loading it back. ``path`` may replace
+    only a .pt2 the studio wrote, never one of ``inputs``."""
+    path = Path(path)
+    if path.suffix.lower() != ".pt2":
+        raise StudioError(f"{path}: a deploy export is a torch.export program; name it *.pt2")
+    check_file(path, inputs)
+    treated, info = deploy_model(model, input_size, channels_last)
+    x = run_input(info, torch.randn(2, *input_size))
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.export.export(treated, (x,), dynamic_shapes=({0: batch},))
+    except Exception as e:  # noqa: BLE001 - the model's code does not export
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise StudioError(f"torch.export cannot capture this model: {first}") from None
+    record = dict(info, format="pruning-studio/deploy-1", input_size=list(input_size))
+    with tempfile.TemporaryDirectory() as tmp:
+        f = Path(tmp) / "model.pt2"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.export.save(program, str(f), extra_files={INFO: json.dumps(record)})
+            back = torch.export.load(str(f)).module()
+        x3 = run_input(info, torch.randn(3, *input_size))
+        with torch.inference_mode():
+            ref = model(x3.contiguous())
+            got = back(x3)
+        diff = float((got - ref).abs().max())
+        if diff > 1e-4 * max(1.0, float(ref.abs().max())):
+            raise StudioError(f"the exported program differs from the model by {diff:.2e}")
+        check_file(path, inputs)
+        atomic_write_bytes(path, f.read_bytes())
+    return dict(record, path=str(path), max_abs_diff=max(diff, info["max_abs_diff"]))
+
+
+def written_by_studio(path: Path) -> bool:
+    """A .pt2 archive holding the studio's record (read as a zip: nothing is unpickled)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = [n for n in z.namelist() if n.endswith("/extra/" + INFO)]
+            if len(names) != 1 or z.getinfo(names[0]).file_size > 1 << 20:
+                return False
+            d = json.loads(z.read(names[0]).decode("utf-8"))
+    except (OSError, ValueError, zipfile.BadZipFile, KeyError):
+        return False
+    return isinstance(d, dict) and str(d.get("format", "")).startswith("pruning-studio/")

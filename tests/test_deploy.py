@@ -1,0 +1,107 @@
+"""The deploy treatment and export: BatchNorm folded, channels-last chosen by timing, a
+torch.export program that runs without the studio, and the output rules kept."""
+
+import json
+import subprocess
+import sys
+import zipfile
+
+import pytest
+import torch
+from torch import nn
+
+from studio.core import load_model
+from studio.core.errors import OutputError, StudioError
+from studio.core.export.deploy import (
+    INFO,
+    deploy_model,
+    export_deploy,
+    fold_batchnorm,
+    run_input,
+    written_by_studio,
+)
+
+
+@pytest.fixture(scope="module")
+def r18():
+    return load_model("resnet18", input_size=(3, 32, 32))
+
+
+def test_batchnorm_is_folded_and_outputs_are_kept(r18):
+    n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in r18.model.modules())
+    for mode, want in (("on", True), ("off", False)):
+        treated, info = deploy_model(r18.model, r18.input_size, channels_last=mode)
+        assert info["batchnorm_folded"] == n_bn == 20
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in treated.modules())
+        assert info["channels_last"] is want
+        x = torch.randn(4, 3, 32, 32)
+        with torch.inference_mode():
+            assert torch.allclose(treated(run_input(info, x)), r18.model(x), atol=1e-4)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in r18.model.modules())  # untouched
+    _, info = deploy_model(r18.model, r18.input_size)  # auto: both timed, the faster kept
+    t = info["batch1_ms"]
+    assert info["channels_last"] == (t["channels_last"] < t["contiguous"])
+
+
+class Untraceable(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn, self.fc = nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Linear(8, 2)
+
+    def forward(self, x):
+        y = self.bn(self.conv(x))
+        if y.mean() > 1e9:  # data-dependent control flow: torch.fx cannot trace it
+            y = -y
+        return self.fc(y.mean((2, 3)))
+
+
+def test_a_model_fx_cannot_trace_keeps_its_batchnorm_and_says_why():
+    m, folded, note = fold_batchnorm(Untraceable().eval())
+    assert folded == 0 and "does not trace" in note
+    assert isinstance(m.bn, nn.BatchNorm2d)
+
+
+def test_the_program_runs_without_the_studio_at_any_batch(r18, tmp_path):
+    out = tmp_path / "r18.pt2"
+    res = export_deploy(r18.model, r18.input_size, out)
+    assert res["batchnorm_folded"] == 20 and written_by_studio(out)
+    with zipfile.ZipFile(out) as z:
+        (name,) = [n for n in z.namelist() if n.endswith(INFO)]
+        assert json.loads(z.read(name))["input_size"] == [3, 32, 32]
+    code = (
+        "import sys, torch; m = torch.export.load(sys.argv[1]).module(); "
+        "print([tuple(m(torch.randn(b, 3, 32, 32)).shape) for b in (1, 7)])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(out)], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-400:]
+    assert done.stdout.strip() == "[(1, 1000), (7, 1000)]"
+    export_deploy(r18.model, r18.input_size, out)  # its own file: replaced
+
+
+def test_foreign_files_and_wrong_names_are_refused(r18, tmp_path):
+    foreign = tmp_path / "theirs.pt2"
+    foreign.write_bytes(b"PK not ours")
+    with pytest.raises(OutputError, match="not written by pruning-studio"):
+        export_deploy(r18.model, r18.input_size, foreign)
+    assert foreign.read_bytes() == b"PK not ours"
+    with pytest.raises(StudioError, match=r"\*\.pt2"):
+        export_deploy(r18.model, r18.input_size, tmp_path / "model.onnx")
+    with pytest.raises(StudioError, match="auto, on or off"):
+        deploy_model(r18.model, r18.input_size, channels_last="maybe")
+
+
+def test_cli_export_deploy_and_folded_onnx(tmp_path):
+    pruned = tmp_path / "pruned"
+    run = lambda *a: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "studio", *a], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert run("prune", "demo", "--flops", "0.5", "--out", str(pruned)).returncode == 0
+    done = run("export", str(pruned), "--deploy", "d.pt2", "--onnx", "d.onnx")
+    assert done.returncode == 0, done.stderr
+    assert "BatchNorm folded" in done.stdout and "torch.export.load" in done.stdout
+    assert (tmp_path / "d.pt2").is_file() and (tmp_path / "d.onnx").is_file()
+    bad = run("export", str(pruned), "--deploy", "d.onnx")
+    assert bad.returncode != 0 and "name it *.pt2" in bad.stderr
+    assert "Traceback" not in bad.stderr
