@@ -3,10 +3,10 @@
 For each classification CNN of torchvision (random weights drawn without initialisers, 3x224x224; Inception-v3 at
 299x299; the transformers are refused and left out), in one process with 2 threads:
 
-- forward: one batch-1 forward pass without autograd, median of 5 after a warm-up;
+- forward: one batch-1 forward pass without autograd, median of 3 after a warm-up;
 - map: ``StructureMap`` (groups, cost table, blocks: one traced forward), best of 2;
 - open: ``map_checked`` (the map and the probe surgery), the structure cache off;
-- cached: ``map_checked`` again with the map on disk (memory cache cleared), median of 3.
+- cached: ``map_checked`` again with the map on disk (memory cache cleared), median of 2.
 
 Goal (issue #16): map <= 10x forward for every model. As an outside reference on a few
 models, Torch-Pruning 1.6 alone (``DependencyGraph.build_dependency`` + every group, no
@@ -86,7 +86,7 @@ def measure(name: str, reference: bool) -> dict:
     x = torch.zeros(1, *size)
     with torch.no_grad():
         model(x)
-        fwd = _time(lambda: model(x), 5)
+        fwd = _time(lambda: model(x), 3)
     cache.clear_memory()
     os.environ["PRUNING_STUDIO_CACHE"] = "off"
     t0 = time.perf_counter()
@@ -110,8 +110,8 @@ def measure(name: str, reference: bool) -> dict:
         cache.clear_memory()
         map_checked(model, size, name)
 
-    t_cached = _time(cached, 3)
-    s = StructureMap(model, size, name)
+    t_cached = _time(cached, 2)
+    s = map_checked(model, size, name)  # from the cache
     row = dict(
         model=name,
         params=sum(p.numel() for p in model.parameters()),

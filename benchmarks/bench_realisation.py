@@ -4,7 +4,10 @@ resnet18, resnet50, mobilenet_v2 and vgg16_bn (224x224) pruned physically by the
 50% and 25% of their FLOPs (uniform ratio per group, L1 channel choice; with and without
 ``round_to=8``), next to the same channels only *masked* with ``torch.nn.utils.prune``
 (``custom_from_mask`` on every producing conv's and BatchNorm's weights: what mask-based
-tools deliver), and the dense and pruned models exported to ONNX and run in onnxruntime.
+tools deliver), the dense and pruned models under the deploy treatment of ``export
+--deploy`` (BatchNorm folded; channels-last if it makes the dense model faster -- the same
+for every variant), and the dense and pruned models exported to ONNX and run in
+onnxruntime (whose default session options fold BatchNorm and pick a blocked layout).
 
 CPU latency at batch 1 and 16, fixed threads, every variant timed once per round in turn
 (rounds interleave, so drift hits all variants alike), median over rounds. Realisation =
@@ -35,6 +38,7 @@ from common import machine, save
 
 from studio.core import auto_plan, load_model, map_structure
 from studio.core.structure.counting import count_model
+from studio.core.export.deploy import deploy_model, run_input
 from studio.core.export.onnx import export_onnx
 from studio.core.plan.surgery import apply_plan
 
@@ -136,18 +140,32 @@ def bench_arch(arch: str, rounds: int, threads: int, tmp: Path) -> dict:
         for i, (k, m) in enumerate(models.items())
         if not k.startswith("masked")
     }
+    # The deploy treatment (export --deploy), the same for the dense and the pruned models:
+    # BatchNorm folded, and the memory format chosen by timing the *dense* model.
+    dense_deployed, dep = deploy_model(models["dense"], size, channels_last="auto")
+    fmt = "on" if dep["channels_last"] else "off"
+    deployed = {"dense": dense_deployed}
+    for k, m in models.items():
+        if k.startswith("studio"):
+            deployed[k] = deploy_model(m, size, channels_last=fmt)[0]
+    deployed = {k: (lambda x, m=m: m(run_input(dep, x))) for k, m in deployed.items()}
     setup = time.perf_counter() - t0
     out = {
         "arch": arch,
         "input_size": list(size),
         "setup_s": setup,
         "macs": s.original.macs,
+        "deploy": {
+            "channels_last": dep["channels_last"],
+            "batchnorm_folded": dep["batchnorm_folded"],
+        },
         "variants": {},
     }
     for bs in BATCHES:
         lat = interleaved(
             {
                 **{("torch", k): m for k, m in models.items()},
+                **{("torch deploy", k): m for k, m in deployed.items()},
                 **{("onnxruntime", k): m for k, m in onnx.items()},
             },
             size,

@@ -250,6 +250,10 @@ def test_exports(win, qtbot, tmp_path):
     assert load_model(str(tmp_path / "model")).model is not None
     _wait_job(qtbot, win, win.export_onnx(str(tmp_path / "m.onnx")))
     assert (tmp_path / "m.onnx").stat().st_size > 1000
+    _wait_job(qtbot, win, win.export_deploy(str(tmp_path / "m.pt2")))
+    from studio.core.export.deploy import written_by_studio
+
+    assert written_by_studio(tmp_path / "m.pt2")
     out = win.export_report(str(tmp_path / "report.html"))
     text = Path(out).read_text()
     assert "data:image/png;base64," in text and "Per-layer table" in text

@@ -25,6 +25,11 @@ def _onnx(lm, path: str, cancel=None):
     return verbs.export_onnx(lm, path)
 
 
+def _deploy(lm, path: str, cancel=None):
+    yield progress(0, 1, "folding BatchNorm, timing channels-last, exporting (torch.export)")
+    return verbs.export_deploy(lm, path)
+
+
 def session_recipe(session, then: tuple[dict, ...] = ()) -> Recipe:
     """The recipe ``run --recipe`` executes to redo this session headless: the original
     model, every step taken (plans, fine-tuning, pipelines) in order, the plan being
@@ -82,6 +87,24 @@ class Exports(QObject):
             )
 
         return self.actions._start("export ONNX", _onnx, s.lm, path, on_done=done, mutates=False)
+
+    def deploy(self, path: str) -> Job | None:
+        """The deploy-treated model as a torch.export program (``export --deploy``)."""
+        s = self.session
+        if not s.loaded:
+            return None
+
+        def done(r):
+            self.message.emit(
+                f"wrote {r['path']} ({r['batchnorm_folded']} BatchNorm folded, channels-last "
+                f"{'on' if r['channels_last'] else 'off'}; max |diff| {r['max_abs_diff']:.1e})"
+                + (f" — {r['note']}" if r.get("note") else ""),
+                15000,
+            )
+
+        return self.actions._start(
+            "export for deployment", _deploy, s.lm, path, on_done=done, mutates=False
+        )
 
     def recipe(self, path: str, pipeline_cfg=None) -> Recipe | None:
         """Write the session's recipe; with ``pipeline_cfg`` the pipeline becomes its last

@@ -241,6 +241,7 @@ class MainWindow(QMainWindow):
         ex = f.addMenu("&Export")
         ex.addAction(self._action("Pruned model (folder)…", self.export_model))
         ex.addAction(self._action("ONNX…", self.export_onnx))
+        ex.addAction(self._action("For deployment (torch.export .pt2)…", self.export_deploy))
         ex.addAction(self._action("Recipe…", self.export_recipe))
         ex.addAction(self._action("Report (HTML or PDF)…", self.export_report))
         charts = ex.addMenu("Chart (PNG or SVG)")
@@ -692,6 +693,14 @@ class MainWindow(QMainWindow):
     def export_onnx(self, path: str | None = None):
         path = path or self._ask_path("Export ONNX", "model.onnx", "ONNX (*.onnx)")
         return self.exports.onnx(path) if path else None
+
+    def export_deploy(self, path: str | None = None):
+        path = path or self._ask_path(
+            "Export for deployment: BatchNorm folded, channels-last where faster",
+            "model.pt2",
+            "torch.export program (*.pt2)",
+        )
+        return self.exports.deploy(path) if path else None
 
     def export_recipe(self, path: str | None = None):
         path = path or self._ask_path("Export recipe", "recipe.json", "Recipe (*.json)")
