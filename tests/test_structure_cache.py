@@ -28,6 +28,17 @@ class Net(nn.Module):
         return self.fc(y.mean((2, 3)))
 
 
+class Switch(Net):
+    def __init__(self, residual: bool):
+        super().__init__()
+        self.residual = residual  # no shape shows it
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        z = torch.relu(self.bn2(self.conv2(y)))
+        return self.fc((y + z if self.residual else z).mean((2, 3)))
+
+
 class OtherForward(Net):
     def forward(self, x):
         y = torch.relu(self.bn1(self.conv1(x)))
@@ -84,6 +95,9 @@ def test_the_key_follows_widths_input_size_and_forward_code(folder):
     assert base != cache.structure_key(Net(width=32).eval(), (3, 16, 16))
     assert base != cache.structure_key(Net(groups=2).eval(), (3, 16, 16))
     assert base != cache.structure_key(OtherForward().eval(), (3, 16, 16))
+    on, off = Switch(True).eval(), Switch(False).eval()
+    assert cache.structure_key(on, (3, 16, 16)) != cache.structure_key(off, (3, 16, 16))
+    assert len(map_checked(on, (3, 16, 16)).groups) != len(map_checked(off, (3, 16, 16)).groups)
     # ... and so do the maps: a different forward is never served the cached map
     a = map_checked(Net().eval(), (3, 16, 16))
     b = map_checked(OtherForward().eval(), (3, 16, 16))

@@ -2,7 +2,8 @@
 the studio has mapped before costs a file read instead of a trace.
 
 The key (``structure_key``) hashes, without running the model: the input size; every
-module's name, class and ``extra_repr`` (kernel, stride, groups ...); every parameter's and
+module's name, class, ``extra_repr`` (kernel, stride, groups ...) and simple settings
+(``self.use_shortcut = False``: numbers, strings, flags); every parameter's and
 buffer's name and shape; for each class, its forward's bytecode and the size and
 modification time of the file that defines it (a helper function edited next to the class
 changes the key); and the versions of the studio, torch and Torch-Pruning. Weights are not
@@ -75,6 +76,23 @@ def _class_digest(cls: type, seen: dict) -> str:
     return seen[cls]
 
 
+_PLAIN = (bool, int, float, str, type(None))
+
+
+def _plain_attrs(m: nn.Module) -> str:
+    """A module's own simple settings (``self.use_shortcut = False``): forward code may
+    branch on them although no shape shows it."""
+    out = []
+    for k, v in sorted(vars(m).items()):
+        if k.startswith("_") or k == "training":
+            continue
+        if isinstance(v, _PLAIN) or (
+            isinstance(v, (tuple, list)) and len(v) <= 16 and all(isinstance(x, _PLAIN) for x in v)
+        ):
+            out.append(f"{k}={v!r}")
+    return ",".join(out)
+
+
 def structure_key(model: nn.Module, input_size) -> str:
     """What the structure map of ``model`` at ``input_size`` depends on, hashed."""
     import torch
@@ -99,7 +117,7 @@ def structure_key(model: nn.Module, input_size) -> str:
             extra = m.extra_repr()
         except Exception:  # noqa: BLE001 - a user's extra_repr may fail; the rest still keys
             extra = "?"
-        h.update(f"|{name}|{_class_digest(type(m), seen)}|{extra}".encode())
+        h.update(f"|{name}|{_class_digest(type(m), seen)}|{extra}|{_plain_attrs(m)}".encode())
         for pn, p in m.named_parameters(recurse=False):
             h.update(f"p{pn}{tuple(p.shape)}{p.requires_grad}".encode())
         for bn, b in m.named_buffers(recurse=False):

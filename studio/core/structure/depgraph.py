@@ -263,17 +263,6 @@ def _refusal(found: tuple[str, str]) -> UnsupportedModel:
     )
 
 
-def check_followable(model: nn.Module, example_input: torch.Tensor) -> None:
-    """Refuse, in one line naming the layer, wiring the dependency graph cannot follow."""
-    found = _module_refusal(model)
-    if found is None:
-        with torch.no_grad():
-            watch = _watched(model.eval(), lambda: model(example_input))
-        found = watch.problems[0] if watch.problems else None
-    if found is not None:
-        raise _refusal(found)
-
-
 # -- Torch-Pruning, fixed where it goes wrong -----------------------------------------------
 _INSTALLED = False
 
