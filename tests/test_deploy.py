@@ -105,3 +105,51 @@ def test_cli_export_deploy_and_folded_onnx(tmp_path):
     bad = run("export", str(pruned), "--deploy", "d.onnx")
     assert bad.returncode != 0 and "name it *.pt2" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+class Flat(nn.Module):
+    """.view() after a conv: fails on a channels-last tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn, self.fc = (
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.Linear(512, 2),
+        )
+
+    def forward(self, x):
+        return self.fc(self.bn(self.conv(x)).view(x.shape[0], -1))
+
+
+class Dict(Flat):
+    def forward(self, x):
+        return {"logits": super().forward(x)}
+
+
+def test_channels_last_that_breaks_the_model_is_left_off_or_refused():
+    treated, info = deploy_model(Flat().eval(), (3, 8, 8), channels_last="auto")
+    assert info["channels_last"] is False and "channels-last left off" in info["note"]
+    with pytest.raises(StudioError, match="does not run channels-last"):
+        deploy_model(Flat().eval(), (3, 8, 8), channels_last="on")
+
+
+def test_a_model_that_returns_a_dict_is_refused_in_one_line():
+    with pytest.raises(StudioError, match="returns a dict, not one tensor"):
+        deploy_model(Dict().eval(), (3, 8, 8))
+    m = Flat().train()
+    deploy_model(m, (3, 8, 8), channels_last="off")
+    assert m.training  # the caller's model keeps its mode
+
+
+def test_cli_refuses_clashing_or_misplaced_options_before_any_work(tmp_path):
+    run = lambda *a: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "studio", *a], capture_output=True, text=True, cwd=tmp_path
+    )
+    same = run("export", "demo", "--deploy", "x.pt2", "--onnx", "x.pt2")
+    assert same.returncode != 0 and "same file" in same.stderr
+    alone = run("export", "demo", "--onnx", "x.onnx", "--channels-last", "on")
+    assert alone.returncode != 0 and "--channels-last is for --deploy" in alone.stderr
+    late = run("export", "demo", "--onnx", "x.onnx", "--deploy", "x.bin")
+    assert late.returncode != 0 and "name it *.pt2" in late.stderr
+    assert not list(tmp_path.iterdir())  # nothing written

@@ -39,6 +39,17 @@ class Switch(Net):
         return self.fc((y + z if self.residual else z).mean((2, 3)))
 
 
+class Configured(Net):
+    def __init__(self, cfg: dict):
+        super().__init__()
+        self.cfg = cfg
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        z = torch.relu(self.bn2(self.conv2(y)))
+        return self.fc((y + z if self.cfg["skip"] else z).mean((2, 3)))
+
+
 class OtherForward(Net):
     def forward(self, x):
         y = torch.relu(self.bn1(self.conv1(x)))
@@ -95,6 +106,8 @@ def test_the_key_follows_widths_input_size_and_forward_code(folder):
     assert base != cache.structure_key(Net(width=32).eval(), (3, 16, 16))
     assert base != cache.structure_key(Net(groups=2).eval(), (3, 16, 16))
     assert base != cache.structure_key(OtherForward().eval(), (3, 16, 16))
+    a, b = Configured({"skip": True}).eval(), Configured({"skip": False}).eval()
+    assert cache.structure_key(a, (3, 16, 16)) != cache.structure_key(b, (3, 16, 16))
     on, off = Switch(True).eval(), Switch(False).eval()
     assert cache.structure_key(on, (3, 16, 16)) != cache.structure_key(off, (3, 16, 16))
     assert len(map_checked(on, (3, 16, 16)).groups) != len(map_checked(off, (3, 16, 16)).groups)
@@ -108,7 +121,21 @@ def test_a_damaged_entry_is_a_miss_and_is_rewritten(folder):
     model = Net().eval()
     fresh = map_checked(model, (3, 16, 16))
     (entry,) = folder.glob("map-*.json")
-    for damage in ("{not json", json.dumps({"arch": "x"}), "\x00\x01"):
+    good = json.loads(entry.read_text())
+    too_few = dict(good, rows=good["rows"][:3])
+    other_size = dict(good, input_size=[3, 224, 224])
+    bad_index = json.loads(json.dumps(good))
+    bad_index["lengths"][0] += 1  # arrays no longer match their lengths
+    for damage in (
+        "{not json",
+        json.dumps({"arch": "x"}),
+        "\x00\x01",
+        "[" * 200_000,  # nested past the parser's recursion limit
+        json.dumps(too_few),
+        json.dumps(other_size),
+        json.dumps(dict(good, blocks="abc")),
+        json.dumps(bad_index),
+    ):
         entry.write_text(damage)
         cache.clear_memory()
         _same(fresh, map_checked(model, (3, 16, 16)))

@@ -655,12 +655,21 @@ def cmd_export(a) -> int:
         raise StudioError("nothing to export: give --onnx FILE, --deploy FILE and/or --report FILE")
     if (a.data or a.latency) and not a.report:
         raise StudioError("--data and --latency measure for --report: give --report FILE too")
+    if a.channels_last and not a.deploy:
+        raise StudioError("--channels-last is for --deploy: give --deploy FILE.pt2 too")
+    outs = [str(Path(p).resolve()) for p in (a.onnx, a.deploy, a.report) if p]
+    if len(set(outs)) != len(outs):
+        raise StudioError("--onnx, --deploy and --report name the same file; give each its own")
+    if a.deploy:
+        from studio.core.export.deploy import check_deploy_path
+
+        check_deploy_path(a.deploy)  # refused before any work, not after the ONNX
     lm = load_request(request(a))
     if a.report:
         out = html_report(a.report, _folder_report(lm, a))
         print(f"wrote {out}")
     if a.deploy:
-        res = verbs.export_deploy(lm, a.deploy, channels_last=a.channels_last)
+        res = verbs.export_deploy(lm, a.deploy, channels_last=a.channels_last or "auto")
         timing = res.get("batch1_ms")
         chose = f"channels-last {'on' if res['channels_last'] else 'off'}" + (
             f" (batch 1 here: {timing['channels_last']:.1f} ms NHWC vs "
@@ -679,7 +688,9 @@ def cmd_export(a) -> int:
         res = verbs.export_onnx(lm, a.onnx, deploy=bool(a.deploy))
         print(
             f"wrote {res['path']} (opset {res['opset']}, onnxruntime max |diff| "
-            f"{res['max_abs_diff']:.1e}{', BatchNorm folded' if a.deploy else ''})"
+            f"{res['max_abs_diff']:.1e}"
+            + (f", {res['batchnorm_folded']} BatchNorm folded" if a.deploy else "")
+            + ")"
         )
         if res["hint"]:
             print(f"note: {res['hint']} (CLI: --round-to 8)")

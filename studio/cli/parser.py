@@ -355,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--channels-last",
         choices=("auto", "on", "off"),
-        default="auto",
+        default=None,
         help="for --deploy: NHWC memory format; auto times both at batch 1 (default)",
     )
     p.add_argument("--report", metavar="FILE.html")

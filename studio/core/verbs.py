@@ -491,8 +491,8 @@ def export_onnx(lm: LoadedModel, path, deploy: bool = False) -> dict:
     from studio.core.export.deploy import fold_batchnorm
     from studio.core.export.onnx import export_onnx as export
 
-    model = fold_batchnorm(lm.model)[0] if deploy else lm.model
-    return export(model, lm.input_size, path, inputs=_inputs_of(lm))
+    model, folded = fold_batchnorm(lm.model)[:2] if deploy else (lm.model, 0)
+    return dict(export(model, lm.input_size, path, inputs=_inputs_of(lm)), batchnorm_folded=folded)
 
 
 def export_deploy(lm: LoadedModel, path, channels_last: str = "auto") -> dict:

@@ -92,9 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     if req is not None and not a.screenshot and not _from_file_manager(a):
         from studio.core.jobs import Prefetch
 
-        # Import torch, load, map and score the model in a thread while the window is built
-        # (after Qt's own imports, so the two threads never import the same modules); the
-        # window's open job follows it.
+        # Import torch, load, map and score the model in a thread while the window is built;
+        # the window's open job follows it. Started after Qt's own imports: what both
+        # threads import later (torch, the studio's core) waits on Python's per-module
+        # import locks, and no module of one imports the other's (no lock cycle).
         prefetch = Prefetch("studio.core.verbs:open_model", req)
 
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)

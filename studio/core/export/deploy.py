@@ -15,7 +15,9 @@ with what was done recorded inside it (``pruning-studio.json``).
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import statistics
 import tempfile
@@ -42,7 +44,7 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int, str]:
     m = copy.deepcopy(model).eval()
     before = sum(isinstance(x, nn.modules.batchnorm._BatchNorm) for x in m.modules())
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet_torch():
             warnings.simplefilter("ignore")
             fused = fuse(m)
     except Exception as e:  # noqa: BLE001 - code fx cannot trace: keep the BatchNorms
@@ -69,12 +71,21 @@ def deploy_model(model: nn.Module, input_size, channels_last: str = "auto", call
     and measured)."""
     if channels_last not in ("auto", "on", "off"):
         raise StudioError(f"channels-last must be auto, on or off, not {channels_last!r}")
-    model = model.eval()
     treated, folded, note = fold_batchnorm(model)
     x = torch.randn(2, *input_size)
-    with torch.inference_mode():
-        ref = model(x)
-        got = treated(x)
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.inference_mode():
+            ref = model(x)
+            got = treated(x)
+    finally:
+        model.train(was_training)
+    if not isinstance(ref, torch.Tensor):
+        raise StudioError(
+            f"the model returns a {type(ref).__name__}, not one tensor: the deploy export "
+            f"needs a model whose forward returns its logits"
+        )
     diff = float((got - ref).abs().max())
     if diff > 1e-4 * max(1.0, float(ref.abs().max())):
         raise StudioError(f"folding BatchNorm changed the outputs by {diff:.2e}; not used")
@@ -84,20 +95,36 @@ def deploy_model(model: nn.Module, input_size, channels_last: str = "auto", call
         "max_abs_diff": diff,
     }
     x1 = torch.randn(1, *input_size)
-    if channels_last == "auto" and x1.dim() == 4:
-        nchw = _median_ms(treated, x1, calls)
+    use = False
+    if channels_last != "off" and x1.dim() == 4:
         cl = copy.deepcopy(treated).to(memory_format=torch.channels_last)
-        nhwc = _median_ms(cl, x1.to(memory_format=torch.channels_last), calls)
-        info["batch1_ms"] = {"contiguous": nchw, "channels_last": nhwc}
-        use = nhwc < nchw
+        try:  # fx prints a failing traced module's frame to stderr: the error says it
+            with contextlib.redirect_stderr(io.StringIO()):
+                nhwc = _median_ms(cl, x1.to(memory_format=torch.channels_last), calls)
+        except Exception as e:  # noqa: BLE001 - e.g. .view() on a channels-last tensor
+            if channels_last == "on":
+                raise StudioError(f"the model does not run channels-last: {_first(e)}") from None
+            info["note"] = "; ".join(
+                filter(
+                    None, [note, f"channels-last left off: the model fails with it ({_first(e)})"]
+                )
+            )
+        else:
+            if channels_last == "on":
+                use = True
+            else:
+                nchw = _median_ms(treated, x1, calls)
+                info["batch1_ms"] = {"contiguous": nchw, "channels_last": nhwc}
+                use = nhwc < nchw
         if use:
             treated = cl
-    else:
-        use = channels_last == "on" and x1.dim() == 4
-        if use:
-            treated = treated.to(memory_format=torch.channels_last)
     info["channels_last"] = use
     return treated, info
+
+
+def _first(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:160] if text else type(e).__name__
 
 
 def run_input(model_info: dict, x: torch.Tensor) -> torch.Tensor:
@@ -105,24 +132,30 @@ def run_input(model_info: dict, x: torch.Tensor) -> torch.Tensor:
     return x.to(memory_format=torch.channels_last) if model_info.get("channels_last") else x
 
 
-def export_deploy(model: nn.Module, input_size, path, inputs=(), channels_last="auto") -> dict:
-    """Write the deploy-treated model as a ``torch.export`` program (``.pt2``, dynamic
-    batch), checked against the untreated model after loading it back. ``path`` may replace
-    only a .pt2 the studio wrote, never one of ``inputs``."""
+def check_deploy_path(path, inputs=()) -> Path:
+    """Refuse a deploy target before any work: it must be named *.pt2 and may replace only
+    a .pt2 the studio wrote."""
     path = Path(path)
     if path.suffix.lower() != ".pt2":
         raise StudioError(f"{path}: a deploy export is a torch.export program; name it *.pt2")
     check_file(path, inputs)
+    return path
+
+
+def export_deploy(model: nn.Module, input_size, path, inputs=(), channels_last="auto") -> dict:
+    """Write the deploy-treated model as a ``torch.export`` program (``.pt2``, dynamic
+    batch), checked against the untreated model after loading it back. ``path`` may replace
+    only a .pt2 the studio wrote, never one of ``inputs``."""
+    path = check_deploy_path(path, inputs)
     treated, info = deploy_model(model, input_size, channels_last)
     x = run_input(info, torch.randn(2, *input_size))
     batch = torch.export.Dim("batch", min=1, max=4096)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet_torch():
             warnings.simplefilter("ignore")
             program = torch.export.export(treated, (x,), dynamic_shapes=({0: batch},))
     except Exception as e:  # noqa: BLE001 - the model's code does not export
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise StudioError(f"torch.export cannot capture this model: {first}") from None
+        raise StudioError(f"torch.export cannot capture this model: {_first(e)}") from None
     record = dict(info, format="pruning-studio/deploy-1", input_size=list(input_size))
     with tempfile.TemporaryDirectory() as tmp:
         f = Path(tmp) / "model.pt2"
@@ -140,6 +173,24 @@ def export_deploy(model: nn.Module, input_size, path, inputs=(), channels_last="
         check_file(path, inputs)
         atomic_write_bytes(path, f.read_bytes())
     return dict(record, path=str(path), max_abs_diff=max(diff, info["max_abs_diff"]))
+
+
+class _quiet_torch:  # noqa: N801 - a context manager
+    """torch.export and dynamo log whole graphs when capture fails; the studio says it in
+    one line instead."""
+
+    def __enter__(self):
+        import logging
+
+        self.loggers = [logging.getLogger(n) for n in ("torch", "torch._dynamo", "torch.export")]
+        self.levels = [lg.level for lg in self.loggers]
+        for lg in self.loggers:
+            lg.setLevel(logging.CRITICAL)
+        return self
+
+    def __exit__(self, *exc):
+        for lg, level in zip(self.loggers, self.levels):
+            lg.setLevel(level)
 
 
 def written_by_studio(path: Path) -> bool:

@@ -79,18 +79,49 @@ def _class_digest(cls: type, seen: dict) -> str:
 _PLAIN = (bool, int, float, str, type(None))
 
 
+def _plain(v, depth: int = 0):
+    """``v`` if it is simple data (numbers, strings, flags, and short lists, tuples and
+    dicts of them), else None."""
+    if isinstance(v, _PLAIN):
+        return v
+    if depth >= 3:
+        return None
+    if isinstance(v, (tuple, list)) and len(v) <= 64:
+        items = [_plain(x, depth + 1) for x in v]
+        return items if all(i is not None or x is None for i, x in zip(items, v)) else None
+    if isinstance(v, dict) and len(v) <= 64 and all(isinstance(k, str) for k in v):
+        items = {k: _plain(x, depth + 1) for k, x in v.items()}
+        ok = all(items[k] is not None or v[k] is None for k in v)
+        return dict(sorted(items.items())) if ok else None
+    return None
+
+
 def _plain_attrs(m: nn.Module) -> str:
-    """A module's own simple settings (``self.use_shortcut = False``): forward code may
-    branch on them although no shape shows it."""
+    """A module's own simple settings (``self.use_shortcut = False``, ``self.cfg = {...}``):
+    forward code may branch on them although no shape shows it."""
     out = []
     for k, v in sorted(vars(m).items()):
         if k.startswith("_") or k == "training":
             continue
-        if isinstance(v, _PLAIN) or (
-            isinstance(v, (tuple, list)) and len(v) <= 16 and all(isinstance(x, _PLAIN) for x in v)
-        ):
-            out.append(f"{k}={v!r}")
+        p = _plain(v)
+        if p is not None or v is None:
+            out.append(f"{k}={p!r}")
     return ",".join(out)
+
+
+def _studio_code() -> str:
+    """The mapping code itself (size and time of each file), so a changed studio never
+    reads maps an older one wrote."""
+    here = Path(__file__).resolve().parents[1]
+    parts = []
+    for folder in ("structure", "plan"):
+        for f in sorted((here / folder).glob("*.py")):
+            try:
+                st = f.stat()
+            except OSError:
+                continue
+            parts.append(f"{folder}/{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    return ";".join(parts)
 
 
 def structure_key(model: nn.Module, input_size) -> str:
@@ -108,6 +139,7 @@ def structure_key(model: nn.Module, input_size) -> str:
                 getattr(studio, "__version__", ""),
                 torch.__version__,
                 library_version(),
+                _studio_code(),
             ]
         ).encode()
     )
@@ -140,14 +172,14 @@ def lookup(model: nn.Module, input_size, arch: str, key: str | None = None):
             return None
         try:
             state = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError, UnicodeDecodeError):
-            return None
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
+            return None  # a miss: the map is built again and this entry rewritten
     try:
         s = StructureMap.from_state(state)
     except Exception as e:  # noqa: BLE001 - a damaged entry is a miss, rebuilt and rewritten
         log.info("structure cache entry %s unusable: %s", key, e)
         return None
-    if not _fits(s, model):
+    if not _fits(s, model, input_size):
         return None
     _remember(key, state)
     p = _path(key)
@@ -160,10 +192,28 @@ def lookup(model: nn.Module, input_size, arch: str, key: str | None = None):
     return s
 
 
-def _fits(s: StructureMap, model: nn.Module) -> bool:
-    """A cheap check that the entry describes this model: every counted layer exists."""
-    names = {n for n, _ in model.named_modules()} | {n for n, _ in model.named_parameters()}
-    return all(r.name in names for r in s.table.rows)
+def _fits(s: StructureMap, model: nn.Module, input_size) -> bool:
+    """Checks that the entry describes this model: its input size, exactly the layers and
+    loose parameters the model has, with their widths, and the model's parameter count."""
+    from studio.core.structure.counting import _static_rows
+
+    if tuple(s.input_size) != tuple(int(v) for v in input_size):
+        return False
+    rows = _static_rows(model, s.loose_dims)
+    if [r.name for r in s.table.rows] != list(rows):
+        return False
+    for r in s.table.rows:
+        want = rows[r.name]
+        if (r.kind, r.cin, r.cout, r.groups, r.fixed, r.per_ch) != (
+            want.kind,
+            want.cin,
+            want.cout,
+            want.groups,
+            want.fixed,
+            want.per_ch,
+        ):
+            return False
+    return s.original.params == sum(p.numel() for p in model.parameters())
 
 
 def _remember(key: str, state: dict) -> None:

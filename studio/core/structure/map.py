@@ -309,6 +309,7 @@ class StructureMap:
             return Member(str(layer), str(dim), arrays[idx], root, counts, int(row))
 
         self.groups = []
+        widths = {r.name: (r.cin, r.cout) for r in rows}
         for gd in d["groups"]:
             n = int(gd["channels"])
             g = Group(
@@ -318,9 +319,24 @@ class StructureMap:
             g.prunable, g.reason = bool(gd["prunable"]), str(gd["reason"])
             g.is_stage, g.blocks, g.block = bool(gd["is_stage"]), list(gd["blocks"]), gd["block"]
             g.orbit = None if gd["orbit"] is None else arrays[gd["orbit"]]
+            for m in g.members:  # indices inside the layer and the group, or no map
+                if len(m.idx) != len(m.root_idx) or (
+                    len(m.idx)
+                    and (
+                        m.idx.min() < 0
+                        or m.root_idx.min() < 0
+                        or m.root_idx.max() >= n
+                        or m.idx.max() >= max(widths.get(m.layer, (0, 0)))
+                    )
+                ):
+                    raise ValueError(f"member {m.layer} of {g.id}: indices out of range")
             self.groups.append(g)
         self.group_index = {g.id: g for g in self.groups}
         self.stages = [Stage(**sd) for sd in d["stages"]]
+        if not all(isinstance(b, BlockInfo) for b in self.blocks) or not isinstance(
+            d["blocks"], list
+        ):
+            raise ValueError("blocks are not a list")
         self.original = self.table.totals()
         self.fingerprint = self._fingerprint()
         return self
