@@ -6,7 +6,8 @@ module's name, class, ``extra_repr`` (kernel, stride, groups ...) and simple set
 (``self.use_shortcut = False``: numbers, strings, flags); every parameter's and
 buffer's name and shape; for each class, its forward's bytecode and the size and
 modification time of the file that defines it (a helper function edited next to the class
-changes the key); and the versions of the studio, torch and Torch-Pruning. Weights are not
+changes the key); the versions of the studio, torch and Torch-Pruning, and the
+studio's own mapping code (file sizes and times). Weights are not
 in it: the map does not depend on them.
 
 Entries are JSON (``StructureMap.to_state``; arrays as base64 of int32), never pickles: a
