@@ -34,6 +34,13 @@ Torch-Pruning {r["tp_macs"]:,}; params studio {r["studio_params"]:,}, Torch-Prun
 """
 
 
+def _tp_example(rows: list[dict]) -> str:
+    ref = max((x for x in rows if "tp_s" in x), key=lambda x: x["tp_s"], default=None)
+    if ref is None:
+        return ""
+    return f": {ref['tp_s']:.1f} s on {ref['model']} against {ref['map_s']:.2f} s for its map"
+
+
 def _mapping(r: dict) -> str:
     ok = [x for x in r["rows"] if "refused" not in x]
     refused = [x for x in r["rows"] if "refused" in x]
@@ -53,7 +60,7 @@ forward pass. **{len(ok)} CNNs: the slowest is {worst["model"]} at {worst["map_r
 the median {ratios[len(ratios) // 2]:.1f}×.** Mapping records the cost table, the blocks and
 the classifier during the dependency graph's own traced forward (one pass), and the
 concatenation sizes during the same pass (Torch-Pruning infers them by walking the graph
-again for every group: 9.6 s on DenseNet-201, the last column). *open* adds the probe (one
+again for every group{_tp_example(ok)}, the last column). *open* adds the probe (one
 surgery and forward that finds groups the model's code fixes); *cached* is a later open of
 the same architecture: the map read from the structure cache. Refused in one line, as
 they should be: {ref or "none"}.

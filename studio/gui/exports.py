@@ -74,36 +74,37 @@ class Exports(QObject):
             "export model", _save, s.lm, path, report, on_done=done, mutates=False
         )
 
-    def onnx(self, path: str) -> Job | None:
+    def _file(self, name: str, verb, path: str, describe) -> Job | None:
+        """Export the working model to one file in a job; ``describe(result)`` is the
+        status-bar line."""
         s = self.session
         if not s.loaded:
             return None
+        done = lambda r: self.message.emit(describe(r), 15000)  # noqa: E731
+        return self.actions._start(name, verb, s.lm, path, on_done=done, mutates=False)
 
-        def done(r):
-            self.message.emit(
-                f"wrote {r['path']} (onnxruntime max |diff| "
-                f"{r['max_abs_diff']:.1e})" + (f" — {r['hint']}" if r.get("hint") else ""),
-                15000,
-            )
-
-        return self.actions._start("export ONNX", _onnx, s.lm, path, on_done=done, mutates=False)
+    def onnx(self, path: str) -> Job | None:
+        return self._file(
+            "export ONNX",
+            _onnx,
+            path,
+            lambda r: (
+                f"wrote {r['path']} (onnxruntime max |diff| {r['max_abs_diff']:.1e})"
+                + (f" — {r['hint']}" if r.get("hint") else "")
+            ),
+        )
 
     def deploy(self, path: str) -> Job | None:
         """The deploy-treated model as a torch.export program (``export --deploy``)."""
-        s = self.session
-        if not s.loaded:
-            return None
-
-        def done(r):
-            self.message.emit(
-                f"wrote {r['path']} ({r['batchnorm_folded']} BatchNorm folded, channels-last "
-                f"{'on' if r['channels_last'] else 'off'}; max |diff| {r['max_abs_diff']:.1e})"
-                + (f" — {r['note']}" if r.get("note") else ""),
-                15000,
-            )
-
-        return self.actions._start(
-            "export for deployment", _deploy, s.lm, path, on_done=done, mutates=False
+        return self._file(
+            "export for deployment",
+            _deploy,
+            path,
+            lambda r: (
+                f"wrote {r['path']} ({r['batchnorm_folded']} BatchNorm folded, "
+                f"channels-last {'on' if r['channels_last'] else 'off'}; max |diff| "
+                f"{r['max_abs_diff']:.1e})" + (f" — {r['note']}" if r.get("note") else "")
+            ),
         )
 
     def recipe(self, path: str, pipeline_cfg=None) -> Recipe | None:

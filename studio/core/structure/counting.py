@@ -320,7 +320,9 @@ class CostRecorder:
 
     def table(self, loose_dims: dict[str, int] | None = None) -> CostTable:
         """The measured table; loose parameters (which run no hook) along their dims."""
-        rows = _static_rows(self.model, loose_dims or {})
+        if not loose_dims:
+            return CostTable(list(self.rows.values()))
+        rows = _static_rows(self.model, loose_dims)
         return CostTable([self.rows.get(n, r) if r.kind != "param" else r for n, r in rows.items()])
 
 

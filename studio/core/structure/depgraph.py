@@ -306,8 +306,8 @@ def _install_fixes() -> None:
 
 
 def _fast_mappings(im) -> None:
-    """Torch-Pruning's concat and flatten index mappings, same results (same order), ~3x
-    faster: hybrid indices built as plain tuples instead of by keyword. DenseNet-201 calls
+    """Torch-Pruning's concat and flatten index mappings, same results (same order), with
+    hybrid indices built as plain tuples instead of by keyword. DenseNet-201 calls
     the concat one 56,000 times while its groups grow; AlexNet's flatten expands 256
     channels into 9,216 features."""
     from torch_pruning._helpers import _HybridIndex as H
