@@ -4,6 +4,7 @@
     python scripts/make_demo.py --model    # retrain the checkpoint from the shipped data
     python scripts/make_demo.py --split 1 --out base1.pt   # a baseline for split 1
                                            # (load it with: --arch demo, data demo:1)
+    python scripts/make_demo.py --clutter --epochs 30      # the harder task's checkpoint
 
 The digits come from scikit-learn's bundled copy of the UCI "Optical Recognition of
 Handwritten Digits" test set (1,797 images, 8x8, values 0..16).
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from studio.core.model import demo  # noqa: E402
+from studio.core.model import clutter, demo  # noqa: E402
 
 SPLIT_SEED = 0
 
@@ -39,9 +40,11 @@ def make_data() -> None:
     print(f"wrote {demo.DIGITS_FILE}: {len(train_idx)} train, {len(val_idx)} val")
 
 
-def make_model(epochs: int, split: int = 0, out: Path = demo.CHECKPOINT) -> float:
+def make_model(
+    epochs: int, split: int = 0, out: Path = demo.CHECKPOINT, trainer=demo.train_demo
+) -> float:
     torch.set_num_threads(1)  # one thread: bit-identical results on every run
-    model, acc = demo.train_demo(epochs=epochs, split=split)
+    model, acc = trainer(epochs=epochs, split=split)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     torch.save(model.state_dict(), tmp)
@@ -63,7 +66,16 @@ if __name__ == "__main__":
         help="train on another split of the shipped digits (needs --out)",
     )
     ap.add_argument("--out", type=Path, help="where to write that checkpoint")
+    ap.add_argument(
+        "--clutter",
+        action="store_true",
+        help="the harder task's checkpoint instead (wide ResNet-20 on cluttered digits)",
+    )
     a = ap.parse_args()
+    if a.clutter:
+        out = a.out or clutter.CHECKPOINT
+        make_model(a.epochs, a.split, out, clutter.train)
+        sys.exit(0)
     if a.split:
         if not a.out:
             ap.error("--split needs --out (the demo checkpoint is split 0's)")

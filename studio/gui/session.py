@@ -92,7 +92,8 @@ class Session(QObject):
         self.steps, self.runs, self.results = [], [], {}
         self.exported = True
         if self.data_spec is None and lm.source.get("kind") == "demo":
-            self.data_spec = "demo"
+            clutter = (lm.source.get("args") or {}).get("variant") == "clutter"
+            self.data_spec = "clutter" if clutter else "demo"
         self._set_working(lm, s, scores)
         self.historyChanged.emit()
         self.resultsChanged.emit()

@@ -24,16 +24,16 @@ NUM_CLASSES = 10
 PIXEL_MEAN, PIXEL_STD = 4.88, 6.02
 
 
-def checkpoint_state() -> dict:
+def checkpoint_state(path: Path = CHECKPOINT, remake: str = "make demo-model") -> dict:
     """The shipped demo weights (a plain state_dict)."""
     from studio.core.errors import LoadError
 
     try:
-        return torch.load(CHECKPOINT, weights_only=True, map_location="cpu")
+        return torch.load(path, weights_only=True, map_location="cpu")
     except FileNotFoundError:
         raise LoadError(
-            f"the demo checkpoint is missing ({CHECKPOINT}); reinstall "
-            f"pruning-studio or run 'make demo-model' in a checkout"
+            f"the demo checkpoint is missing ({path}); reinstall "
+            f"pruning-studio or run '{remake}' in a checkout"
         ) from None
 
 
@@ -63,9 +63,15 @@ class BasicBlock(nn.Module):
 class DemoResNet(nn.Module):
     """ResNet-20 (He et al. 2016, CIFAR variant): 3 stages x 3 blocks, widths 16/32/64."""
 
-    def __init__(self, num_classes: int = NUM_CLASSES, widths=(16, 32, 64), blocks: int = 3):
+    def __init__(
+        self,
+        num_classes: int = NUM_CLASSES,
+        widths=(16, 32, 64),
+        blocks: int = 3,
+        stem_stride: int = 1,
+    ):
         super().__init__()
-        self.conv1 = nn.Conv2d(INPUT_SIZE[0], widths[0], 3, 1, 1, bias=False)
+        self.conv1 = nn.Conv2d(INPUT_SIZE[0], widths[0], 3, stem_stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
         c = widths[0]
@@ -157,10 +163,15 @@ def train_demo(
     """Train the demo model from scratch on ``split`` of the digits, deterministically on a
     CPU (about a minute)."""
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    xtr, ytr = split_tensors("train", split)
-    xva, yva = split_tensors("val", split)
     model = DemoResNet()
+    data = (*split_tensors("train", split), *split_tensors("val", split))
+    return model, fit(model, *data, epochs=epochs, seed=seed, log=log, augment=_shift)
+
+
+def fit(model, xtr, ytr, xva, yva, *, epochs: int, seed: int, log=print, augment=None) -> float:
+    """The demos' training recipe: SGD + Nesterov, one-cycle LR 0.1, label smoothing 0.05,
+    batch 64, ``augment(x, generator)`` per batch; returns the validation top-1."""
+    gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.SGD(
         model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True
     )
@@ -174,7 +185,8 @@ def train_demo(
         perm = torch.randperm(len(xtr), generator=gen)
         for b in range(steps_per_epoch):
             idx = perm[b * 64 : (b + 1) * 64]
-            loss = loss_fn(model(_shift(xtr[idx], gen)), ytr[idx])
+            x = xtr[idx] if augment is None else augment(xtr[idx], gen)
+            loss = loss_fn(model(x), ytr[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -184,4 +196,4 @@ def train_demo(
                 f"epoch {epoch + 1:3d}  loss {loss.item():.3f}  "
                 f"val top-1 {accuracy(model, xva, yva):.4f}"
             )
-    return model, accuracy(model, xva, yva)
+    return accuracy(model, xva, yva)

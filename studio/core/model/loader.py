@@ -42,14 +42,15 @@ def load(req: ModelRequest) -> LoadedModel:
         from studio.core.outputs import recover
 
         recover(path)  # a crash mid-write may have left the folder as .NAME.old
-    if spec != "demo" and code_entry(spec) is None and path.is_dir():
+    builtin = spec in ("demo", "clutter")
+    if not builtin and code_entry(spec) is None and path.is_dir():
         lm = load_folder(path, req)
         if req.weights:
             raise LoadError(
                 f"{spec} is a folder with its own weights; weights from another "
                 f"file cannot be loaded into it"
             )
-    elif spec != "demo" and code_entry(spec) is None and path.is_file():
+    elif not builtin and code_entry(spec) is None and path.is_file():
         lm = _load_file(path, req)
     else:
         source = arch_source(spec, dict(req.model_args))
@@ -66,7 +67,7 @@ def load(req: ModelRequest) -> LoadedModel:
 def _load_arch(source: dict, req: ModelRequest, weights: str | None) -> LoadedModel:
     by_user = not req.from_file
     pretrained = req.pretrained or (
-        source["kind"] == "demo" and not weights and not source.get("args")
+        source["kind"] == "demo" and not weights and not set(source.get("args") or {}) - {"variant"}
     )
     if weights:
         if req.pretrained:
@@ -87,7 +88,13 @@ def _load_arch(source: dict, req: ModelRequest, weights: str | None) -> LoadedMo
         model = build_architecture(
             source, trust=req.trust, code_root=req.code_root, by_user=by_user, pretrained=pretrained
         )
-        name = arch_label(source) if source["kind"] != "demo" else "demo (ResNet-20 on digits)"
+        name = arch_label(source)
+        if source["kind"] == "demo":
+            name = (
+                "demo (wide ResNet-20 on cluttered digits)"
+                if name == "demo_clutter"
+                else "demo (ResNet-20 on digits)"
+            )
         if req.pretrained and source["kind"] != "demo":
             name += " (pretrained)"
     checkpoint.check_model(model, name)

@@ -31,7 +31,15 @@ def build_architecture(
     if kind == "demo":
         from studio.core.model import demo
 
-        model = demo.DemoResNet(num_classes=args.get("num_classes", demo.NUM_CLASSES))
+        n = args.get("num_classes", demo.NUM_CLASSES)
+        if args.get("variant") == "clutter":
+            from studio.core.model import clutter
+
+            model = clutter.build(n)
+            if pretrained:
+                model.load_state_dict(clutter.checkpoint_state())
+            return model
+        model = demo.DemoResNet(num_classes=n)
         if pretrained:
             model.load_state_dict(demo.checkpoint_state())
         return model
@@ -105,6 +113,8 @@ def arch_source(spec: str, args: dict) -> dict | None:
     name = spec.split(":", 1)[1] if spec.startswith(("tv:", "torchvision:")) else spec
     if name in ("demo", zoo.DEMO_ARCH):
         return {"kind": "demo", "args": args}
+    if name in ("clutter", "demo_clutter"):
+        return {"kind": "demo", "args": {**args, "variant": "clutter"}}
     if zoo.exists(name) or spec.startswith(("tv:", "torchvision:")):
         why = zoo.unsupported_reason(name)
         if why:
@@ -113,10 +123,14 @@ def arch_source(spec: str, args: dict) -> dict | None:
     return None
 
 
+def _clutter(source: dict) -> bool:
+    return (source.get("args") or {}).get("variant") == "clutter"
+
+
 def arch_label(source: dict) -> str:
     kind = source.get("kind")
     if kind == "demo":
-        return zoo.DEMO_ARCH
+        return "demo_clutter" if _clutter(source) else zoo.DEMO_ARCH
     if kind == "torchvision":
         return source["name"]
     if kind == "timm":
@@ -129,9 +143,9 @@ def arch_label(source: dict) -> str:
 def default_input_size(source: dict) -> tuple[int, int, int]:
     kind = source.get("kind")
     if kind == "demo":
-        from studio.core.model.demo import INPUT_SIZE
+        from studio.core.model import clutter, demo
 
-        return INPUT_SIZE
+        return clutter.INPUT_SIZE if _clutter(source) else demo.INPUT_SIZE
     if kind == "torchvision":
         return zoo.default_input_size(source["name"])
     if kind == "timm":

@@ -2,7 +2,9 @@
 on-disk format, or synthetic data of the model's input shape (structure-only runs: every
 accuracy computed on it is labelled meaningless).
 
-``load_data(spec)`` with ``spec`` one of ``demo``, ``demo:N`` (the same digits under another
+``load_data(spec)`` with ``spec`` one of ``demo``, ``clutter`` (the harder built-in task: the
+digits rendered on a 32x32 canvas among clutter and noise; ``clutter:N`` on split N), ``demo:N``
+(the same digits under another
 stratified train/validation split, N >= 1; the shipped demo checkpoint was trained on split
 0, so pair ``demo:N`` with a model trained on that split; for a model of another input
 shape the digits are resized and repeated over its channels), ``synthetic``, ``cifar10:DIR``,
@@ -121,23 +123,21 @@ def _demo(augment: bool, split: int = 0, input_size=None) -> DataSource:
     train = _Shift(xtr, ytr, fill) if augment else plain
     val = TensorDataset(xva, yva)
     name = "demo digits" + (f" (split {split})" if split else "")
-    size = tuple(demo.INPUT_SIZE)
+    return _digits(name, demo.INPUT_SIZE, input_size, train, val, plain)
+
+
+def _digits(name, native, input_size, train, val, plain=None) -> DataSource:
+    """A built-in digits source at its ``native`` size, or resized to ``input_size``."""
+    size = tuple(native)
     if input_size is not None and tuple(input_size) != size:
         if len(input_size) != 3:
-            raise DataError(f"the demo digits are images; the model takes {list(input_size)}")
+            raise DataError(f"the {name} are images; the model takes {list(input_size)}")
         size = tuple(int(v) for v in input_size)
-        train, val, plain = (_Resized(d, size) for d in (train, val, plain))
+        train, val = _Resized(train, size), _Resized(val, size)
+        plain = _Resized(plain, size) if plain is not None else None
         name += f" at {'×'.join(map(str, size))}"
-    return DataSource(
-        name,
-        "demo",
-        train,
-        val,
-        10,
-        size,
-        [str(i) for i in range(10)],
-        train_eval=plain,
-    )
+    classes = [str(i) for i in range(10)]
+    return DataSource(name, "demo", train, val, 10, size, classes, train_eval=plain)
 
 
 class _Synthetic(Dataset):
@@ -277,6 +277,18 @@ def _cifar(kind: str, root: Path, size, download: bool) -> DataSource:
     )
 
 
+def _clutter(split: int, input_size=None) -> DataSource:
+    """The harder built-in task (``studio.core.model.clutter``): the digits rendered on a
+    32x32 canvas with random affine transforms, clutter and noise."""
+    from studio.core.model import clutter
+
+    xtr, ytr = clutter.split_tensors("train", split)
+    xva, yva = clutter.split_tensors("val", split)
+    train, val = TensorDataset(xtr, ytr), TensorDataset(xva, yva)
+    name = "cluttered digits" + (f" (split {split})" if split else "")
+    return _digits(name, clutter.INPUT_SIZE, input_size, train, val)
+
+
 def load_data(
     spec: str,
     input_size=None,
@@ -296,6 +308,11 @@ def load_data(
         if not n.isdigit():
             raise DataError(f"'{spec}': the demo digits' other splits are demo:1, demo:2, ...")
         return _demo(augment, int(n), input_size)
+    if spec == "clutter" or spec.startswith("clutter:"):
+        n = spec.partition(":")[2] or "0"
+        if not n.isdigit():
+            raise DataError(f"'{spec}': the cluttered digits' other splits are clutter:1, ...")
+        return _clutter(int(n), input_size)
     if spec == "synthetic":
         if input_size is None:
             raise DataError("synthetic data needs the model's input size")
@@ -306,7 +323,7 @@ def load_data(
     root = Path(spec).expanduser()
     if not root.exists():
         raise DataError(
-            f"data source '{spec}' not found: give demo, synthetic, "
+            f"data source '{spec}' not found: give demo, clutter, synthetic, "
             f"cifar10:DIR, cifar100:DIR or an image folder"
         )
     if not root.is_dir():
