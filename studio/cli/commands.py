@@ -237,13 +237,21 @@ def cmd_plan(a) -> int:
 
 def cmd_prune(a) -> int:
     from studio.core import verbs
+    from studio.core.errors import InputError
     from studio.core.outputs import check_folder
 
+    if a.reconstruct and not a.data:
+        raise InputError("--reconstruct needs calibration images: give --data SOURCE")
     check_folder(a.out, _inputs(a))  # before any work
     lm, s = load(a)
     check_folder(a.out, _inputs(a) + [lm.folder])
     plan = plan_from_args(a, lm, s)
     pruned, report = verbs.prune(lm, s, plan)
+    if a.reconstruct:  # a plan that only drops blocks leaves no layer to refit
+        has_cut = any(plan.groups.values())
+        report["reconstruction"] = (
+            _reconstruct(a, lm, s, plan, pruned) if has_cut else {"layers": 0}
+        )
     verbs.save(a.out, lm, model=pruned, plan=plan, report=report)
     if a.json:
         print(json.dumps(report, indent=1))
@@ -255,8 +263,48 @@ def cmd_prune(a) -> int:
             f"{len(report['plan']['blocks_dropped'])} blocks in "
             f"{report['surgery_seconds']:.2f} s"
         )
+        rec = report.get("reconstruction")
+        if rec and not rec["layers"]:
+            print("reconstruction: no layer reads pruned channels (nothing to refit)")
+        elif rec:
+            print(
+                f"reconstructed {rec['layers']} layers by least squares on {rec['images']} "
+                f"calibration images: held-out output error {rec['error_before']:.3f} -> "
+                f"{rec['error_after']:.3f}; top-1 before fine-tuning on "
+                f"{rec['val_images']} validation images {rec['top1_without']:.4f} without, "
+                f"{rec['top1_with']:.4f} with" + (f" ({rec['note']})" if rec["note"] else "")
+            )
         print(f"wrote {a.out}/ (model.json, weights.pt, plan.json, report.json)")
     return 0
+
+
+RECONSTRUCT_EVAL_IMAGES = 5000
+
+
+def _reconstruct(a, lm, s, plan, pruned) -> dict:
+    """Refit the consumers of pruned channels (``prune --reconstruct``), with the top-1
+    before fine-tuning without and with it."""
+    from torch.utils.data import Subset
+
+    from studio.core import verbs
+    from studio.core.train.data import loader
+    from studio.core.train.evaluate import evaluate
+
+    d = data(a, lm)
+    dev = device(a)
+    n = min(len(d.val), RECONSTRUCT_EVAL_IMAGES)  # two passes: keep them short
+    val = loader(Subset(d.val, range(n)), 256)
+    without = drive(evaluate(pruned, val, device=dev), "evaluating")["top1"]
+    rec = drive(verbs.reconstruct(lm, s, plan, pruned, d, seed=a.seed), "reconstructing")
+    with_ = drive(evaluate(pruned, val, device=dev), "evaluating")["top1"]
+    pruned.cpu()
+    return {
+        **rec,
+        "top1_without": without,
+        "top1_with": with_,
+        "val_images": n,
+        "note": d.note,
+    }
 
 
 def baseline(a, lm):

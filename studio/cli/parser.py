@@ -11,13 +11,13 @@ from studio import __version__
 from studio.core.criteria import ALL as CRITERIA
 
 DATA_HELP = (
-    "demo (demo:N: another split of its digits), synthetic, cifar10:DIR, "
-    "cifar100:DIR, or an image folder (train/ and val/ class subfolders, or class "
-    "subfolders split by --seed)"
+    "demo (demo:N: another split of its digits), clutter (the harder task), synthetic, "
+    "cifar10:DIR, cifar100:DIR, or an image folder (train/ and val/ class subfolders, or "
+    "class subfolders split by --seed)"
 )
 MODEL_HELP = (
     "architecture (resnet18, timm:NAME), the user's code (FILE.py:NAME or "
-    "package.module:NAME), 'demo', a checkpoint file, or a folder written by the "
+    "package.module:NAME), 'demo', 'clutter', a checkpoint file, or a folder written by the "
     "studio"
 )
 
@@ -229,6 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     p.add_argument("--plan", metavar="PLAN.json", help="apply this plan")
     _selection_args(p, need_target=False)
+    p.add_argument(
+        "--reconstruct",
+        action="store_true",
+        help="refit the layers that consume pruned channels by least squares on "
+        "calibration images from --data (He et al. 2017); prints top-1 before "
+        "fine-tuning without and with it",
+    )
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 

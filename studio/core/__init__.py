@@ -47,6 +47,7 @@ _EXPORTS = {
     "build_report": "verbs",
     "map_structure": "verbs",
     "prune": "verbs",
+    "reconstruct": "verbs",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -63,6 +63,9 @@ class Step(_Strict):
     target: Target | None = None
     pipeline: PipelineConfig | None = None
     finetune: FinetuneConfig | None = None
+    # with a plan: refit the consumers of its pruned channels (a target or a pipeline
+    # takes ``reconstruct`` itself)
+    reconstruct: bool = False
 
     @model_validator(mode="after")
     def _one(self):
@@ -76,6 +79,11 @@ class Step(_Strict):
             )
         if self.finetune is not None and self.finetune.epochs < 1:
             raise ValueError("a fine-tuning step needs at least one epoch")
+        if self.reconstruct and self.plan is None:
+            raise ValueError(
+                "'reconstruct' next to a step applies to a plan; a target or a pipeline "
+                "takes it inside (target: {..., reconstruct: true})"
+            )
         return self
 
     @property
@@ -89,7 +97,11 @@ class Step(_Strict):
         return (
             self.pipeline is not None
             or self.finetune is not None
-            or (self.target is not None and criteria.needs_data(self.target.criterion))
+            or self.reconstruct
+            or (
+                self.target is not None
+                and (criteria.needs_data(self.target.criterion) or self.target.reconstruct)
+            )
         )
 
 
@@ -129,6 +141,8 @@ class Recipe(_Strict):
                     pipe.setdefault("flops_target", t["flops"])
                 if "criterion" in t:
                     pipe.setdefault("criterion", t["criterion"])
+                if "reconstruct" in t:
+                    pipe.setdefault("reconstruct", t["reconstruct"])
             if isinstance(d.get("finetune"), dict):
                 pipe["finetune"] = d["finetune"]
             d["pipeline"] = pipe
@@ -155,7 +169,8 @@ class Recipe(_Strict):
             )
         if any(s.needs_data for s in self.all_steps()) and not self.data:
             raise ValueError(
-                "data: pipelines, fine-tuning and data-driven criteria need a data source"
+                "data: pipelines, fine-tuning, data-driven criteria and reconstruction "
+                "need a data source"
             )
         return self
 
@@ -267,11 +282,19 @@ def run_recipe(
             plan = Plan.from_dict(step.plan.model_dump(), f"recipe step {k}")
             s = verbs.map_structure(lm)
             validate(plan, s)
-            lm = lm.derive(apply_plan(lm.model, s, plan), plan)
+            pruned = apply_plan(lm.model, s, plan)
+            if step.reconstruct:
+                yield from verbs.reconstruct(lm, s, plan, pruned, data, cancel=cancel)
+            lm = lm.derive(pruned, plan)
         elif step.target is not None:
             s = verbs.map_structure(lm)
             plan = yield from verbs.make_plan(lm, s, step.target, data, cancel=cancel)
-            lm = lm.derive(apply_plan(lm.model, s, plan), plan)
+            pruned = apply_plan(lm.model, s, plan)
+            if step.target.reconstruct:
+                yield from verbs.reconstruct(
+                    lm, s, plan, pruned, data, seed=step.target.seed, cancel=cancel
+                )
+            lm = lm.derive(pruned, plan)
         elif step.pipeline is not None:
             res = yield from verbs.run_pipeline(lm, data, step.pipeline, cancel)
             lm, history = res.lm, res.history

@@ -24,6 +24,7 @@ from studio.core.model.loader import LoadedModel, load
 from studio.core.model.request import ModelRequest
 from studio.core.plan.plan import Plan, predict, validate
 from studio.core.plan.probe import map_checked
+from studio.core.plan.reconstruct import IMAGES as RECONSTRUCT_IMAGES
 from studio.core.plan.selection import select
 from studio.core.plan.surgery import apply_plan
 from studio.core.structure.counting import build_cost_table, count_model
@@ -223,13 +224,52 @@ def prune(lm: LoadedModel, s: StructureMap, plan: Plan) -> tuple[nn.Module, dict
     return pruned, report
 
 
+def reconstruct(
+    lm: LoadedModel,
+    s: StructureMap,
+    plan: Plan,
+    pruned: nn.Module,
+    data,
+    *,
+    images: int = RECONSTRUCT_IMAGES,
+    seed: int = 0,
+    cancel: CancelToken | None = None,
+) -> Events:
+    """Refit, in place, the layers of ``pruned`` that consume pruned channels so their
+    outputs match ``lm``'s (least squares on ``images`` calibration images -- never the
+    validation split). Returns ``{"layers", "images", "error_before", "error_after"}``
+    (mean relative output error of the refit layers)."""
+    from studio.core.plan.reconstruct import reconstruct as refit
+    from studio.core.train.data import loader
+
+    if data is None:
+        raise StudioError("reconstruction needs calibration data: give a data source", fix="data")
+    x = next(iter(loader(data.calibration, images, shuffle=True, seed=seed)))[0]
+    res = yield from refit(lm.model, pruned, s, plan, x, seed=seed, cancel=cancel)
+    errs = list(res["error"].values())
+    return {
+        "layers": res["layers"],
+        "images": len(x),
+        "error_before": float(sum(e[0] for e in errs) / len(errs)) if errs else 0.0,
+        "error_after": float(sum(e[1] for e in errs) / len(errs)) if errs else 0.0,
+    }
+
+
 def apply(
-    lm: LoadedModel, s: StructureMap, plan: Plan, cancel: CancelToken | None = None
+    lm: LoadedModel,
+    s: StructureMap,
+    plan: Plan,
+    cancel: CancelToken | None = None,
+    reconstruct_on: str | None = None,
 ) -> Events:
     """Prune, then map and score the child (what the window shows next). Returns
-    ``Applied``."""
+    ``Applied``. ``reconstruct_on``: a data source spec -- refit the consumers of pruned
+    channels on its calibration images (``reconstruct``)."""
     yield progress(0, 3, "pruning (surgery)")
     pruned, report = prune(lm, s, plan)
+    if reconstruct_on:
+        data = data_for(lm, reconstruct_on)
+        report["reconstruction"] = yield from reconstruct(lm, s, plan, pruned, data, cancel=cancel)
     child = lm.derive(pruned, plan)
     if cancel is not None:
         cancel.check()

@@ -6,7 +6,17 @@ is the one way to compute them."""
 from __future__ import annotations
 
 WEIGHT_CRITERIA = ("l1", "l2", "group_norm", "fpgm", "bn_scale", "random")
-DATA_CRITERIA = ("apoz", "mean_activation", "hrank", "taylor", "thinet", "pfa")
+DATA_CRITERIA = (
+    "apoz",
+    "mean_activation",
+    "hrank",
+    "taylor",
+    "thinet",
+    "pfa",
+    "lasso",
+    "subspace",
+    "kl",
+)
 ALL = WEIGHT_CRITERIA + DATA_CRITERIA
 DEFAULT = "l1"
 
@@ -23,6 +33,12 @@ DESCRIPTIONS = {
     "taylor": "|activation x gradient| (Taylor expansion; needs data and a backward pass)",
     "thinet": "ThiNet: greedy least contribution to the next layer's output (needs data)",
     "pfa": "PCA of pooled activations: redundant channels first (PFA; needs data)",
+    "lasso": "LASSO channel selection on the next layer's output (He et al. 2017; needs data; "
+    "pair with reconstruction)",
+    "subspace": "subspace clustering of feature maps: one representative per cluster kept "
+    "first, the rest by the new information they add (needs data)",
+    "kl": "KL divergence of the model's outputs when the channel is removed: a global "
+    "criterion (needs data; one forward per channel chunk)",
 }
 
 
@@ -65,6 +81,12 @@ def score(
 
     if data is None:
         raise StudioError(f"criterion '{criterion}' is data-driven: give a data source", fix="data")
+    if criterion == "kl":
+        from studio.core.criteria.kl import KL_IMAGES, score_kl
+
+        n = max(1, min(KL_IMAGES, batches * batch_size))
+        x = next(iter(loader(data.calibration, n, shuffle=True, seed=seed)))[0]
+        return (yield from score_kl(model, s, x, device=device, cancel=cancel))
     # Read the images a pass at a time: the same images in the same order as batches of
     # ``batch_size`` (one shuffled order), without holding a whole batch of large images.
     step = min(batch_size, pass_size(s, criterion, device))

@@ -18,6 +18,22 @@ input channels back to the group's channels:
   correlated with another go first, dead ones before all; the number of principal
   components holding 95% of the energy is reported as the group's suggested width.
 
+- ``lasso``: channel selection by LASSO (He et al. 2017) -- on the same sampled
+  contributions as ThiNet, the regression of the consumer's output on every channel's
+  contribution, ``min ||y - Z beta||^2 + lambda |beta|_1``, solved along a path of
+  decreasing lambda: a channel's score is how early it enters the path (the channels the
+  sparsest fits keep are the most important). ``studio.core.plan.reconstruct`` then refits
+  the consumers by least squares, the method's second step;
+- ``subspace``: subspace clustering of the feature maps -- channels whose maps (at sampled
+  locations) lie in the same low-dimensional subspace are redundant. Spectral clustering on
+  the |correlation| affinity into k clusters (k: the principal components holding 95% of
+  the energy, at most 256), then within each cluster a pivoted Cholesky order: the first
+  pivot is the representative (its whole variance is new), every other channel brings the
+  share of its variance the channels before it do not explain; the score is the standard
+  deviation of that new part relative to the group's typical channel. Sparse subspace
+  clustering (a LASSO per channel) finds the same structure on clean data at C times the
+  cost; the spectral form is one eigendecomposition.
+
 Members where a criterion does not apply (HRank on a linear layer's input, ThiNet on a
 grouped conv) fall back to mean |activation|. Low scores mean "remove first".
 """
@@ -36,8 +52,13 @@ from studio.core.criteria.weights import GroupScores
 from studio.core.jobs import CancelToken, Events, progress
 from studio.core.structure.map import Group, Member, StructureMap
 
+# the data criteria computed here, in one pass (KL: ``studio.core.criteria.kl``)
+ACTIVATION_CRITERIA = tuple(c for c in DATA_CRITERIA if c != "kl")
 THINET_SAMPLES = 4096  # sampled (image, location, output channel) triples per layer
 THINET_PER_BATCH = 8  # images per batch whose patches are sampled
+SUBSPACE_SAMPLES = 8192  # sampled (image, location) rows of feature maps per layer
+# criteria computed on a whole group's channels at once (not channel by channel)
+GROUP_SPACE = ("thinet", "lasso", "pfa", "subspace")
 PFA_ENERGY = 0.95
 
 
@@ -86,11 +107,25 @@ class _LayerStats:
 
             x.register_hook(on_grad)
             self.images += xd.shape[0]
-        elif c == "thinet" and not self.grouped:
+        elif c in ("thinet", "lasso") and not self.grouped:
             if sum(len(r) for r in self.z_rows) < THINET_SAMPLES:
                 self.z_rows.append(self._contributions(xd))
+        elif c == "subspace":
+            if sum(len(r) for r in self.pooled) < SUBSPACE_SAMPLES:
+                self.pooled.append(self._locations(xd))
         elif c == "pfa":
             self.pooled.append(xd.mean(tuple(range(2, xd.dim()))) if xd.dim() > 2 else xd)
+
+    def _locations(self, x: torch.Tensor) -> torch.Tensor:
+        """Subspace clustering: every channel's value at sampled locations of the feature
+        maps, [samples, Cin] (a linear layer's input: one row per image)."""
+        if x.dim() <= 2:
+            return x.reshape(x.shape[0], -1).float()
+        flat = x.flatten(2)  # [n, C, L]
+        per = 16
+        li = torch.randint(0, flat.shape[2], (x.shape[0], per), generator=self.rng)
+        rows = torch.gather(flat, 2, li[:, None, :].expand(-1, flat.shape[1], -1))
+        return rows.permute(0, 2, 1).reshape(-1, flat.shape[1]).float()
 
     def _contributions(self, x: torch.Tensor) -> torch.Tensor:
         """ThiNet: for sampled output entries y = sum_c z_c, the per-channel terms z_c."""
@@ -123,14 +158,14 @@ class _LayerStats:
             return (self.rank_sum.double() / max(self.images, 1)).cpu().numpy()
         if c == "taylor" and self.taylor is not None:
             return (self.taylor.double() / max(self.images, 1)).cpu().numpy()
-        if c in ("thinet", "pfa") and not self._has_group_space_data():
+        if c in GROUP_SPACE and not self._has_group_space_data():
             return self.mean_abs()
-        if c in ("thinet", "pfa"):
+        if c in GROUP_SPACE:
             return None
         return self.mean_abs()
 
     def _has_group_space_data(self) -> bool:
-        return bool(self.z_rows) if self.criterion == "thinet" else bool(self.pooled)
+        return bool(self.z_rows) if self.criterion in ("thinet", "lasso") else bool(self.pooled)
 
 
 def _to_root(g: Group, m: Member, per_channel: np.ndarray) -> np.ndarray:
@@ -236,9 +271,10 @@ def score_data(
     passes of ``pass_images`` images (default: ``pass_size``), so a large model at a
     large batch does not hold a whole batch of activations; the statistics add up over
     passes to the same result."""
-    if criterion not in DATA_CRITERIA:
+    if criterion not in ACTIVATION_CRITERIA:
         raise ValueError(
-            f"unknown data criterion '{criterion}' (choose from {', '.join(DATA_CRITERIA)})"
+            f"unknown activation criterion '{criterion}' "
+            f"(choose from {', '.join(ACTIVATION_CRITERIA)})"
         )
     device = torch.device(device)
     model = model.eval().to(device)
@@ -298,6 +334,14 @@ def _finalize(s: StructureMap, criterion, consumers, stats) -> dict[str, GroupSc
                 rank = np.empty(g.channels)
                 rank[order] = np.arange(g.channels)
                 per_group[g.id][m.layer] = rank / max(g.channels - 1, 1)
+            elif criterion == "lasso":
+                z = _to_root_cols(g, m, torch.cat(st.z_rows), "sum")
+                per_group[g.id][m.layer] = lasso_scores(z.numpy())
+            elif criterion == "subspace":
+                rows = _to_root_cols(g, m, torch.cat(st.pooled), "mean")
+                sc, k = subspace_scores(rows.numpy(), seed=len(g.id))
+                per_group[g.id][m.layer] = sc
+                extras[g.id].setdefault("subspace_clusters", []).append(k)
             else:  # pfa
                 pooled = _to_root_cols(g, m, torch.cat(st.pooled), "mean")
                 sc, width = pfa_scores(pooled)
@@ -311,7 +355,152 @@ def _finalize(s: StructureMap, criterion, consumers, stats) -> dict[str, GroupSc
             continue
         group = np.mean(np.stack(list(members.values())), 0)
         extra = dict(extras.get(g.id, {}))
+        if "subspace_clusters" in extra:
+            extra["subspace_clusters"] = int(round(float(np.mean(extra["subspace_clusters"]))))
         if "pfa_widths" in extra:
             extra["pfa_width"] = int(round(float(np.mean(extra["pfa_widths"]))))
         out[g.id] = GroupScores(group, members, extra)
+    return out
+
+
+# -- LASSO channel selection ------------------------------------------------------------
+LASSO_STEPS = 24  # points on the regularisation path
+LASSO_ITERS = 150  # FISTA iterations per point (warm-started)
+
+
+def lasso_path(gram: np.ndarray, xty: np.ndarray, lambdas, iters: int = LASSO_ITERS):
+    """Solutions of ``min_b 1/2 b'Gb - b'c + lam |b|_1`` along ``lambdas`` (decreasing),
+    by FISTA warm-started from the previous point: [len(lambdas), n]."""
+    n = len(xty)
+    step = 1.0 / max(float(np.linalg.eigvalsh(gram)[-1]), 1e-30)
+    beta = np.zeros(n)
+    out = []
+    for lam in lambdas:
+        y, b_prev, t = beta.copy(), beta.copy(), 1.0
+        for _ in range(iters):
+            g = y - step * (gram @ y - xty)
+            b = np.sign(g) * np.maximum(np.abs(g) - step * lam, 0.0)
+            t_next = (1 + np.sqrt(1 + 4 * t * t)) / 2
+            y = b + ((t - 1) / t_next) * (b - b_prev)
+            b_prev, t = b, t_next
+        beta = b_prev
+        out.append(beta.copy())
+    return np.asarray(out)
+
+
+def lasso_scores(z: np.ndarray, steps: int = LASSO_STEPS) -> np.ndarray:
+    """He et al.'s channel selection on contributions ``z`` [samples, channels]: regress the
+    output ``y = sum_c z_c`` on the channels with an L1 penalty on their coefficients;
+    channels score by how early (at how large a penalty) they enter the path, in [0, 1];
+    ties by the final |coefficient| x column norm. Columns are unit-normalised first, so
+    the penalty does not simply favour channels of large magnitude."""
+    z = np.asarray(z, np.float64)
+    norms = np.linalg.norm(z, axis=0)
+    alive = norms > 1e-12 * max(float(norms.max(initial=0.0)), 1e-30)
+    n = z.shape[1]
+    if not alive.any():
+        return np.zeros(n)
+    zn = z[:, alive] / norms[alive]
+    y = z.sum(1)
+    gram, xty = zn.T @ zn, zn.T @ y
+    lam_max = float(np.abs(xty).max())
+    lambdas = lam_max * np.logspace(0, -3, steps)[1:]
+    path = lasso_path(gram, xty, lambdas)
+    active = np.abs(path) > 1e-12
+    entered = np.where(active.any(0), active.argmax(0), len(lambdas))
+    final = np.abs(path[-1]) * norms[alive]
+    tie = final / max(float(final.max()), 1e-30)
+    size = norms[alive] / norms[alive].max()  # orders the channels that never entered
+    score = np.zeros(n)
+    score[alive] = (len(lambdas) - entered + 0.5 * tie + 0.01 * size) / (len(lambdas) + 1)
+    return score
+
+
+# -- subspace clustering ----------------------------------------------------------------
+def kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 50) -> np.ndarray:
+    """Labels of a k-means++ clustering of the rows of ``x`` (seeded). Distances as
+    |x|^2 - 2 x.c + |c|^2, the seeding's nearest-centre distances updated incrementally:
+    O(n k d) memory-light steps."""
+    rng = np.random.default_rng(seed)
+    n = len(x)
+    k = max(1, min(k, n))
+    sq = (x * x).sum(1)
+    idx = [int(rng.integers(n))]
+    d = ((x - x[idx[0]]) ** 2).sum(1)
+    for _ in range(k - 1):
+        j = int(rng.choice(n, p=d / d.sum())) if d.sum() > 0 else int(rng.integers(n))
+        idx.append(j)
+        d = np.minimum(d, ((x - x[j]) ** 2).sum(1))
+    c = x[idx].copy()
+    labels = None
+    for _ in range(iters):
+        new = (sq[:, None] - 2 * x @ c.T + (c * c).sum(1)[None]).argmin(1)
+        if labels is not None and (new == labels).all():
+            break
+        labels = new
+        for j in range(k):
+            if (labels == j).any():
+                c[j] = x[labels == j].mean(0)
+    return labels
+
+
+MAX_CLUSTERS = 256
+
+
+def subspace_scores(
+    rows: np.ndarray, energy: float = PFA_ENERGY, seed: int = 0
+) -> tuple[np.ndarray, int]:
+    """(score per channel, number of clusters) from feature-map samples [samples, C]."""
+    x = np.asarray(rows, np.float64)
+    x = x - x.mean(0, keepdims=True)
+    n = x.shape[1]
+    var = (x * x).mean(0)
+    alive = var > 1e-12 * max(float(var.max(initial=0.0)), 1e-30)
+    score = np.zeros(n)
+    if alive.sum() <= 1:
+        score[alive] = 1.0
+        return score, int(alive.sum())
+    xa = x[:, alive] / np.sqrt(var[alive])
+    corr = (xa.T @ xa) / len(xa)
+    ev = np.clip(np.linalg.eigvalsh(corr)[::-1], 0, None)
+    k = min(int((np.cumsum(ev) / ev.sum() < energy).sum()) + 1, MAX_CLUSTERS)
+    aff = np.abs(corr)
+    deg = aff.sum(1)
+    lap = aff / np.sqrt(np.outer(deg, deg))
+    _w, vec = np.linalg.eigh(lap)
+    emb = vec[:, -k:]
+    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    labels = kmeans(emb, k, seed)
+    sub = np.zeros(int(alive.sum()))
+    std = np.sqrt(var[alive])
+    rel = std / std.mean()
+    for j in np.unique(labels):
+        members = np.flatnonzero(labels == j)
+        sub[members] = _pivot_residuals(corr[np.ix_(members, members)], rel[members])
+    # the new signal a channel carries: the share of its variance its cluster's earlier
+    # picks do not explain, times its spread relative to the group's typical channel --
+    # continuous, so groups of unique channels do not all tie at 1 under global ranking
+    score[alive] = np.sqrt(sub) * rel + 1e-6
+    return score, k
+
+
+def _pivot_residuals(c: np.ndarray, tie: np.ndarray) -> np.ndarray:
+    """Pivoted Cholesky of a correlation matrix: for every channel, the share of its
+    variance not explained by the channels picked before it (the first pick: 1)."""
+    n = len(c)
+    resid = np.diag(c).astype(np.float64).copy()
+    basis = np.zeros((n, n))
+    out = np.zeros(n)
+    left = np.ones(n, bool)
+    t = 0
+    for _ in range(n):
+        pick = int(np.argmax(np.where(left, resid + 1e-9 * tie, -np.inf)))
+        out[pick] = max(resid[pick], 0.0)
+        left[pick] = False
+        if resid[pick] <= 1e-12:
+            continue
+        col = (c[:, pick] - basis[:, :t] @ basis[pick, :t]) / np.sqrt(resid[pick])
+        basis[:, t] = col
+        t += 1
+        resid = resid - col**2
     return out

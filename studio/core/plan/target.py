@@ -25,6 +25,8 @@ class Target(BaseModel):
     drop_blocks: list[str] = Field(default_factory=list, max_length=10_000)
     batches: int = Field(8, ge=1, le=10_000)
     seed: int = Field(0, ge=0, lt=2**32)
+    # refit the consumers of pruned channels by least squares (needs data)
+    reconstruct: bool = False
 
     @model_validator(mode="after")
     def _one(self):
