@@ -412,6 +412,44 @@ def test_pipeline_panel_sampling_and_recipe_export(win, qtbot, tmp_path):
     assert steps[0].pipeline.candidates == 3 and rec.steps[-1].pipeline is not None
 
 
+def test_pipeline_panel_amc_shows_its_settings_and_candidates(win, qtbot):
+    p = win.pipeline
+    p.mode.setCurrentIndex(p.mode.findData("amc"))
+    assert not p.form.isRowVisible(p.rounds) and p.form.isRowVisible(p.episodes)
+    p.mode.setCurrentIndex(p.mode.findData("metapruning"))
+    assert p.form.isRowVisible(p.meta_epochs) and not p.form.isRowVisible(p.episodes)
+    p.reconstruct.setChecked(True)
+    cfg = p.config()
+    assert cfg.pipeline == "metapruning" and cfg.reconstruct
+    cfg.pipeline, cfg.episodes, cfg.bn_batches, cfg.eval_batches = "amc", 3, 1, 1
+    cfg.finetune.epochs, cfg.finetune.max_steps = 1, 2
+    s = win.session
+    flops0 = s.structure.original.flops
+    _wait_job(qtbot, win, win.run_pipeline(cfg))
+    assert len(p.points) == 3  # every episode on the FLOPs/accuracy chart
+    assert s.structure.original.flops <= cfg.flops_target * flops0
+
+
+def test_apply_with_reconstruction_needs_data_and_refits(win, qtbot):
+    s = win.session
+    win.autoselect.slider.setValue(50)
+    win.autoselect.run(merge=False)
+    win.act_reconstruct.trigger()
+    assert win.actions.reconstruct
+    spec, s.data_spec = s.data_spec, None
+    messages = []
+    win.actions.message.connect(lambda m, _t: messages.append(m))
+    assert win.apply_plan() is None and "needs data" in messages[-1]
+    s.data_spec = spec or "demo"
+    _wait_job(qtbot, win, win.apply_plan())
+    assert "layers reconstructed" in messages[-1]
+    assert s.steps[-1]["reconstruct"] is True  # an exported recipe replays the refit
+    from studio.core.recipe import make_recipe
+
+    rec = make_recipe({"spec": "demo"}, s.steps, data="demo")
+    assert rec.all_steps()[-1].reconstruct
+
+
 def test_pipeline_panel_sensitivity_suggests_an_undoable_plan(win, qtbot):
     s = win.session
     cfg = win.pipeline.config()

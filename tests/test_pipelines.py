@@ -32,6 +32,9 @@ FAST = dict(
     score_batches=2,
     ratios=(0.3, 0.7),
     eval_batches=1,
+    episodes=3,
+    meta_epochs=1,
+    meta_hidden=2,
 )
 
 
@@ -61,7 +64,9 @@ def test_every_pipeline_meets_the_flops_target(demo, pipeline):
     json.dumps(res["history"], default=float)  # the history is JSON-ready
 
 
-@pytest.mark.parametrize("pipeline", ["sampling", "search", "sensitivity"])
+@pytest.mark.parametrize(
+    "pipeline", ["sampling", "search", "sensitivity", "abc", "amc", "metapruning"]
+)
 def test_selection_never_reads_the_validation_split(demo, pipeline):
     data = load_data("demo")
     data.val = Forbidden(data.val)

@@ -73,6 +73,7 @@ class Actions(QObject):
     def __init__(self, session, jobs: JobManager, parent=None):
         super().__init__(parent)
         self.session, self.jobs = session, jobs
+        self.reconstruct = False  # Model ▸ Reconstruct consumers when pruning
 
     def _start(
         self, name: str, verb, *args, on_done, on_failed=None, mutates: bool = True, **kwargs
@@ -156,24 +157,40 @@ class Actions(QObject):
             return None
         plan = s.plan.copy()
         before = s.structure.original.flops
+        refit = self.reconstruct and bool(s.data_spec)
+        if self.reconstruct and not s.data_spec:
+            self.message.emit("Reconstruction needs data: Model ▸ Data source…", 8000)
+            return None
 
         def done(res: verbs.Applied):
-            s.adopt(
-                res.lm,
-                res.structure,
-                f"prune {len(s.history)}",
-                {"plan": plan.to_dict()},
-                res.scores,
-            )
+            step = {"plan": plan.to_dict()}
+            if res.report.get("reconstruction"):
+                step["reconstruct"] = True  # the exported recipe refits too
+            s.adopt(res.lm, res.structure, f"prune {len(s.history)}", step, res.scores)
+            rec = res.report.get("reconstruction")
             self.message.emit(
                 f"pruned: FLOPs {res.structure.original.flops / before:.1%} of "
                 f"the previous model, "
                 f"{res.structure.original.flops / s.original_cost.flops:.1%} "
-                f"of the original",
+                f"of the original"
+                + (
+                    f"; {rec['layers']} layers reconstructed (output error "
+                    f"{rec['error_before']:.3f} → {rec['error_after']:.3f})"
+                    if rec
+                    else ""
+                ),
                 8000,
             )
 
-        return self._start("apply plan", verbs.apply, s.lm, s.structure, plan, on_done=done)
+        return self._start(
+            "apply plan",
+            verbs.apply,
+            s.lm,
+            s.structure,
+            plan,
+            reconstruct_on=s.data_spec if refit else None,
+            on_done=done,
+        )
 
     # -- measure --------------------------------------------------------------------------
     def evaluate(self) -> Job | None:

@@ -63,7 +63,8 @@ HEATMAP_KEYS = (
 FIRST_STEPS = """
 <h3>First steps</h3>
 <ol>
-<li><b>Open a model</b>: File ▸ Open demo (a ResNet-20 trained on real handwritten digits),
+<li><b>Open a model</b>: File ▸ Open demo (a ResNet-20 trained on real handwritten digits;
+the cluttered-digits demo is the harder task),
 or File ▸ Open model… for torchvision and timm architectures, checkpoints, saved folders and
 your own model code. Dropping a file on the window works too.</li>
 <li><b>Look</b>: the heatmap shows every channel group (rows) and its channels coloured by
@@ -74,7 +75,9 @@ shape; click a bar to focus its group.</li>
 <i>Stages and blocks</i>, or move <i>Keep FLOPs</i> in Auto-select. The bar at the top
 shows the predicted params and FLOPs at once; Ctrl+Z undoes any step.</li>
 <li><b>Prune</b>: Model ▸ Apply plan (Ctrl+P) physically removes the channels (smaller dense
-tensors).</li>
+tensors). With Model ▸ Reconstruct consumers when pruning ticked, the layers that read the
+removed channels are refit by least squares to the original's outputs (needs data): far
+better accuracy before any fine-tuning.</li>
 <li><b>Recover and measure</b>: choose Model ▸ Data source (the demo uses its digits), then
 Fine-tune (Ctrl+T), Evaluate (Ctrl+E) and Measure latency. Compare shows original vs
 current with the spread of the timings.</li>

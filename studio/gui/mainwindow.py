@@ -233,6 +233,14 @@ class MainWindow(QMainWindow):
         )
         f.addAction(self.act_open)
         f.addAction(self._action("Open &demo", lambda: self.load(ModelRequest(spec="demo"))))
+        f.addAction(
+            self._action(
+                "Open cluttered-digits demo",
+                lambda: self.load(ModelRequest(spec="clutter")),
+                None,
+                "The harder built-in task: a wide ResNet-20 on digits among clutter and noise",
+            )
+        )
         self.recent_menu = f.addMenu("Recent models")
         self._fill_recent()
         f.addSeparator()
@@ -273,6 +281,14 @@ class MainWindow(QMainWindow):
             "Ctrl+P",
             "Physically remove the planned channels and blocks",
         )
+        self.act_reconstruct = self._action(
+            "Reconstruct consumers when pruning",
+            self._toggle_reconstruct,
+            None,
+            "Apply plan then refits the layers that consume pruned channels by least "
+            "squares on calibration images (needs data)",
+        )
+        self.act_reconstruct.setCheckable(True)
         self.act_eval = self._action(
             "&Evaluate",
             self.evaluate,
@@ -292,6 +308,7 @@ class MainWindow(QMainWindow):
         self.act_revert = self._action("Revert to original", self.actions.revert)
         for a in (
             self.act_apply,
+            self.act_reconstruct,
             self.act_eval,
             self.act_latency,
             self.act_ft,
@@ -608,7 +625,7 @@ class MainWindow(QMainWindow):
         text, ok = QInputDialog.getText(
             self,
             "Data source",
-            "demo (demo:N: another split of its digits), synthetic, "
+            "demo (demo:N: another split of its digits), clutter, synthetic, "
             "cifar10:DIR, cifar100:DIR, or an image folder (train/ and val/ class "
             "subfolders):",
             text=self.session.data_spec or "",
@@ -618,6 +635,9 @@ class MainWindow(QMainWindow):
 
     def apply_plan(self):
         return self.actions.apply()
+
+    def _toggle_reconstruct(self) -> None:
+        self.actions.reconstruct = self.act_reconstruct.isChecked()
 
     def evaluate(self):
         job = self.actions.evaluate()

@@ -1,6 +1,8 @@
 """The pruning pipelines of the literature, as generators of progress events (one module
 each): one-shot and iterative prune -> fine-tune (``iterative``), sub-model sampling and
-evolutionary search (``candidates``), sensitivity analysis (``sensitivity``). Each returns
+evolutionary search (``candidates``), sensitivity analysis (``sensitivity``), ABCPruner's bee
+colony (``beecolony``), AMC's reinforcement-learning agent (``amc``) and MetaPruning's
+weight-generating PruningNet (``metapruning``). Each returns
 ``{"model": LoadedModel, "history": {...}, "cancelled": bool}``; the history (rounds,
 candidates, curves, the chosen one) is JSON-ready."""
 
@@ -13,9 +15,19 @@ from studio.core.pipelines.config import PIPELINES, PipelineConfig
 
 
 def _runner(name: str):
-    from studio.core.pipelines import candidates, iterative, sensitivity
+    from studio.core.pipelines import (
+        amc,
+        beecolony,
+        candidates,
+        iterative,
+        metapruning,
+        sensitivity,
+    )
 
     return {
+        "abc": beecolony.abc,
+        "amc": amc.amc,
+        "metapruning": metapruning.metapruning,
         "oneshot": iterative.oneshot,
         "iterative": iterative.iterative,
         "sampling": candidates.sampling,

@@ -95,6 +95,17 @@ def project_to_target(
     return best
 
 
+def maybe_reconstruct(original, s, plan, model, data, cfg: PipelineConfig, cancel) -> Events:
+    """With ``cfg.reconstruct``: refit ``model``'s consumers of pruned channels by least
+    squares so their outputs match ``original``'s (calibration images only)."""
+    if not cfg.reconstruct:
+        return None
+    from studio.core.plan.reconstruct import IMAGES, reconstruct
+
+    x = next(iter(loader(data.calibration, IMAGES, shuffle=True, seed=cfg.seed)))[0]
+    return (yield from reconstruct(original, model, s, plan, x, seed=cfg.seed, cancel=cancel))
+
+
 def prunable(s: StructureMap) -> list[str]:
     return [g.id for g in s.groups if g.prunable]
 

@@ -9,13 +9,24 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from studio.core.schema import CriterionName
 from studio.core.train.finetune import FinetuneConfig
 
-PIPELINES = ("oneshot", "iterative", "sampling", "search", "sensitivity")
+PIPELINES = (
+    "oneshot",
+    "iterative",
+    "sampling",
+    "search",
+    "sensitivity",
+    "abc",
+    "amc",
+    "metapruning",
+)
 
 
 class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
-    pipeline: Literal["oneshot", "iterative", "sampling", "search", "sensitivity"] = "iterative"
+    pipeline: Literal[
+        "oneshot", "iterative", "sampling", "search", "sensitivity", "abc", "amc", "metapruning"
+    ] = "iterative"
     flops_target: float = Field(0.5, gt=0, lt=1)
     criterion: CriterionName = "l1"
     # iterative
@@ -28,6 +39,13 @@ class PipelineConfig(BaseModel):
     mutation: float = Field(0.15, ge=0, le=1)
     min_keep: float = Field(0.1, gt=0, le=1)  # smallest per-group keep ratio a candidate draws
     importance_weighted: bool = False
+    # abc: trials without improvement before a food source is abandoned
+    abc_limit: int = Field(3, ge=1, le=1_000)
+    # amc: episodes of the agent (the first quarter act at random)
+    episodes: int = Field(40, ge=2, le=10_000)
+    # metapruning: PruningNet training epochs and its hidden width
+    meta_epochs: int = Field(2, ge=1, le=1_000)
+    meta_hidden: int = Field(16, ge=1, le=256)
     # the cheap evaluator
     bn_batches: int = Field(10, ge=1, le=1_000)
     holdout_fraction: float = Field(0.15, gt=0, le=0.9)
@@ -39,6 +57,8 @@ class PipelineConfig(BaseModel):
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     seed: int = Field(0, ge=0, lt=2**32)
     score_batches: int = Field(8, ge=1, le=10_000)
+    # refit the consumers of pruned channels by least squares before fine-tuning
+    reconstruct: bool = False
 
     @field_validator("schedule")
     @classmethod

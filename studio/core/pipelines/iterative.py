@@ -5,7 +5,14 @@ model of the last."""
 from __future__ import annotations
 
 from studio.core.jobs import Cancelled, Events, progress
-from studio.core.pipelines.common import scores_for, split_epochs, teacher_of, tune, val_top1
+from studio.core.pipelines.common import (
+    maybe_reconstruct,
+    scores_for,
+    split_epochs,
+    teacher_of,
+    tune,
+    val_top1,
+)
 from studio.core.pipelines.config import PipelineConfig
 from studio.core.plan.plan import predict
 from studio.core.plan.probe import map_checked
@@ -23,6 +30,7 @@ def oneshot(lm, data, cfg: PipelineConfig, cancel) -> Events:
     scores = yield from scores_for(lm.model, s, cfg, data, cancel)
     plan = select(s, scores, flops_target=cfg.flops_target, meta={"criterion": cfg.criterion})
     model = apply_plan(lm.model, s, plan)
+    yield from maybe_reconstruct(lm.model, s, plan, model, data, cfg, cancel)
     ft = yield from tune(
         model, data, cfg.finetune, cfg.finetune.epochs, teacher_of(lm, cfg), cancel
     )
@@ -74,6 +82,7 @@ def iterative(lm, data, cfg: PipelineConfig, cancel) -> Events:
                 meta={"criterion": cfg.criterion, "round": r},
             )
             model = apply_plan(cur.model, s, plan)
+            yield from maybe_reconstruct(cur.model, s, plan, model, data, cfg, cancel)
             yield progress(r, len(targets), f"round {r}: fine-tune {epochs[r - 1]} epochs")
             ft = yield from tune(model, data, cfg.finetune, epochs[r - 1], teacher, cancel)
             if ft.get("cancelled"):

@@ -17,6 +17,7 @@ from torch import nn
 from studio.core.jobs import Cancelled, CancelToken, Events, progress
 from studio.core.pipelines.common import (
     Evaluator,
+    maybe_reconstruct,
     plan_from_keep,
     scores_for,
     teacher_of,
@@ -176,6 +177,7 @@ def guided(lm, data, cfg: PipelineConfig, cancel) -> Events:
     s, scores, sens = yield from analyse(lm, data, cfg, cancel)
     plan = suggest_ratios(s, scores, sens, cfg.flops_target)
     model = apply_plan(lm.model, s, plan)
+    yield from maybe_reconstruct(lm.model, s, plan, model, data, cfg, cancel)
     chosen = {
         "flops": predict(plan, s).flops,
         "params": predict(plan, s).params,

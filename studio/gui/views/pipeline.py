@@ -29,7 +29,12 @@ MODES = [
     ("search", "Evolutionary search"),
     ("sensitivity", "Sensitivity analysis"),
     ("oneshot", "One-shot"),
+    ("abc", "ABCPruner (bee colony)"),
+    ("amc", "AMC (reinforcement learning)"),
+    ("metapruning", "MetaPruning (PruningNet)"),
 ]
+# pipelines that compare candidate sub-models (the FLOPs/accuracy scatter)
+CANDIDATES = ("sampling", "search", "abc", "amc", "metapruning")
 
 
 def pareto(points: np.ndarray) -> np.ndarray:
@@ -61,7 +66,15 @@ class PipelineView(QWidget):
         self.rounds = QSpinBox(minimum=1, maximum=20, value=3)
         self.cands = QSpinBox(minimum=2, maximum=500, value=12)
         self.gens = QSpinBox(minimum=1, maximum=50, value=3)
+        self.episodes = QSpinBox(minimum=2, maximum=2000, value=40)
+        self.meta_epochs = QSpinBox(minimum=1, maximum=100, value=2)
         self.epochs = QSpinBox(minimum=0, maximum=500, value=6)
+        self.reconstruct = QCheckBox("reconstruct consumers (least squares)")
+        self.reconstruct.setToolTip(
+            "after pruning, refit the layers that consume pruned channels so their "
+            "outputs match the original's (He et al. 2017): far better accuracy before "
+            "fine-tuning"
+        )
         self.kd = QCheckBox("distil from the original")
         self.kd.setChecked(True)
         self.start = QPushButton("Start")
@@ -77,9 +90,14 @@ class PipelineView(QWidget):
         form.addRow("FLOPs target", self.target)
         form.addRow("Rounds (iterative)", self.rounds)
         form.addRow("Candidates / population", self.cands)
-        form.addRow("Generations (search)", self.gens)
+        form.addRow("Generations / cycles", self.gens)
+        form.addRow("Episodes (AMC)", self.episodes)
+        form.addRow("PruningNet epochs", self.meta_epochs)
         form.addRow("Fine-tuning epochs (total)", self.epochs)
         form.addRow("", self.kd)
+        form.addRow("", self.reconstruct)
+        self.form = form
+        self.mode.currentIndexChanged.connect(self._mode_changed)
         btns = QHBoxLayout()
         btns.addWidget(self.start)
         btns.addWidget(self.export)
@@ -114,8 +132,22 @@ class PipelineView(QWidget):
         self.apply_suggestion.clicked.connect(self._use_suggestion)
         self.sensitivity = None
         self.reset("")
+        self._mode_changed()
         session.resultsChanged.connect(self._results)
         session.modelChanged.connect(self._model_changed)
+
+    def _mode_changed(self) -> None:
+        """Show only the settings the chosen pipeline reads."""
+        mode = self.mode.currentData()
+        used = {
+            self.rounds: mode == "iterative",
+            self.cands: mode in ("sampling", "search", "abc", "metapruning"),
+            self.gens: mode in ("search", "abc", "metapruning"),
+            self.episodes: mode == "amc",
+            self.meta_epochs: mode == "metapruning",
+        }
+        for w, on in used.items():
+            self.form.setRowVisible(w, on)
 
     def _results(self) -> None:
         sens = self.session.results.get("sensitivity")
@@ -138,6 +170,9 @@ class PipelineView(QWidget):
             rounds=self.rounds.value(),
             candidates=self.cands.value(),
             generations=self.gens.value(),
+            episodes=self.episodes.value(),
+            meta_epochs=self.meta_epochs.value(),
+            reconstruct=self.reconstruct.isChecked(),
             finetune=FinetuneConfig(
                 epochs=self.epochs.value(), kd_weight=0.5 if self.kd.isChecked() else 0.0
             ),
@@ -149,7 +184,7 @@ class PipelineView(QWidget):
         self.legend.clear()
         self.points, self.rounds_data, self.curves = [], [], {}
         self.apply_suggestion.setEnabled(False)
-        if mode in ("sampling", "search"):
+        if mode in CANDIDATES:
             self.plot.setLabel("bottom", "FLOPs (share of original)")
             self.plot.setLabel("left", "held-out top-1 (BN re-estimated)")
             self.scatter = pg.ScatterPlotItem(
