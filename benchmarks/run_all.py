@@ -1,7 +1,8 @@
 """`make bench`: every benchmark in one run, then docs/benchmarks.md from the results.
 
 Timing benchmarks run one at a time with the machine to themselves. The accuracy tables
-(criteria and pipelines, on the demo's split and on a second split of the digits) only
+(criteria and pipelines, on the demo's split and on a second split of the digits; every
+method on the cluttered digits at two targets) only
 count correct images, so they run as two lanes in parallel, one thread each: on two cores
 that is ~1.7x the throughput of running them one after the other (their "seconds per run"
 columns are per lane). Durations go to benchmarks/results/bench_run.json.
@@ -35,10 +36,12 @@ LANES = [  # each lane runs its steps in order; the lanes run side by side
         ("demo_split1", ["-c", "from common import demo_setup; demo_setup(1)"]),
         ("bench_criteria --split 1", ["bench_criteria.py", "--split", "1"]),
         ("bench_criteria", ["bench_criteria.py"]),
+        ("bench_methods --targets 0.25", ["bench_methods.py", "--targets", "0.25"]),
     ],
     [
         ("bench_pipelines", ["bench_pipelines.py"]),
         ("bench_pipelines --split 1", ["bench_pipelines.py", "--split", "1"]),
+        ("bench_methods --targets 0.15", ["bench_methods.py", "--targets", "0.15"]),
     ],
 ]
 

@@ -153,3 +153,17 @@ def test_cli_refuses_clashing_or_misplaced_options_before_any_work(tmp_path):
     late = run("export", "demo", "--onnx", "x.onnx", "--deploy", "x.bin")
     assert late.returncode != 0 and "name it *.pt2" in late.stderr
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_channels_last_widths_off_the_kernel_blocking_get_a_hint():
+    from studio.core import auto_plan, map_structure, prune
+
+    lm = load_model("demo")
+    _m, info = deploy_model(lm.model, (1, 8, 8), channels_last="on")
+    assert "round-to" not in (info["note"] or "")  # 16/32/64 wide: nothing to say
+    s = map_structure(lm)
+    pruned, _ = prune(lm, s, auto_plan(lm, s, "l1", flops_target=0.5))
+    _m, info = deploy_model(pruned, (1, 8, 8), channels_last="on")
+    assert "--round-to 16" in info["note"]
+    _m, info = deploy_model(pruned, (1, 8, 8), channels_last="off")
+    assert "round-to" not in (info["note"] or "")  # contiguous: the hint does not apply

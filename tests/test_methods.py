@@ -285,3 +285,42 @@ def test_search_pipelines_refuse_a_model_without_prunable_groups(pipeline):
     cfg = PipelineConfig(pipeline=pipeline, finetune=FinetuneConfig(epochs=0))
     with pytest.raises(PlanError, match="no prunable channel group"):
         run(run_pipeline(lm, load_data("synthetic", (3, 4, 4)), cfg))
+
+
+class _Padded(torch.nn.Module):
+    """Consumers padded as users write them: 'same' with reflection, circular."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.b = torch.nn.Conv2d(8, 8, 3, padding="same", padding_mode="reflect")
+        self.c = torch.nn.Conv2d(8, 6, 3, padding=1, padding_mode="circular")
+        self.fc = torch.nn.Linear(6, 4)
+
+    def forward(self, x):
+        x = torch.relu(self.b(torch.relu(self.a(x))))
+        return self.fc(torch.relu(self.c(x)).mean((2, 3)))
+
+
+def test_reconstruction_follows_the_layers_padding():
+    from studio.core.plan.plan import Plan
+    from studio.core.plan.reconstruct import _rows
+
+    torch.manual_seed(0)
+    lm = load_model(_Padded().eval(), input_size=(3, 10, 10))
+    s = map_structure(lm)
+    # the rows it builds are exactly what the layer computes
+    x = torch.randn(2, 8, 10, 10)
+    for name in ("b", "c"):
+        mod = lm.model.get_submodule(name)
+        loc = torch.arange(100).repeat(2, 1)
+        w = mod.weight.reshape(len(mod.weight), -1)
+        y = (_rows(mod, x, loc) @ w.T + mod.bias).reshape(2, 100, -1).permute(0, 2, 1)
+        torch.testing.assert_close(y.reshape(2, -1, 10, 10), mod(x), rtol=1e-4, atol=1e-5)
+    plan = Plan.empty(s)
+    plan.set_removed("a", [0, 3])
+    pruned, _ = prune(lm, s, plan)
+    res = run(reconstruct(lm.model, pruned, s, plan, torch.randn(64, 3, 10, 10)))
+    assert "b" in res["error"]
+    before, after = res["error"]["b"]
+    assert after < before
