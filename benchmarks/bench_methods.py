@@ -10,7 +10,8 @@ checkpoint picked on the validation split).
     python benchmarks/bench_methods.py [--seeds 0,1,2,3,4] [--targets 0.25,0.15] [--epochs 2]
 
 Each invocation writes ``results/methods_seeds<S>_targets<T>.json``; render_docs merges them
-(``make bench`` runs the two targets as two lanes side by side).
+(``make bench`` runs the two targets as two lanes side by side). ``--only "A;B"`` re-runs some
+methods into ``..._rerun.json``, whose rows replace those methods' rows when merged.
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ def main():
         + "".join(map(str, seeds))
         + "_targets"
         + "-".join(f"{t:g}" for t in targets)
-        + ("_partial" if only else ""),
+        + ("_rerun" if only else ""),
         {
             "task": data.name,
             "model": lm.name,

@@ -274,12 +274,15 @@ TP_NAME = "torch-pruning default (group L2, uniform)"
 def _methods_merged() -> dict | None:
     """The bench_methods result files (one per lane) merged into one."""
     files = sorted(RESULTS.glob("methods_seeds*_targets*.json"))
-    files = [f for f in files if not f.stem.endswith("_partial")]
-    if not files:
+    reruns = [json.loads(f.read_text()) for f in files if f.stem.endswith("_rerun")]
+    parts = [json.loads(f.read_text()) for f in files if not f.stem.endswith("_rerun")]
+    if not parts:
         return None
-    parts = [json.loads(f.read_text()) for f in files]
     out = dict(parts[0])
-    out["runs"] = [x for p in parts for x in p["runs"]]
+    again = {(x["method"], x["target"]) for r in reruns for x in r["runs"]}
+    out["runs"] = [x for p in parts for x in p["runs"] if (x["method"], x["target"]) not in again]
+    out["runs"] += [x for r in reruns for x in r["runs"]]
+    out["rerun"] = sorted({m for m, _ in again})
     out["targets"] = sorted({t for p in parts for t in p["targets"]}, reverse=True)
     out["seeds"] = sorted({x for p in parts for x in p["seeds"]})
     return out
@@ -355,6 +358,12 @@ deviations.
             f"\nBest at {target:.0%}: **{best['method']}** ({best['mean']:.4f}): "
             f"{_verdict(rows, best, 'l1', 'one-shot L1')}; "
             f"{_verdict(rows, best, TP_NAME, 'Torch-Pruning default')}.\n"
+        )
+    if r.get("rerun"):
+        lines.append(
+            f"Re-run after a change to the method, same seeds and settings (their rows "
+            f"replace the first run's): {', '.join(r['rerun'])} -- the PruningNet's "
+            f"learning rate is now its own (`meta_lr` 0.01), not the fine-tuning rate.\n"
         )
     lines.append("![methods](images/bench-methods.png)\n")
     return "\n".join(lines)

@@ -146,7 +146,7 @@ def train_pruningnet(lm, s, scores, groups, data, cfg: PipelineConfig, rng, canc
     fit, _held = data.holdout(cfg.holdout_fraction, seed=cfg.seed)
     dl = loader(fit, 64, shuffle=True, seed=cfg.seed)
     steps = max(1, cfg.meta_epochs * len(dl))
-    opt = torch.optim.SGD(net.parameters(), lr=cfg.finetune.lr, momentum=0.9)
+    opt = torch.optim.SGD(net.parameters(), lr=cfg.meta_lr, momentum=0.9)
     k = 0
     try:
         for _epoch in range(cfg.meta_epochs):
@@ -160,7 +160,7 @@ def train_pruningnet(lm, s, scores, groups, data, cfg: PipelineConfig, rng, canc
                 x, y = x.to(device), y.to(device)
                 loss = F.cross_entropy(functional_call(model, w, (x,), strict=False), y)
                 for pg in opt.param_groups:
-                    pg["lr"] = cfg.finetune.lr * 0.5 * (1 + math.cos(math.pi * k / steps))
+                    pg["lr"] = cfg.meta_lr * 0.5 * (1 + math.cos(math.pi * k / steps))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
