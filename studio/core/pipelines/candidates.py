@@ -47,12 +47,6 @@ def setup(lm, data, cfg: PipelineConfig, cancel) -> Events:
     return s, scores, Evaluator(data, cfg), rng_for(cfg), groups
 
 
-def candidate(lm, s, scores, shape, cfg, evaluator, cancel):
-    plan = project_to_target(s, scores, shape, cfg.flops_target * s.original.flops, Plan.empty(s))
-    model = apply_plan(lm.model, s, plan, check=False)
-    return plan, model, evaluator(model, cancel)
-
-
 class Tracker:
     """Scores shapes (per-group keep ratios) as candidates for a search pipeline: each is
     projected onto the FLOPs target, pruned, scored by the cheap evaluator and reported as
@@ -62,11 +56,11 @@ class Tracker:
     def __init__(self, lm, s, scores, cfg, ev, groups, total: int, label: str, model_for=None):
         self.lm, self.s, self.scores, self.cfg, self.ev = lm, s, scores, cfg, ev
         self.groups, self.total, self.label, self.model_for = groups, total, label, model_for
-        self.best, self.records = None, []
+        self.best, self.best_record, self.records = None, None, []
 
     def __call__(self, vec, cancel, **info) -> Events:
         """Held-out top-1 of the candidate whose keep ratios are ``vec`` (one per group)."""
-        shape = dict(zip(self.groups, np.clip(vec, self.cfg.min_keep, 1.0)))
+        shape = dict(zip(self.groups, vec))
         base = Plan.empty(self.s)
         plan = project_to_target(
             self.s, self.scores, shape, self.cfg.flops_target * self.s.original.flops, base
@@ -79,7 +73,7 @@ class Tracker:
         yield {"type": "candidate", "total": self.total, "base_flops": self.s.original.flops, **rec}
         yield progress(len(self.records), self.total, self.label)
         if self.best is None or acc > self.best[2]:
-            self.best = (plan, model, acc)
+            self.best, self.best_record = (plan, model, acc), rec
         return acc
 
 
@@ -116,33 +110,19 @@ def finish(lm, data, cfg, s, best, candidates, name, cancel, cancelled: bool) ->
 def sampling(lm, data, cfg: PipelineConfig, cancel) -> Events:
     s, scores, ev, rng, groups = yield from setup(lm, data, cfg, cancel)
     # importance weighting: groups whose mean score is high tend to keep more
-    weight = {g: float(np.mean(scores[g].group)) for g in groups}
-    wmax = max(weight.values()) or 1.0
-    best, best_i, candidates, cancelled = None, -1, [], False
-    try:
+    weight = np.array([float(np.mean(scores[g].group)) for g in groups])
+    weight = 0.5 + 0.5 * weight / (weight.max() or 1.0)
+    track = Tracker(lm, s, scores, cfg, ev, groups, cfg.candidates, "sampling sub-models")
+
+    def draws() -> Events:
         for i in range(cfg.candidates):
-            shape = {g: float(rng.uniform(cfg.min_keep, 1.0)) for g in groups}
-            if cfg.importance_weighted:
-                shape = {g: v * (0.5 + 0.5 * weight[g] / wmax) for g, v in shape.items()}
-            plan, model, acc = candidate(lm, s, scores, shape, cfg, ev, cancel)
-            rec = {"index": i, "flops": predict(plan, s).flops, "heldout_top1": acc}
-            candidates.append(rec)
-            yield {
-                "type": "candidate",
-                "total": cfg.candidates,
-                "base_flops": s.original.flops,
-                **rec,
-            }
-            yield progress(i + 1, cfg.candidates, "sampling sub-models")
-            if best is None or acc > best[2]:
-                best, best_i = (plan, model, acc), i
-    except Cancelled:
-        cancelled = True
-        if best is None:
-            raise
-    for c in candidates:
-        c["chosen"] = c["index"] == best_i
-    return (yield from finish(lm, data, cfg, s, best, candidates, "sampling", cancel, cancelled))
+            vec = rng.uniform(cfg.min_keep, 1.0, len(groups))
+            yield from track(vec * weight if cfg.importance_weighted else vec, cancel, index=i)
+
+    out = yield from searched(lm, data, cfg, s, track, "sampling", draws(), cancel)
+    for c in track.records:  # the same records the history holds
+        c["chosen"] = c is track.best_record
+    return out
 
 
 def evolve(track: Tracker, cfg: PipelineConfig, rng, cancel) -> Events:
