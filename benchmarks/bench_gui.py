@@ -206,7 +206,9 @@ def open_to_heatmap(arch: str = "resnet50", repeats: int = 5):
     """`pruning-studio gui resnet50` from process start until the window shows its
     heatmap (model loaded, mapped, L1-scored, painted), against `import torch,
     torchvision` in a fresh process, alternating; with the structure cache empty (first
-    open of the architecture) and filled (every later open)."""
+    open of the architecture) and filled (every later open). Also timed: the same two
+    imports as the studio makes them (torchvision without ``torch._dynamo``), to show how
+    much of the margin that is."""
     import tempfile
 
     def wall(cmd, env) -> float:
@@ -229,9 +231,13 @@ def open_to_heatmap(arch: str = "resnet50", repeats: int = 5):
     compileall.compile_dir(str(ROOT / "studio"), quiet=1)
     base = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(ROOT))
     warm_cache = tempfile.mkdtemp(prefix="bench-open-cache-")
-    imp, cold, warm = [], [], []
+    lazy_import = (
+        "import torch; from studio.core.model.tv import torchvision; torchvision(); print('READY')"
+    )
+    imp, lazy, cold, warm = [], [], [], []
     for _ in range(repeats):
         imp.append(wall([sys.executable, "-c", "import torch, torchvision; print('READY')"], base))
+        lazy.append(wall([sys.executable, "-c", lazy_import], base))
         env = dict(base, PRUNING_STUDIO_CACHE=tempfile.mkdtemp(prefix="bench-open-cold-"))
         cold.append(wall([sys.executable, "-c", OPEN_CHILD, arch], env))
         env = dict(base, PRUNING_STUDIO_CACHE=warm_cache)
@@ -241,6 +247,8 @@ def open_to_heatmap(arch: str = "resnet50", repeats: int = 5):
         "arch": arch,
         "repeats": repeats,
         "import_torch_s": m(imp),
+        # torchvision as the studio imports it (studio/core/model/tv.py: without dynamo)
+        "import_torch_studio_s": m(lazy),
         "first_open_s": m(cold),
         "cached_open_s": m(warm[1:] or warm),  # the first warm run fills the cache
         "first_ratio": m(cold) / m(imp),

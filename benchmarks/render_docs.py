@@ -188,6 +188,14 @@ def _open_rows(o: dict | None) -> str:
         f"({o['import_torch_s']:.2f} s, same run) |\n"
         f"| same, first open of the architecture (cache empty), median of {o['repeats']} | "
         f"{o['first_open_s']:.2f} s = **{o['first_ratio']:.2f}×** import | ≤ 1.5× |\n"
+        + (
+            f"| `import torch` + torchvision as the studio imports it (without "
+            f"`torch._dynamo`, see below) | {o['import_torch_studio_s']:.2f} s | "
+            f"the window's opens above are {o['cached_open_s'] / o['import_torch_studio_s']:.2f}× "
+            f"/ {o['first_open_s'] / o['import_torch_studio_s']:.2f}× this |\n"
+            if "import_torch_studio_s" in o
+            else ""
+        )
     )
 
 
@@ -211,6 +219,17 @@ The lag is measured inside the real event loop while the worker trains with
 fast: the structure table builds its display strings once per edit and answers Qt's
 per-cell calls with one dict lookup; pyqtgraph axes are drawn from a pixmap cache
 (their text rendering was 60% of a refresh); planned widths are cached per edit.
+
+What made the open fast: the model is imported, loaded, mapped and L1-scored on a thread
+while Qt and the window load; the structure map is cached by the model's structure
+fingerprint; and two imports nobody needed are gone. `import torchvision` (0.29) imports
+`torch._dynamo` for one function of its RoI-align op, and Torch-Pruning imports timm
+(whose models are decorated with `torch.compiler.disable`, which imports dynamo too) for
+its own FLOP counter, which the studio does not use -- 1.1 s and 1.6 s on this machine.
+The studio imports torchvision through `studio/core/model/tv.py`, which serves that one
+function lazily, and answers Torch-Pruning's `import timm` with "not installed"; a timm
+model still imports timm, and `torch.compile` still gets the real dynamo. The fixes are
+offered upstream as patches in `docs/upstream/`.
 """
 
 

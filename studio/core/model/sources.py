@@ -77,8 +77,9 @@ def _torchvision_pretrained(arch: str) -> nn.Module:
     import socket
     import urllib.error
 
-    import torchvision
+    from studio.core.model.tv import torchvision as _tv
 
+    torchvision = _tv()
     try:
         weights = torchvision.models.get_model_weights(arch).DEFAULT
     except (KeyError, ValueError):

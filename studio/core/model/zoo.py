@@ -7,6 +7,7 @@ from functools import lru_cache
 from torch import nn
 
 from studio.core.errors import LoadError
+from studio.core.model import tv
 
 # Not CNNs: channel coupling inside attention blocks is out of the studio's scope.
 _TRANSFORMERS = ("vit_", "swin_", "swin3d", "maxvit")
@@ -21,8 +22,7 @@ DEMO_ARCH = "demo_resnet20"
 @lru_cache(maxsize=1)
 def architectures() -> list[str]:
     """Names accepted as a model source (torchvision classification CNNs)."""
-    import torchvision
-
+    torchvision = tv.torchvision()
     names = torchvision.models.list_models(module=torchvision.models)
     return sorted(n for n in names if not n.startswith(_TRANSFORMERS))
 
@@ -56,8 +56,7 @@ def build(arch: str, args: dict | None = None) -> nn.Module:
         from studio.core.model.demo import DemoResNet
 
         return DemoResNet(num_classes=args.get("num_classes") or 10)
-    import torchvision
-
+    torchvision = tv.torchvision()
     if arch not in architectures():
         close = [a for a in architectures() if a.startswith(arch[:4])][:5]
         hint = f" (did you mean {', '.join(close)}?)" if close else ""

@@ -21,10 +21,16 @@ What the adapter adds to Torch-Pruning (1.6):
 - **One-pass surgery.** A whole plan is applied layer by layer from the group maps computed on
   the unpruned model, each layer pruned once -- no graph rebuilt per group -- and extra
   per-channel parameters of a layer (a weight-standardised conv's gain) shrink with it.
+- **No timm unless the model needs it.** Torch-Pruning imports timm only to hook timm's
+  attention layers in its own FLOP counter, which the studio does not use (fvcore counts);
+  importing timm decorates its models with ``torch.compiler.disable`` and so loads
+  ``torch._dynamo``: 1.6 s of the first open of any model. Its import of timm is answered
+  "not installed" (``_NoTimmForTorchPruning``); a timm model still loads timm itself.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -37,6 +43,29 @@ from torch.overrides import TorchFunctionMode
 
 from studio.core.errors import UnsupportedModel
 from studio.core.structure.blocks import trace_only
+
+
+class _NoTimmForTorchPruning:
+    """A meta-path finder: ``import timm`` run by Torch-Pruning's op counter module, and only
+    there, fails as if timm were absent (it catches that and skips its timm hooks). Other
+    importers of timm, on any thread, are not affected; if timm is already loaded, Torch-
+    Pruning gets it from ``sys.modules`` and this is never asked."""
+
+    COUNTER = "torch_pruning.utils.op_counter"
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "timm":
+            return None
+        f = sys._getframe(1)
+        while f is not None:
+            if f.f_code.co_name == "<module>" and f.f_globals.get("__name__") == self.COUNTER:
+                raise ModuleNotFoundError("timm is not imported for Torch-Pruning", name="timm")
+            f = f.f_back
+        return None
+
+
+if not any(isinstance(f, _NoTimmForTorchPruning) for f in sys.meta_path):
+    sys.meta_path.insert(0, _NoTimmForTorchPruning())
 
 GROUP_BUDGET_S = 60.0  # all groups of a model; far above any real CNN (ResNet-50: 0.1 s)
 _STEPS_PER_NODE = 64  # propagation steps per graph node before a group is called divergent

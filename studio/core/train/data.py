@@ -173,7 +173,9 @@ def _synthetic(
 
 
 def _image_transforms(size, mean, std, train: bool, cifar: bool = False):
-    from torchvision import transforms as T
+    from studio.core.model.tv import torchvision
+
+    T = torchvision().transforms
 
     c, h, w = size
     ops = []
@@ -201,7 +203,9 @@ def _checked_loader(path: str):
 
 
 def _image_folder(root: Path, size, val_split: float, seed: int) -> DataSource:
-    from torchvision.datasets import ImageFolder
+    from studio.core.model.tv import torchvision
+
+    ImageFolder = torchvision().datasets.ImageFolder
 
     def folder(p: Path, train: bool):
         try:
@@ -243,7 +247,9 @@ def _image_folder(root: Path, size, val_split: float, seed: int) -> DataSource:
 
 
 def _cifar(kind: str, root: Path, size, download: bool) -> DataSource:
-    from torchvision import datasets
+    from studio.core.model.tv import torchvision
+
+    datasets = torchvision().datasets
 
     cls = datasets.CIFAR10 if kind == "cifar10" else datasets.CIFAR100
     folder = "cifar-10-batches-py" if kind == "cifar10" else "cifar-100-python"

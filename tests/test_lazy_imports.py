@@ -1,0 +1,89 @@
+"""Opening a model does not load torch's compiler: torchvision through the studio's adapter
+(studio/core/model/tv.py) and Torch-Pruning without timm (studio/core/structure/depgraph.py).
+Each check runs in a fresh interpreter, since the test process has long loaded both."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fresh(code: str, **env) -> str:
+    r = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout
+
+
+def test_open_and_map_a_torchvision_model_without_dynamo_or_timm(tmp_path):
+    out = fresh(
+        """
+        import sys
+        from studio.core import verbs
+        from studio.core.jobs import run
+        from studio.core.model.request import ModelRequest
+        opened = run(verbs.open_model(ModelRequest(spec="resnet18")))
+        assert opened.structure.groups
+        assert "torch_pruning" in sys.modules  # mapped by it (the cache is empty)
+        import torch_pruning as tp
+        print(sorted(m for m in ("torch._dynamo", "timm") if m in sys.modules))
+        print(tp.utils.op_counter.has_timm)
+        """,
+        PRUNING_STUDIO_CACHE=str(tmp_path),
+    )
+    assert out.split("\n")[:2] == ["[]", "False"]
+
+
+def test_dynamo_and_roi_align_still_work_after_the_deferred_import():
+    out = fresh(
+        """
+        import sys, torch
+        from studio.core.model.tv import torchvision
+        tv = torchvision()
+        assert "torch._dynamo" not in sys.modules
+        x, boxes = torch.rand(1, 3, 8, 8), torch.tensor([[0, 0, 0, 4, 4.0]])
+        print(tuple(tv.ops.roi_align(x, boxes, 2).shape))
+        lazy = sys.modules["torchvision.ops.roi_align"].is_compile_supported
+        print(lazy("cpu"))  # imports the real dynamo
+        import torch._dynamo.utils as real
+        print(type(real).__name__, real.is_compile_supported("cpu"), torchvision() is tv)
+        """
+    )
+    assert out.split("\n")[:3] == ["(1, 3, 2, 2)", "True", "module True True"]
+
+
+def test_any_other_name_from_the_stand_in_loads_the_real_module():
+    out = fresh(
+        """
+        import sys, torch
+        from studio.core.model import tv
+        tv._install()
+        from torch._dynamo.utils import is_compile_supported, counters  # counters: real only
+        print(is_compile_supported is tv.is_compile_supported, type(counters).__name__)
+        print(type(sys.modules["torch._dynamo.utils"]).__name__)
+        """
+    )
+    assert out.split("\n")[:2] == ["True defaultdict", "module"]
+
+
+def test_timm_is_refused_only_to_torch_pruning():
+    out = fresh(
+        """
+        import sys, threading
+        import studio.core.structure.depgraph
+        import torch_pruning
+        assert "timm" not in sys.modules
+        import timm  # the user's own import of timm is untouched
+        print(timm.create_model("resnet18").__class__.__name__)
+        """
+    )
+    assert out.split("\n")[0] == "ResNet"
