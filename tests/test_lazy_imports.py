@@ -61,18 +61,38 @@ def test_dynamo_and_roi_align_still_work_after_the_deferred_import():
     assert out.split("\n")[:3] == ["(1, 3, 2, 2)", "True", "module True True"]
 
 
-def test_any_other_name_from_the_stand_in_loads_the_real_module():
-    out = fresh(
+def test_the_patched_module_never_reaches_the_bytecode_cache():
+    """A plain ``import torchvision`` afterwards (a user's script) is torchvision's own."""
+    fresh(
         """
-        import sys, torch
-        from studio.core.model import tv
-        tv._install()
-        from torch._dynamo.utils import is_compile_supported, counters  # counters: real only
-        print(is_compile_supported is tv.is_compile_supported, type(counters).__name__)
-        print(type(sys.modules["torch._dynamo.utils"]).__name__)
+        import torch, sys
+        from studio.core.model.tv import torchvision, is_compile_supported
+        torchvision()
+        assert sys.modules["torchvision.ops.roi_align"].is_compile_supported is is_compile_supported
         """
     )
-    assert out.split("\n")[:2] == ["True defaultdict", "module"]
+    out = fresh(
+        """
+        import sys, torchvision
+        print("torch._dynamo" in sys.modules)
+        """
+    )
+    assert out.split("\n")[0] == "True"
+
+
+def test_a_source_without_the_line_loads_unchanged(tmp_path):
+    from studio.core.model import tv
+
+    src = tmp_path / "roi_align.py"
+    src.write_text("import math\nVALUE = math.pi\n")
+    code = tv._Loader("x", str(src)).get_code("x")
+    ns = {}
+    exec(code, ns)
+    assert ns["VALUE"] > 3.14
+    src.write_text("from torch._dynamo.utils import is_compile_supported\n")
+    ns = {}
+    exec(tv._Loader("x", str(src)).get_code("x"), ns)
+    assert ns["is_compile_supported"] is tv.is_compile_supported
 
 
 def test_timm_is_refused_only_to_torch_pruning():

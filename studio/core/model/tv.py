@@ -1,48 +1,37 @@
 """torchvision, imported without compiling machinery nobody asked for.
 
-``import torchvision`` (0.29) imports ``torch._dynamo`` -- 1.1 s of its 2.8 s on this
+``import torchvision`` (0.29) imports ``torch._dynamo`` -- 1.1 s of its 2.7 s on this
 machine -- for one function, ``is_compile_supported``, which ``torchvision.ops.roi_align``
-calls only when an RoI-align op runs (its own comment says the module was written to *avoid*
-importing dynamo eagerly). Opening a model in the studio never runs it. ``torchvision()``
-imports the package with a stand-in for ``torch._dynamo.utils`` that serves that one name
-lazily and imports the real module for any other name; the stand-in is gone from
-``sys.modules`` once the import returns, so ``torch.compile`` and anything else that needs
-dynamo later gets the real one. Where dynamo is already loaded, it is a plain import.
+calls only when an RoI-align op runs (its own ``lazy_compile`` says the module was written
+to *avoid* importing dynamo eagerly). Opening a model in the studio never runs it.
 
-Every studio module that needs torchvision imports it through here, so whichever comes
-first gets the faster import (docs/upstream/torchvision-lazy-dynamo.patch offers the
-one-line fix upstream).
+``torchvision()`` imports the package with a meta-path finder in place that loads that one
+module from its own source with the one import line made lazy -- what
+``docs/upstream/torchvision-lazy-dynamo.patch`` proposes upstream. Nothing else changes:
+no stand-in module is ever put in ``sys.modules``, so any thread importing dynamo meanwhile
+gets the real one, and ``torch.compile`` works as before. When the line is not in the
+source (another torchvision), the module loads as it is. Every studio module that needs
+torchvision imports it through here, so whichever comes first gets the faster import.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
 import sys
-import threading
 import types
 
-_STANDIN = ("torch._dynamo", "torch._dynamo.utils")
-_lock = threading.Lock()
+MODULE = "torchvision.ops.roi_align"
+EAGER = b"from torch._dynamo.utils import is_compile_supported\n"
+LAZY = b"from studio.core.model.tv import is_compile_supported\n"
 
 
 def torchvision() -> types.ModuleType:
     """The ``torchvision`` package."""
-    mod = sys.modules.get("torchvision")
-    if mod is not None and not _importing(mod):
-        return mod
-    with _lock:
-        if "torchvision" in sys.modules or _STANDIN[0] in sys.modules:
-            return importlib.import_module("torchvision")
-        standins = _install()
-        try:
-            return importlib.import_module("torchvision")
-        finally:
-            _remove(standins)
-
-
-def _importing(mod: types.ModuleType) -> bool:
-    spec = getattr(mod, "__spec__", None)
-    return bool(getattr(spec, "_initializing", False))
+    if not any(isinstance(f, _LazyRoiAlign) for f in sys.meta_path):
+        sys.meta_path.insert(0, _LazyRoiAlign())
+    return importlib.import_module("torchvision")
 
 
 def is_compile_supported(device_type: str) -> bool:
@@ -52,28 +41,23 @@ def is_compile_supported(device_type: str) -> bool:
     return real(device_type)
 
 
-class _StandIn(types.ModuleType):
-    """Serves the lazy names; any other attribute imports the real module and answers
-    from it (a torchvision that imports more of dynamo still works, only not faster)."""
-
-    def __getattr__(self, name: str):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        _remove({n: m for n, m in sys.modules.items() if isinstance(m, _StandIn)})
-        return getattr(importlib.import_module(self.__name__), name)
-
-
-def _install() -> dict[str, types.ModuleType]:
-    pkg, utils = (_StandIn(n) for n in _STANDIN)
-    pkg.__path__ = []  # a package, so the submodule import resolves to the stand-in
-    utils.is_compile_supported = is_compile_supported
-    pkg.utils = utils
-    standins = {_STANDIN[0]: pkg, _STANDIN[1]: utils}
-    sys.modules.update(standins)
-    return standins
+class _LazyRoiAlign(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != MODULE:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or not isinstance(spec.loader, importlib.machinery.SourceFileLoader):
+            return spec
+        spec.loader = _Loader(fullname, spec.origin)
+        return spec
 
 
-def _remove(standins: dict[str, types.ModuleType]) -> None:
-    for name, mod in standins.items():
-        if sys.modules.get(name) is mod:
-            del sys.modules[name]
+class _Loader(importlib.machinery.SourceFileLoader):
+    """Compiles the module from its source with the eager import replaced -- never from,
+    and never into, the bytecode cache (which keeps torchvision's own code)."""
+
+    def get_code(self, fullname):
+        source = self.get_data(self.path)
+        if EAGER in source:
+            source = source.replace(EAGER, LAZY, 1)
+        return self.source_to_code(source, self.path)
