@@ -155,7 +155,7 @@ class MainWindow(QMainWindow):
             "widths": self._dock("Channel widths", self.widths, B, "dock_widths"),
             "charts": self._dock("Live charts", self.charts, B, "dock_charts"),
             "compare": self._dock("Compare", self.compare, B, "dock_compare"),
-            "pipeline": self._dock("Pipelines", self.pipeline, B, "dock_pipeline", scroll=True),
+            "pipeline": self._dock("Pipelines", self.pipeline, B, "dock_pipeline"),
         }
         self._sized = False
         self._catalogue: list[dict] = []  # the model browser's entries, once read

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -123,9 +125,20 @@ class PipelineView(QWidget):
         self.legend = self.plot.addLegend(
             offset=(-10, -10), brush=pg.mkBrush(255, 255, 255, 190), labelTextSize="8pt"
         )
+        # The settings scroll on their own; the chart always gets the panel's full height
+        # (a laptop's bottom dock is ~180 px tall).
+        settings = QWidget()
+        settings.setLayout(left)
+        scroll = QScrollArea()
+        scroll.setWidget(settings)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(settings.sizeHint().width() + 16)
+        self.plot.setMinimumHeight(100)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
-        lay.addLayout(left, 1)
+        lay.addWidget(scroll, 1)
         lay.addWidget(self.plot, 2)
         self.start.clicked.connect(lambda: self.startRequested.emit(self.config()))
         self.export.clicked.connect(lambda: self.exportRequested.emit(self.config()))
@@ -186,7 +199,11 @@ class PipelineView(QWidget):
         self.apply_suggestion.setEnabled(False)
         if mode in CANDIDATES:
             self.plot.setLabel("bottom", "FLOPs (share of original)")
-            self.plot.setLabel("left", "held-out top-1 (BN re-estimated)")
+            self.plot.setLabel("left", "held-out top-1")
+            self.plot.getPlotItem().setToolTip(
+                "each candidate: top-1 on held-out training images after its BatchNorm "
+                "statistics are re-estimated"
+            )
             self.scatter = pg.ScatterPlotItem(
                 size=8, brush=pg.mkBrush(52, 120, 198, 160), pen=None, name="candidates"
             )
