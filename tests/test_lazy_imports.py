@@ -11,13 +11,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def fresh(code: str, **env) -> str:
+def fresh(code: str, drop=(), **env) -> str:
+    base = {k: v for k, v in os.environ.items() if k not in drop}
     r = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env={**os.environ, **env},
+        env={**base, **env},
         timeout=300,
     )
     assert r.returncode == 0, r.stderr[-2000:]
@@ -36,7 +37,7 @@ def test_open_and_map_a_torchvision_model_without_dynamo_or_timm(tmp_path):
         assert "torch_pruning" in sys.modules  # mapped by it (the cache is empty)
         import torch_pruning as tp
         print(sorted(m for m in ("torch._dynamo", "timm") if m in sys.modules))
-        print(tp.utils.op_counter.has_timm)
+        print(getattr(tp.utils.op_counter, "has_timm", False))
         """,
         PRUNING_STUDIO_CACHE=str(tmp_path),
     )
@@ -61,21 +62,29 @@ def test_dynamo_and_roi_align_still_work_after_the_deferred_import():
     assert out.split("\n")[:3] == ["(1, 3, 2, 2)", "True", "module True True"]
 
 
-def test_the_patched_module_never_reaches_the_bytecode_cache():
-    """A plain ``import torchvision`` afterwards (a user's script) is torchvision's own."""
+def test_the_patched_module_never_reaches_the_bytecode_cache(tmp_path):
+    """With bytecode written (to a fresh cache), the patched module is not among it, and a
+    plain ``import torchvision`` afterwards (a user's script) is torchvision's own."""
+    env = {"PYTHONPYCACHEPREFIX": str(tmp_path)}
     fresh(
         """
         import torch, sys
         from studio.core.model.tv import torchvision, is_compile_supported
         torchvision()
         assert sys.modules["torchvision.ops.roi_align"].is_compile_supported is is_compile_supported
-        """
+        """,
+        drop=("PYTHONDONTWRITEBYTECODE",),
+        **env,
     )
+    written = {p.name.split(".")[0] for p in tmp_path.rglob("*.pyc") if "torchvision" in p.parts}
+    assert {"roi_align", "roi_pool"} & written == {"roi_pool"}  # its sibling was cached
     out = fresh(
         """
         import sys, torchvision
         print("torch._dynamo" in sys.modules)
-        """
+        """,
+        drop=("PYTHONDONTWRITEBYTECODE",),
+        **env,
     )
     assert out.split("\n")[0] == "True"
 
@@ -96,14 +105,36 @@ def test_a_source_without_the_line_loads_unchanged(tmp_path):
 
 
 def test_timm_is_refused_only_to_torch_pruning():
+    """Another thread importing timm while Torch-Pruning is imported gets it; a timm model
+    opened afterwards maps and prunes; Torch-Pruning's counter then hooks timm's attention
+    as if it had imported timm itself."""
     out = fresh(
         """
         import sys, threading
         import studio.core.structure.depgraph
-        import torch_pruning
-        assert "timm" not in sys.modules
-        import timm  # the user's own import of timm is untouched
-        print(timm.create_model("resnet18").__class__.__name__)
+        got = {}
+        t = threading.Thread(target=lambda: got.setdefault("timm", __import__("timm")))
+        t.start()
+        import torch_pruning as tp
+        t.join()
+        print(type(got["timm"]).__name__)
         """
     )
-    assert out.split("\n")[0] == "ResNet"
+    assert out.split("\n")[0] == "module"
+    out = fresh(
+        """
+        import sys, torch
+        import studio.core.structure.depgraph
+        import torch_pruning as tp
+        assert "timm" not in sys.modules
+        from studio.core import auto_plan, load_model, map_structure
+        from studio.core.plan.surgery import apply_plan
+        lm = load_model("timm:resnet18", input_size=(3, 64, 64))
+        s = map_structure(lm)
+        pruned = apply_plan(lm.model, s, auto_plan(lm, s, "l1", flops_target=0.5))
+        print(pruned(torch.zeros(1, 3, 64, 64)).shape[1])
+        import timm
+        print(timm.models.vision_transformer.Attention in tp.utils.op_counter.MODULES_MAPPING)
+        """
+    )
+    assert out.split("\n")[:2] == ["1000", "True"]

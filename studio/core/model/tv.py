@@ -19,6 +19,8 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
+import importlib.util
+import os
 import sys
 import types
 
@@ -42,14 +44,20 @@ def is_compile_supported(device_type: str) -> bool:
 
 
 class _LazyRoiAlign(importlib.abc.MetaPathFinder):
+    """Answers for that one module when its source file is on the path (an installed
+    torchvision, or a bundle that ships the sources); otherwise stays out of the way, so
+    the finders after it -- a frozen importer, a user's import hooks -- answer as usual."""
+
     def find_spec(self, fullname, path=None, target=None):
         if fullname != MODULE:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is None or not isinstance(spec.loader, importlib.machinery.SourceFileLoader):
-            return spec
-        spec.loader = _Loader(fullname, spec.origin)
-        return spec
+        origin = getattr(spec, "origin", None) or ""
+        if not origin.endswith(".py") or not os.path.isfile(origin):
+            return None
+        return importlib.util.spec_from_file_location(
+            fullname, origin, loader=_Loader(fullname, origin)
+        )
 
 
 class _Loader(importlib.machinery.SourceFileLoader):

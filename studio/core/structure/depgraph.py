@@ -30,7 +30,10 @@ What the adapter adds to Torch-Pruning (1.6):
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -44,24 +47,73 @@ from torch.overrides import TorchFunctionMode
 from studio.core.errors import UnsupportedModel
 from studio.core.structure.blocks import trace_only
 
+log = logging.getLogger(__name__)
+
 
 class _NoTimmForTorchPruning:
     """A meta-path finder: ``import timm`` run by Torch-Pruning's op counter module, and only
     there, fails as if timm were absent (it catches that and skips its timm hooks). Other
     importers of timm, on any thread, are not affected; if timm is already loaded, Torch-
-    Pruning gets it from ``sys.modules`` and this is never asked."""
+    Pruning gets it from ``sys.modules`` and this is never asked. When timm is imported
+    later in a process whose op counter went without it, the counter gets its timm hooks
+    then (``_after_timm``), so its counts are what they would have been."""
 
     COUNTER = "torch_pruning.utils.op_counter"
 
+    def __init__(self):
+        self._asking = threading.local()
+
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != "timm":
+        if fullname != "timm" or getattr(self._asking, "on", False):
             return None
         f = sys._getframe(1)
         while f is not None:
             if f.f_code.co_name == "<module>" and f.f_globals.get("__name__") == self.COUNTER:
                 raise ModuleNotFoundError("timm is not imported for Torch-Pruning", name="timm")
             f = f.f_back
-        return None
+        counter = sys.modules.get(self.COUNTER)
+        if counter is None or getattr(counter, "has_timm", True):
+            return None
+        self._asking.on = True
+        try:
+            spec = importlib.util.find_spec("timm")
+        finally:
+            self._asking.on = False
+        if spec is not None and spec.loader is not None:
+            spec.loader = _AfterTimm(spec.loader)
+        return spec
+
+
+class _AfterTimm:
+    """timm's own loader, then the op counter's timm hooks (what Torch-Pruning registers
+    when it imports timm itself)."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        counter = sys.modules.get(_NoTimmForTorchPruning.COUNTER)
+        if counter is None or getattr(counter, "has_timm", True):
+            return
+        try:
+            hook = counter.timm_multihead_attention_counter_hook
+            counter.MODULES_MAPPING.update(
+                {
+                    module.models.vision_transformer.Attention: hook,
+                    module.models.swin_transformer.WindowAttention: hook,
+                }
+            )
+        except AttributeError:  # another Torch-Pruning or timm: counts as before
+            log.debug("timm hooks not added to Torch-Pruning's op counter", exc_info=True)
+            return
+        counter.timm, counter.has_timm = module, True
 
 
 if not any(isinstance(f, _NoTimmForTorchPruning) for f in sys.meta_path):
