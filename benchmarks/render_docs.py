@@ -228,8 +228,9 @@ fingerprint; and two imports nobody needed are gone. `import torchvision` (0.29)
 its own FLOP counter, which the studio does not use -- 1.1 s and 1.6 s on this machine.
 The studio imports torchvision through `studio/core/model/tv.py`, which serves that one
 function lazily, and answers Torch-Pruning's `import timm` with "not installed"; a timm
-model still imports timm, and `torch.compile` still gets the real dynamo. The fixes are
-offered upstream as patches in `docs/upstream/`.
+model still imports timm (and Torch-Pruning's counter gets its timm hooks then), and
+`torch.compile` still gets the real dynamo. The fixes are offered upstream as patches in
+`docs/upstream/`.
 """
 
 
