@@ -135,6 +135,24 @@ def test_pickled_model_needs_trust(tmp_path):
     assert lm.arch == "DemoResNet" and lm.source["kind"] == "pickle"
 
 
+def test_a_folder_pruned_from_a_pickled_model_opens_again(tmp_path, capsys):
+    from studio.cli import main
+
+    f = tmp_path / "full.pt"
+    torch.save(demo_mod.DemoResNet(), f)
+    out = tmp_path / "half"
+    size = ["--input-size", "1,16,16"]
+    assert (
+        main(["prune", str(f), "--trust", *size, "--flops-target", "0.5", "--out", str(out)]) == 0
+    )
+    back = load_model(str(out), trust=True)
+    assert back.source["class"] == "DemoResNet" and back.pruned
+    with pytest.raises(UntrustedFileError):  # its source.pt is a pickle: consent again
+        load_model(str(out))
+    assert main(["inspect", str(out), "--trust"]) == 0
+    assert "DemoResNet" in capsys.readouterr().out
+
+
 def test_pretrained_offline_names_the_file_to_cache(tmp_path, monkeypatch):
     import urllib.error
 
@@ -157,3 +175,25 @@ def test_pretrained_from_the_hub_cache(tmp_path, monkeypatch):
     torch.save(ref.state_dict(), cache / "resnet18-f37072fd.pth")
     lm = load_model("resnet18", pretrained=True)
     assert torch.equal(lm.model.conv1.weight, ref.conv1.weight)
+
+
+@pytest.mark.parametrize(
+    "wrap, what",
+    [
+        (lambda y: (y, y), "a tuple"),
+        (lambda y: {"logits": y}, "a dict"),
+        (lambda y: y[:, :, None], "shape"),
+    ],
+)
+def test_a_model_that_does_not_return_logits_is_refused_in_one_line(wrap, what):
+    class Heads(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = demo_mod.DemoResNet()
+
+        def forward(self, x):
+            return wrap(self.body(x))
+
+    with pytest.raises(LoadError, match=f"returns {what}|{what}") as e:
+        load_model(Heads(), input_size=(1, 16, 16))
+    assert "\n" not in str(e.value) and "logits" in str(e.value)

@@ -172,7 +172,7 @@ def check_runs(lm: LoadedModel) -> None:
     lm.model.eval()
     try:
         with torch.no_grad():
-            lm.model(torch.zeros(1, *lm.input_size))
+            out = lm.model(torch.zeros(1, *lm.input_size))
     except Exception as e:  # noqa: BLE001 - any failure of user code becomes one line
         raise LoadError(
             f"{lm.name} does not run on an input of size "
@@ -180,6 +180,16 @@ def check_runs(lm: LoadedModel) -> None:
             f"{str(e).splitlines()[0][:160] if str(e) else ''})",
             fix="input_size",
         ) from None
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        what = (
+            f"a {type(out).__name__}"
+            if not isinstance(out, torch.Tensor)
+            else f"a tensor of shape {tuple(out.shape)}"
+        )
+        raise LoadError(
+            f"{lm.name} returns {what}, not a batch of logits (N, classes): the studio prunes "
+            f"classifiers; wrap the model in one whose forward returns the logits only"
+        )
 
 
 def load_model(

@@ -40,7 +40,7 @@ _NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}$"  # a plain file name inside the f
 
 
 class SourceRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
     kind: Literal["demo", "torchvision", "timm", "code", "pickle", "arch"]
     name: str | None = Field(None, max_length=512)
     args: ModelArgs = Field(default_factory=dict)
@@ -51,6 +51,7 @@ class SourceRecord(BaseModel):
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     entry: str | None = Field(None, max_length=512)
     pruned: bool = False  # a pickled model that is already pruned: plans are history only
+    class_: str | None = Field(None, alias="class", max_length=512)  # a pickled model's class
     # version 1
     arch: str | None = Field(None, max_length=512)
     num_classes: int | None = Field(None, ge=1, le=1_000_000)
@@ -163,7 +164,7 @@ def save_pruned(
 
 def _v1_source(src: SourceRecord) -> dict:
     if src.kind != "arch":
-        return src.model_dump(exclude_none=True, exclude_defaults=True)
+        return src.model_dump(exclude_none=True, exclude_defaults=True, by_alias=True)
     if src.demo:
         return {"kind": "demo"}
     args = {"num_classes": src.num_classes} if src.num_classes else {}
