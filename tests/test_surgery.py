@@ -138,3 +138,44 @@ def test_surgery_error_when_the_model_changes_under_a_plan(demo, demo_map):
     other.fc = torch.nn.Linear(64, 3)
     with pytest.raises(SurgeryError):
         apply_plan(other, demo_map, p)
+
+
+class _ChannelScale(torch.nn.Module):
+    """A hand-written per-channel scale and shift, as user code has them."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.gamma = torch.nn.Parameter(torch.rand(1, c, 1, 1) + 0.5)
+        self.beta = torch.nn.Parameter(torch.rand(c))
+
+    def forward(self, x):
+        return x * self.gamma + self.beta.view(1, -1, 1, 1)
+
+
+class _ScaledNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1, self.s1 = torch.nn.Conv2d(3, 32, 3, 2, 1), _ChannelScale(32)
+        self.c2, self.n2 = torch.nn.Conv2d(32, 64, 3, 2, 1), torch.nn.BatchNorm2d(64)
+        self.fc = torch.nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.s1(self.c1(x)))
+        return self.fc(torch.relu(self.n2(self.c2(x))).mean((2, 3)))
+
+
+def test_loose_per_channel_parameters_are_counted_as_they_are_pruned():
+    """Parameters of a leaf the graph prunes along their own dim (here dim 1 of a
+    (1, C, 1, 1) scale) shrink in the prediction exactly as in the surgery; the channels the
+    plan removes are the scale's own."""
+    from studio.core import auto_plan
+
+    lm = load_model(_ScaledNet(), input_size=(3, 32, 32))
+    s = map_structure(lm)
+    plan = auto_plan(lm, s, "l1", flops_target=0.5)
+    pruned = apply_plan(lm.model, s, plan)  # checks counted == predicted
+    removed = plan.groups["c1"]
+    kept = [i for i in range(32) if i not in set(removed)]
+    assert pruned.s1.gamma.shape == (1, len(kept), 1, 1)
+    assert torch.equal(pruned.s1.gamma[0, :, 0, 0], lm.model.s1.gamma[0, kept, 0, 0])
+    assert count_model(pruned, (3, 32, 32)) == predict(plan, s)

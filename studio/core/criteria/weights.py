@@ -34,11 +34,13 @@ class GroupScores:
     extra: dict = field(default_factory=dict)  # e.g. PFA's suggested width
 
 
-def _channel_slices(module, member: Member) -> torch.Tensor | None:
-    """The member's weights as rows, one row per member channel, or None."""
-    w = getattr(module, "weight", None)
+def _channel_slices(module, member: Member, loose_dim: int = 0) -> torch.Tensor | None:
+    """The member's weights as rows, one row per member channel, or None. A loose
+    parameter's channels lie along ``loose_dim`` (a channel scale ``(1, C, 1, 1)``: 1)."""
     if isinstance(module, nn.Parameter):
-        w = module
+        w = module.detach().float()
+        return w.movedim(loose_dim, 0).flatten(1) if w.dim() > 1 else w[:, None]
+    w = getattr(module, "weight", None)
     if w is None or not isinstance(w, torch.Tensor):
         return None
     w = w.detach().float()
@@ -120,7 +122,7 @@ def _score_group(
     members: dict[str, np.ndarray] = {}
     parts = []
     for m in g.members:
-        rows = _channel_slices(_resolve(model, m.layer), m)
+        rows = _channel_slices(_resolve(model, m.layer), m, s.loose_dims.get(m.layer, 0))
         if rows is None:
             continue
         kind = s.table.rows[m.row].kind

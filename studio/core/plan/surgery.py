@@ -85,8 +85,9 @@ def apply_plan(
         got, want = count_model(pruned, structure.input_size), predict(plan, structure)
         if not _agrees(got, want, approximate=bool(structure.notes)):
             raise SurgeryError(
-                f"pruned model costs {got}, the plan predicted {want}: "
-                f"{structure.arch} has wiring the studio does not follow"
+                f"the pruned model has {got.params:,} parameters and {got.flops:,} FLOPs, the "
+                f"plan predicted {want.params:,} and {want.flops:,}: part of {structure.arch} "
+                f"is not counted the way it is pruned (please report it with the model)"
             )
     pruned.train(was_training)
     return pruned

@@ -258,9 +258,24 @@ def _is_layer(m: nn.Module) -> bool:
     return _kind(m) != "other" or not list(m.children())
 
 
+def _owns_loose(name: str, m: nn.Module, loose_dims: dict[str, int]) -> bool:
+    """A leaf of no known kind whose parameters the dependency graph prunes along their own
+    dims (a hand-written channel scale ``(1, C, 1, 1)``, a LayerNorm2d): counted as loose
+    parameters, so their rows shrink with the group as the surgery shrinks them."""
+    if not loose_dims or list(m.children()) or _kind(m) != "other":
+        return False
+    return any(
+        (f"{name}.{p}" if name else p) in loose_dims for p, _ in m.named_parameters(recurse=False)
+    )
+
+
 def _static_rows(model: nn.Module, loose_dims: dict[str, int]) -> dict[str, Row]:
     rows: dict[str, Row] = {}
     for name, m in model.named_modules():
+        if _owns_loose(name, m, loose_dims):
+            for lr in _loose_rows(name, m, loose_dims):
+                rows[lr.name] = lr
+            continue
         r = _row_for_module(name, m) if _is_layer(m) else None
         if r is not None:
             rows[name] = r
