@@ -167,3 +167,19 @@ def test_channels_last_widths_off_the_kernel_blocking_get_a_hint():
     assert "--round-to 16" in info["note"]
     _m, info = deploy_model(pruned, (1, 8, 8), channels_last="off")
     assert "round-to" not in (info["note"] or "")  # contiguous: the hint does not apply
+
+
+def test_an_operator_onnx_cannot_express_is_one_line_and_prints_no_graph(tmp_path, capfd):
+    """torchvision's VGG at CIFAR size: 7x7 adaptive pooling of a 30x30 map. The exporter's
+    graph dump (printed from C++ to the process's stdout) stays out of the user's terminal."""
+    from studio.core.export.onnx import export_onnx
+
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3), nn.AdaptiveAvgPool2d((7, 7)), nn.Flatten(), nn.Linear(8 * 49, 10)
+    )
+    with pytest.raises(StudioError, match="ONNX cannot express this model") as e:
+        export_onnx(net, (3, 32, 32), tmp_path / "m.onnx")
+    assert "\n" not in str(e.value) and "--deploy" in str(e.value)
+    out, err = capfd.readouterr()
+    assert "graph(" not in out + err
+    assert not (tmp_path / "m.onnx").exists()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -31,18 +34,21 @@ def export_onnx(model: nn.Module, input_size, path, atol: float = 1e-4, inputs=(
     x = torch.randn(2, *input_size)
     with tempfile.TemporaryDirectory() as tmp:
         f = Path(tmp) / "model.onnx"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model,
-                torch.zeros(1, *input_size),
-                str(f),
-                dynamo=False,
-                input_names=["input"],
-                output_names=["logits"],
-                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-                opset_version=OPSET,
-            )
+        try:
+            with warnings.catch_warnings(), _output_to(Path(tmp) / "exporter.txt"):
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    model,
+                    torch.zeros(1, *input_size),
+                    str(f),
+                    dynamo=False,
+                    input_names=["input"],
+                    output_names=["logits"],
+                    dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                    opset_version=OPSET,
+                )
+        except Exception as e:  # noqa: BLE001 - an operator ONNX cannot express
+            raise StudioError(f"ONNX cannot express this model: {_reason(e)}") from None
         m = onnx.load(str(f))
         m.producer_name = "pruning-studio"
         entry = m.metadata_props.add()
@@ -58,6 +64,44 @@ def export_onnx(model: nn.Module, input_size, path, atol: float = 1e-4, inputs=(
         check_file(path, inputs)
         atomic_write_bytes(path, data)
     return {"path": str(path), "max_abs_diff": diff, "opset": OPSET, "hint": width_hint(model)}
+
+
+@contextlib.contextmanager
+def _output_to(path: Path):
+    """The exporter prints the whole TorchScript graph to the process's standard output
+    (file descriptor 1, from C++) when it fails; that and anything on descriptor 2 go to
+    ``path`` instead -- the error says what failed, in one line."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    try:
+        with open(path, "wb") as sink:
+            for fd in saved:
+                os.dup2(sink.fileno(), fd)
+            try:
+                yield
+            finally:
+                for stream in (sys.stdout, sys.stderr):
+                    stream.flush()
+                for fd, keep in saved.items():
+                    os.dup2(keep, fd)
+    finally:
+        for keep in saved.values():
+            os.close(keep)
+
+
+def _reason(e: BaseException) -> str:
+    """The first line of the exporter's message, without its graph dump and its invitation
+    to file a pull request; for adaptive pooling, what to do instead."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    text = text.split("  [Caused by", 1)[0].split(" Please feel free", 1)[0].strip()
+    if "adaptive_" in text and "factor of input size" in text:
+        text += (
+            " -- at this input size the adaptive pooling's output does not divide its "
+            "input; export with --deploy (a torch.export program), or map the model at an "
+            "input size where it divides (e.g. 224x224 for the torchvision models)"
+        )
+    return text[:400]
 
 
 def width_hint(model: nn.Module, multiple: int = 8) -> str | None:
