@@ -131,6 +131,12 @@ def test_find_zoom_keyboard_and_hover(win):
     assert "channel 2 of" in h.info.text() and "score" in h.img.toolTip()
     assert not h.goto("no.such.layer")
     assert not h.goto("layer2.1.conv1:9999")
+    assert not h.goto("layer2.1.conv1:-1")  # -1 marks the padding of narrower rows
+    before = s.plan.to_dict()
+    narrow = min(range(len(h.rows)), key=lambda k: len(h.rows[k][2]))
+    h.cursor = (narrow, h.W - 1)  # a padding cell right of the narrowest row
+    h.handle_key(Qt.Key_Space)
+    assert s.plan.to_dict() == before
 
 
 def test_row_labels_never_overlap(win, qtbot):
@@ -341,6 +347,7 @@ def test_help_menu_lists_shortcuts_and_licences(win):
     assert any("Space" in keys for _, keys, _ in rows)
     about = help_menu.about_html()
     assert "LGPL-3.0" in about and "torch" in about.lower() and "MIT" in about
+    assert "not installed" not in about  # PySide6 comes as PySide6-Essentials here
 
 
 def test_start_page_without_a_model(qtbot, studio_home):  # noqa: F811

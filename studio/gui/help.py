@@ -88,11 +88,17 @@ headless (<code>pruning-studio run --recipe FILE</code>) or a report (HTML or PD
 """
 
 
+# Distributions that install the same modules under another name.
+ALSO_AS = {"PySide6": ("PySide6-Essentials",), "onnxruntime": ("onnxruntime-gpu",)}
+
+
 def version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
+    for name in (dist, *ALSO_AS.get(dist, ())):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return "not installed"
 
 
 def _dialog(parent, title: str, widget, width: int = 640, height: int = 480) -> QDialog:

@@ -497,7 +497,10 @@ class HeatmapView(QWidget):
         if extend and self._anchor and self._anchor[0] == r:
             new = current | self._channels(r, self._anchor[1], col)
         else:
-            new = current ^ {int(self.maps[r][col])}
+            ch = int(self.maps[r][col])
+            if ch < 0:  # the padding right of a narrower row: no channel there
+                return
+            new = current ^ {ch}
             self._anchor = (r, col)
         self._set(gid, new, "select channels")
         # Last: focusing may rebuild the rows (in the focused-group mode).
@@ -585,7 +588,7 @@ class HeatmapView(QWidget):
             except ValueError:
                 self.message.emit(f"'{chan}' is not a channel number")
                 return False
-            hit = np.flatnonzero(self.maps[r] == ch)
+            hit = np.flatnonzero(self.maps[r] == ch) if ch >= 0 else []
             if not len(hit):
                 self.message.emit(f"{name} has channels 0 to {len(self.rows[r][2]) - 1}")
                 return False
