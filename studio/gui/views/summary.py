@@ -55,30 +55,31 @@ class SummaryBar(QWidget):
         for key, title in (("params", "Params"), ("flops", "FLOPs")):
             a, c, b = getattr(orig, key), getattr(cur, key), getattr(pred, key)
             vs = pct(b, a)  # against the original: the number before the arrow
-            if s.pruned and b != c:
-                vs += f", {pct(b, c)} vs current"
             color = GREEN if b < a else GREY
             self.labels[key].setText(
                 f"{title} {human(a)} → <b>{human(b)}</b> <span style='color:{color}'>({vs})</span>"
             )
+            # The change against the current (already pruned) model: in the tooltip, so the
+            # bar fits a laptop's width.
             self.labels[key].setToolTip(
                 f"{title}: original {human(a)}, current model {human(c)}, with the plan "
-                f"{human(b)}" + (f"; MACs {human(pred.macs)}" if key == "flops" else "")
+                f"{human(b)} ({vs} vs original, {pct(b, c)} vs current)"
+                + (f"; MACs {human(pred.macs)}" if key == "flops" else "")
             )
         ratio = orig.flops / pred.flops if pred.flops else float("inf")
-        text = f"Speed-up <b>{ratio:.2f}×</b> <span style='color:#777'>FLOPs ratio</span>"
+        text = f"<b>{ratio:.2f}×</b> <span style='color:#777'>fewer FLOPs</span>"
         m = measured_speedup(s.results) if s.plan.is_empty() else None
         if m is not None:
             b, med, q1, q3 = m
             text += (
-                f" · <b>{med:.2f}×</b> <span style='color:#777'>measured "
+                f" · <b>{med:.2f}×</b> <span style='color:#777'>faster, measured "
                 f"(IQR {q1:.2f}–{q3:.2f}, batch {b})</span>"
             )
         self.labels["speedup"].setText(text)
         self.labels["speedup"].setToolTip(
-            "FLOPs ratio: original FLOPs ÷ FLOPs with the plan (a prediction). Measured: "
-            "Model ▸ Measure latency times both models interleaved; median and quartiles of "
-            "the per-round ratios."
+            "Fewer FLOPs: original FLOPs ÷ FLOPs with the plan -- a prediction, not a "
+            "speed. Measured: Model ▸ Measure latency times both models interleaved; median "
+            "and quartiles of the per-round speed-ups."
         )
         n = s.plan.n_removed()
         nb = len(s.plan.drop_blocks)
