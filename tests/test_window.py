@@ -67,6 +67,25 @@ def test_reset_layout_brings_back_closed_and_floating_docks(win, qtbot):
     assert win.docks["structure"].isVisible() and not win.docks["widths"].isFloating()
 
 
+def test_reset_layout_leaves_no_stale_tab_bars(win, qtbot):
+    """Re-docking a dock into the tab group it is in made Qt keep its old tab bar painted
+    over the panels, one more per reset."""
+    from PySide6.QtWidgets import QTabBar
+
+    def bars():
+        return [b for b in win.findChildren(QTabBar) if b.isVisible()]
+
+    win.reset_layout()
+    qtbot.wait(20)
+    n = len(bars())
+    win.docks["compare"].setFloating(True)
+    for _ in range(3):
+        win.reset_layout()
+        qtbot.wait(20)
+    assert len(bars()) == n
+    assert win.docks["pipeline"] in win.tabifiedDockWidgets(win.docks["widths"])
+
+
 # -- heatmap --------------------------------------------------------------------------------
 def _row(h, gid):
     return next(r for r, (_, g, _) in enumerate(h.rows) if g == gid)

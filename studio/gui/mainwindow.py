@@ -174,22 +174,26 @@ class MainWindow(QMainWindow):
             self.restoreState(state, STATE_VERSION)
 
     def reset_layout(self) -> None:
-        """The default arrangement: tabs and sizes that fit the window (View ▸ Reset)."""
+        """The default arrangement: tabs and sizes that fit the window (View ▸ Reset).
+        Only what differs from it is re-docked: docking a dock again into the tab group it
+        is already in leaves Qt's previous tab bar painted over the panels."""
         d = self.docks
         size = self.size()  # re-docking may grow the window: it keeps its size
         for dock in d.values():
             dock.setFloating(False)
             dock.show()
         L, R, B = (Qt.LeftDockWidgetArea, Qt.RightDockWidgetArea, Qt.BottomDockWidgetArea)
-        for key, area in (("structure", L), ("blocks", L), ("autoselect", R), ("history", R)):
-            self.addDockWidget(area, d[key])
-        for key in ("widths", "charts", "compare", "pipeline"):
-            self.addDockWidget(B, d[key])
-        self.splitDockWidget(d["autoselect"], d["history"], Qt.Vertical)
-        self.tabifyDockWidget(d["structure"], d["blocks"])
-        self.tabifyDockWidget(d["widths"], d["charts"])
-        self.tabifyDockWidget(d["charts"], d["compare"])
-        self.tabifyDockWidget(d["compare"], d["pipeline"])
+        areas = {"structure": L, "blocks": L, "autoselect": R, "history": R}
+        areas.update({k: B for k in ("widths", "charts", "compare", "pipeline")})
+        moved = {k for k, area in areas.items() if self.dockWidgetArea(d[k]) != area}
+        for key in moved:
+            self.addDockWidget(areas[key], d[key])
+        if "history" in moved or d["history"] in self.tabifiedDockWidgets(d["autoselect"]):
+            self.splitDockWidget(d["autoselect"], d["history"], Qt.Vertical)
+        for group in (("structure", "blocks"), ("widths", "charts", "compare", "pipeline")):
+            for prev, key in zip(group, group[1:]):
+                if d[key] not in self.tabifiedDockWidgets(d[group[0]]):
+                    self.tabifyDockWidget(d[prev], d[key])
         d["structure"].raise_()
         d["widths"].raise_()
         w, h = max(self.width(), 800), max(self.height(), 500)
