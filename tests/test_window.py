@@ -416,3 +416,15 @@ def test_a_recipe_from_the_file_manager_opens_its_model_data_and_first_selection
     boxes = [b for b in w.findChildren(QMessageBox) if b.isVisible()]
     assert boxes and "cannot grant trust" in boxes[-1].text()
     assert w.session.lm.name.startswith("demo")  # the open model stays
+
+
+def test_the_status_bar_forgets_a_job_that_has_ended(win, qtbot):
+    """The progress label is repainted at most 10 times a second; a repaint that lands
+    after the job ended must not bring its step back."""
+    win.autoselect.slider.setValue(70)
+    win.autoselect.run(merge=False)
+    _wait_job(qtbot, win, win.apply_plan())
+    win._progress("a late step", 1, 2)
+    qtbot.wait(250)
+    assert win.job_label.text() == ""
+    win.session.undo_stack.clear()

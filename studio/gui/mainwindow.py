@@ -422,6 +422,8 @@ class MainWindow(QMainWindow):
 
     @qthrottled(timeout=100)  # a step can take 2 ms: repaint the bar at most 10 times a second
     def _show_progress(self) -> None:
+        if not self.jobs.busy():  # a throttled call that landed after the job ended
+            return
         what, step, total = self._latest_progress
         self.job_label.setText(what)
         self.progress.setMaximum(max(total, 1))
