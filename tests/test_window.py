@@ -428,3 +428,30 @@ def test_the_status_bar_forgets_a_job_that_has_ended(win, qtbot):
     qtbot.wait(250)
     assert win.job_label.text() == ""
     win.session.undo_stack.clear()
+
+
+def test_auto_select_says_when_the_plan_keeps_other_than_asked(win, qtbot):
+    """Uniform shares and channels kept in multiples of 8 make a coarse ladder on the demo:
+    the status says what the plan keeps, the undo text too, and an unreachable target leaves
+    the slider on what the current plan keeps."""
+    a, s = win.autoselect, win.session
+    said = []
+    a.message.connect(said.append)
+    a.scope.setCurrentText("uniform")
+    a.round_to.setValue(8)
+    try:
+        a.slider.setValue(50)
+        a.run(merge=False)
+        assert said and "asked 50% of the FLOPs; the nearest plan keeps" in said[-1]
+        assert "multiples of 8" in said[-1]
+        assert "(asked 50%)" in s.undo_stack.undoText()
+        kept = a.slider.value()
+        assert kept != 50
+        a.slider.setValue(3)
+        a.run(merge=False)
+        assert "out of reach" in said[-1]
+        assert a.slider.value() == kept
+    finally:
+        a.scope.setCurrentText("global")
+        a.round_to.setValue(1)
+        s.undo_stack.clear()

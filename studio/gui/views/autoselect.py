@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.errors import StudioError
+from studio.core.plan.plan import predict
 from studio.core.plan.selection import select
 from studio.gui.views.criterion import CriterionPicker
 
@@ -145,7 +146,20 @@ class AutoSelectView(QWidget):
                 )
         except StudioError as e:
             self.message.emit(str(e))
+            self._follow_plan()  # the plan did not change: the slider shows what it keeps
             return
-        s.replace_plan(
-            plan, f"auto-select {c} to {t:.0%} FLOPs", merge_id=s.MERGE_AUTOSELECT if merge else -1
-        )
+        full = s.structure.original.flops
+        got = predict(plan, s.structure).flops / full if full and t < 1.0 else t
+        label = f"auto-select {c} to {got:.0%} FLOPs"
+        if abs(got - t) > 0.02:
+            how = []
+            if self.round_to.value() > 1:
+                how.append(f"channels kept in multiples of {self.round_to.value()}")
+            if self.scope.currentText() == "uniform":
+                how.append("the same share from every group")
+            self.message.emit(
+                f"asked {t:.0%} of the FLOPs; the nearest plan keeps {got:.0%}"
+                + (f" ({', '.join(how)})" if how else "")
+            )
+            label += f" (asked {t:.0%})"
+        s.replace_plan(plan, label, merge_id=s.MERGE_AUTOSELECT if merge else -1)
