@@ -127,3 +127,22 @@ def test_demo_digits_fit_any_image_model():
     assert torch.allclose(x[0, ::8, ::8].mean(), base.mean(), atol=0.5)  # the same digit
     with pytest.raises(DataError, match="images"):
         load_data("demo", (128,))
+
+
+def test_a_data_source_typo_is_named_before_any_job_reads_it(tmp_path):
+    from studio.core.train.data import spec_problem
+
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "file.txt").write_text("x")
+    for ok in ("demo", "demo:2", "clutter", "synthetic", str(tmp_path / "imgs")):
+        assert spec_problem(ok) is None, ok
+    assert spec_problem(f"cifar10:{tmp_path}") is None
+    for bad, why in (
+        ("bogus source", "not found"),
+        ("demo:x", "demo:1"),
+        ("cifar10", "cifar10:DIR"),
+        (f"cifar100:{tmp_path / 'nope'}", "not a folder"),
+        (str(tmp_path / "file.txt"), "is a file"),
+        ("", "no data source"),
+    ):
+        assert why in spec_problem(bad), bad

@@ -455,3 +455,30 @@ def test_auto_select_says_when_the_plan_keeps_other_than_asked(win, qtbot):
         a.scope.setCurrentText("global")
         a.round_to.setValue(1)
         s.undo_stack.clear()
+
+
+def test_the_data_source_dialog_refuses_a_typo_and_one_error_box_is_enough(win, monkeypatch):
+    from PySide6.QtWidgets import QInputDialog, QMessageBox
+
+    from studio.gui import dialogs
+
+    answers = iter([("bogus source", True), ("demo:1", True)])
+    prompts = []
+
+    def ask(_parent, _title, label, text=""):
+        prompts.append(label)
+        return next(answers)
+
+    monkeypatch.setattr(QInputDialog, "getText", ask)
+    before = win.session.data_spec
+    try:
+        win.choose_data()
+        assert win.session.data_spec == "demo:1"
+        assert len(prompts) == 2 and "not found" in prompts[1]
+    finally:
+        win.session.set_data(before)
+    first = dialogs.error_box(win, "Scoring failed", "no data")
+    again = dialogs.error_box(win, "Scoring failed", "no data")
+    assert again is first
+    assert len([b for b in win.findChildren(QMessageBox) if b.isVisible()]) == 1
+    first.close()

@@ -37,7 +37,14 @@ from studio.core.model.request import ModelRequest
 
 
 def error_box(parent, title: str, message: str, details: str = "") -> QMessageBox:
+    """A non-blocking warning; the same one already open is raised, not stacked (a failing
+    data criterion fails again on every slider step)."""
+    for box in parent.findChildren(QMessageBox) if parent is not None else ():
+        if box.isVisible() and box.windowTitle() == title and box.text() == message:
+            box.raise_()
+            return box
     box = QMessageBox(QMessageBox.Warning, title, message, QMessageBox.Ok, parent)
+    box.setAttribute(Qt.WA_DeleteOnClose)
     if details:
         box.setDetailedText(details)
     box.open()  # non-blocking: the window keeps running

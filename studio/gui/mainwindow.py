@@ -628,16 +628,29 @@ class MainWindow(QMainWindow):
         self._busy(self.jobs.busy())
 
     def choose_data(self) -> None:
-        text, ok = QInputDialog.getText(
-            self,
-            "Data source",
-            "demo (demo:N: another split of its digits), clutter, synthetic, "
-            "cifar10:DIR, cifar100:DIR, or an image folder (train/ and val/ class "
-            "subfolders):",
-            text=self.session.data_spec or "",
-        )
-        if ok:
-            self.session.set_data(text.strip())
+        from studio.core.train.data import spec_problem
+
+        text, problem = self.session.data_spec or "", ""
+        while True:
+            text, ok = QInputDialog.getText(
+                self,
+                "Data source",
+                (f"<b>{problem}</b><br><br>" if problem else "")
+                + "demo (demo:N: another split of its digits), clutter, synthetic, "
+                "cifar10:DIR, cifar100:DIR, or an image folder (train/ and val/ class "
+                "subfolders):",
+                text=text,
+            )
+            text = text.strip()
+            if not ok:
+                return
+            if not text:  # cleared: no data source
+                self.session.set_data(None)
+                return
+            problem = spec_problem(text) or ""
+            if not problem:
+                self.session.set_data(text)
+                return
 
     def apply_plan(self):
         return self.actions.apply()
