@@ -197,3 +197,40 @@ def test_a_model_that_does_not_return_logits_is_refused_in_one_line(wrap, what):
     with pytest.raises(LoadError, match=f"returns {what}|{what}") as e:
         load_model(Heads(), input_size=(1, 16, 16))
     assert "\n" not in str(e.value) and "logits" in str(e.value)
+
+
+def test_a_pickled_model_of_the_users_own_class_loads_with_code_root(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "picklednet_t1.py").write_text(
+        "from studio.core.model.demo import DemoResNet\n\nclass MyNet(DemoResNet):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(code))
+    torch.save(importlib.import_module("picklednet_t1").MyNet(), tmp_path / "full.pt")
+    sys.path.remove(str(code))
+    del sys.modules["picklednet_t1"]
+    with pytest.raises(LoadError, match="names the module 'picklednet_t1'") as e:
+        load_model(str(tmp_path / "full.pt"), trust=True, input_size=(1, 16, 16))
+    assert e.value.fix == "code_root"
+    lm = load_model(
+        str(tmp_path / "full.pt"), trust=True, code_root=str(code), input_size=(1, 16, 16)
+    )
+    assert lm.arch == "MyNet"
+    sys.modules.pop("picklednet_t1", None)
+    if str(code) in sys.path:
+        sys.path.remove(str(code))
+
+
+def test_a_truncated_checkpoint_is_named_in_whole_sentences(tmp_path):
+    f = tmp_path / "cut.pt"
+    buf = tmp_path / "full.pt"
+    torch.save(demo_mod.DemoResNet().state_dict(), buf)
+    f.write_bytes(buf.read_bytes()[:3000])
+    with pytest.raises(LoadError) as e:
+        load_model(str(f), arch="demo")
+    msg = str(e.value)
+    assert "(corrupt, truncated or not a PyTorch file)" in msg
+    assert "there is a high" not in msg  # torch's long advice is not cut mid-clause

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import sys
 import zipfile
 from pathlib import Path
 
@@ -53,9 +54,10 @@ def _is_torchscript(path: Path) -> bool:
     return any(n.endswith("constants.pkl") or "/code/" in n for n in names)
 
 
-def read(path, trust: bool = False):
+def read(path, trust: bool = False, code_root: str | None = None):
     """The object stored in ``path``: a state_dict (tensors by name) or, with ``trust``, a
-    pickled model. Raises ``LoadError``/``UntrustedFile`` with one line."""
+    pickled model -- whose classes are imported by module name, from ``code_root`` too when
+    given. Raises ``LoadError``/``UntrustedFile`` with one line."""
     path = Path(path)
     if path.is_dir():
         raise LoadError(f"{path} is a folder, not a checkpoint file")
@@ -90,18 +92,42 @@ def read(path, trust: bool = False):
             if "Weights only load failed" in first or not msg.strip():
                 first = "not a PyTorch checkpoint"
             raise LoadError(
-                f"{path} cannot be read: {first[:160]} (corrupt, truncated or not a PyTorch file)"
+                f"{path} cannot be read: {_sentence(first)} (corrupt, truncated or not a "
+                f"PyTorch file)"
             ) from None
         if not trust:
             raise UntrustedFile(
                 path, f"contains pickled Python objects (e.g. {glob.group(1)})"
             ) from None
+    return _unpickle(path, code_root)
+
+
+def _unpickle(path: Path, code_root: str | None):
+    """What ``torch.load`` unpickles from ``path`` (the user trusts it)."""
     log.warning("unpickling %s with full trust", path)
+    if code_root:
+        root = str(Path(code_root).expanduser().resolve())
+        if root not in sys.path:
+            sys.path.insert(0, root)  # the pickle names its classes' modules
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
+    except ModuleNotFoundError as e:
+        raise LoadError(
+            f"{path} could not be unpickled: it names the module '{e.name}', which is not "
+            f"importable here (the folder that holds {(e.name or 'it').split('.')[0]}.py, "
+            f"or its package, is not on the path)",
+            fix="code_root",
+        ) from None
     except Exception as e:  # noqa: BLE001
         first = str(e).splitlines()[0][:160] if str(e) else ""
         raise LoadError(f"{path} could not be unpickled: {type(e).__name__}: {first}") from None
+
+
+def _sentence(text: str, limit: int = 160) -> str:
+    """The first sentence of ``text``, or its first ``limit`` characters and an ellipsis --
+    never a clause cut in the middle."""
+    first = re.split(r"(?<=[.!?])\s", text.strip(), maxsplit=1)[0]
+    return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
 
 
 def _read_safetensors(path: Path) -> dict:

@@ -123,7 +123,7 @@ def _load_file(path: Path, req: ModelRequest) -> LoadedModel:
         if req.weights:
             raise LoadError(f"{path} is the weights file already; do not give another one")
         return _load_arch(source, req.replace(spec=req.arch, arch=None), weights=str(path))
-    obj = checkpoint.unwrap(checkpoint.read(path, req.trust))
+    obj = checkpoint.unwrap(checkpoint.read(path, req.trust, req.code_root))
     if isinstance(obj, nn.Module):
         checkpoint.check_model(obj, str(path))
         cls = type(obj).__name__

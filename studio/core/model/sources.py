@@ -66,7 +66,7 @@ def build_architecture(
     if kind == "code":
         return usercode.build(source, trust=trust, code_root=code_root, by_user=by_user)
     if kind == "pickle":
-        obj = checkpoint.unwrap(checkpoint.read(source["file"], trust))
+        obj = checkpoint.unwrap(checkpoint.read(source["file"], trust, code_root))
         if not isinstance(obj, nn.Module):
             raise LoadError(f"{source['file']} no longer holds a pickled model")
         return obj
