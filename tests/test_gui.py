@@ -621,3 +621,15 @@ def test_the_real_plugin_loads_where_the_check_passes():
     from studio.gui import system
 
     assert system.platform_problem({"DISPLAY": ":99", "QT_QPA_PLATFORM": ""}) is None
+
+
+def test_window_errors_say_what_to_do_in_the_window():
+    from studio.core.errors import LoadError
+    from studio.gui.app import _request, build_parser
+    from studio.gui.jobs import error_text
+
+    text = error_text(LoadError("m.pt is a state_dict", fix="arch"))
+    assert text.startswith("m.pt is a state_dict -- ") and "File ▸ Open model" in text
+    assert "--code-root" in error_text(LoadError("no module", fix="code_root"))
+    req = _request(build_parser().parse_args(["m.pt", "--trust", "--code-root", "/src"]))
+    assert req.code_root == "/src" and req.trust

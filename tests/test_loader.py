@@ -78,7 +78,7 @@ def test_state_dict_wrappers(tmp_path, wrap):
 def test_state_dict_needs_arch_and_must_match(tmp_path):
     f = tmp_path / "r18.pt"
     torch.save(torchvision.models.resnet18().state_dict(), f)
-    with pytest.raises(LoadError, match="say which architecture") as e:
+    with pytest.raises(LoadError, match="not the architecture they belong to") as e:
         load_model(str(f))
     assert e.value.fix == "arch"  # the CLI words it as --arch, the window as a picker
     with pytest.raises(LoadError, match="does not match architecture resnet34: .*missing"):

@@ -28,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow the model file to run code (pickles, code a folder names)",
     )
     ap.add_argument("--input-size", metavar="C,H,W")
+    ap.add_argument(
+        "--code-root",
+        metavar="DIR",
+        help="folder of the model's own code (a moved folder, a pickle of your classes)",
+    )
     ap.add_argument("--data", help="data source for evaluation, data criteria, fine-tuning")
     ap.add_argument("--screenshot", metavar="FILE.png", help="save a PNG of the window, exit")
     ap.add_argument("--size", default="1600x1000", help="window size for --screenshot")
@@ -56,6 +61,7 @@ def _request(a):
         model_args=args,
         input_size=a.input_size,
         trust=a.trust,
+        code_root=a.code_root,
     )
 
 
@@ -143,7 +149,15 @@ def main(argv: list[str] | None = None) -> int:
 def _from_file_manager(a) -> bool:
     """A bare existing path (what a desktop entry's %f passes): opened as a dropped file, so
     recipes, plans and model code get their own handling."""
-    plain = not (a.arch or a.weights or a.model_args or a.pretrained or a.trust or a.input_size)
+    plain = not (
+        a.arch
+        or a.weights
+        or a.model_args
+        or a.pretrained
+        or a.trust
+        or a.input_size
+        or a.code_root
+    )
     return plain and bool(a.model) and os.path.exists(a.model)
 
 

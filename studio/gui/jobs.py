@@ -143,13 +143,22 @@ class Job(QObject):
         return self._running
 
 
+# What the window offers for an error's ``fix`` (the command line names its flags instead).
+WINDOW_FIXES = {
+    "arch": "choose its architecture in File ▸ Open model… (Architecture, for a state_dict)",
+    "input_size": "set the input size in File ▸ Open model…",
+    "code_root": "start the window with --code-root DIR, the folder of the model's code",
+}
+
+
 def error_text(exc: BaseException) -> str:
     """One line for the user: a studio error's own words, else what happened."""
     from studio.core.errors import StudioError
 
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if isinstance(exc, StudioError):
-        return text or type(exc).__name__
+        hint = WINDOW_FIXES.get(getattr(exc, "fix", None) or "")
+        return (text or type(exc).__name__) + (f" -- {hint}" if hint else "")
     if isinstance(exc, MemoryError):
         return "out of memory: the model or the batch is too large for this machine"
     if isinstance(exc, OSError):

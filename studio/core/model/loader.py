@@ -143,8 +143,8 @@ def _load_file(path: Path, req: ModelRequest) -> LoadedModel:
         )
     if checkpoint.is_state_dict(obj):
         raise LoadError(
-            f"{path} is a state_dict: say which architecture it belongs to "
-            f"(e.g. resnet18, timm:NAME or FILE.py:NAME)",
+            f"{path} is a state_dict: it holds the weights, not the architecture they "
+            f"belong to",
             fix="arch",
         )
     raise LoadError(f"{path} holds neither a state_dict nor a model (found {type(obj).__name__})")
