@@ -274,7 +274,7 @@ def cmd_prune(a) -> int:
                 f"{rec['val_images']} validation images {rec['top1_without']:.4f} without, "
                 f"{rec['top1_with']:.4f} with" + (f" ({rec['note']})" if rec["note"] else "")
             )
-        print(f"wrote {a.out}/ (model.json, weights.pt, plan.json, report.json)")
+        print(f"wrote {a.out}/ ({_files_of(a.out)})")
     return 0
 
 
@@ -499,7 +499,7 @@ def cmd_finetune(a) -> int:
             f"top-1 {r['before']['top1']:.4f} -> {r['after']['top1']:.4f} "
             f"(best epoch {r['after']['best_epoch']})"
         )
-        print(f"wrote {a.out}/ (model.json, weights.pt, metrics.jsonl, report.json)")
+        print(f"wrote {a.out}/ ({_files_of(a.out)})")
     return 0
 
 
@@ -789,3 +789,12 @@ COMMANDS = {
     "archs": cmd_archs,
     "install-desktop": cmd_install_desktop,
 }
+
+
+def _files_of(folder) -> str:
+    """The files the studio wrote into a model folder, as its model.json lists them."""
+    try:
+        files = json.loads((Path(folder) / "model.json").read_text())["files"]
+        return ", ".join(str(f) for f in files)
+    except (OSError, ValueError, KeyError, TypeError):
+        return "model.json, weights.pt"
