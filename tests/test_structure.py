@@ -1,6 +1,7 @@
 """Known groups, stages and droppable blocks of real architectures."""
 
 import pytest
+import torch
 
 from studio.core import load_model, map_structure
 
@@ -136,3 +137,26 @@ def test_one_forward_maps_like_separate_passes(arch):
     weighted = [n for n in table.executed_order if table.rows[table.index[n]].kind != "norm"]
     assert s.classifier == [n for n in weighted if n in dict(lm.model.named_modules())][-1]
     assert s.original == table.totals()
+
+
+def test_a_residual_added_in_place_into_a_view_is_a_block():
+    """GhostNet: ``x = cat(...)[:, :c]; x += shortcut`` -- autograd records the add inside a
+    CopySlices node."""
+    from torch import nn
+
+    from studio.core.structure.blocks import find_blocks
+
+    class Ghostish(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(8, 4, 1), nn.Conv2d(4, 4, 3, padding=1)
+
+        def forward(self, x):
+            y = self.a(x)
+            y = torch.cat([y, self.b(y)], 1)[:, :8]
+            y += x
+            return y
+
+    net = nn.Sequential(nn.Conv2d(3, 8, 1), Ghostish(), nn.Conv2d(8, 2, 1))
+    blocks = find_blocks(net, torch.rand(1, 3, 8, 8))
+    assert [b.name for b in blocks] == ["1"] and blocks[0].droppable

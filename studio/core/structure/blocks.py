@@ -22,6 +22,15 @@ class BlockInfo:
     stage: str | None = None
 
 
+def _is_add(node) -> bool:
+    """An add -- also an in-place add into a view (GhostNet's ``x += shortcut`` on a sliced
+    tensor), which autograd records as ``CopySlices`` around the add."""
+    name = type(node).__name__
+    if name == "CopySlices":
+        name = type(getattr(node, "_wrapped_node", None)).__name__
+    return name in _ADD_NODES
+
+
 def _reaches(out_fn, target) -> tuple[bool, bool]:
     """Walk the autograd graph from ``out_fn`` back to ``target``. Returns (reached, an add
     node has two operands that both lead to ``target``)."""
@@ -39,7 +48,7 @@ def _reaches(out_fn, target) -> tuple[bool, bool]:
             continue
         hits = [memo.get(c, False) for c in children]
         memo[node] = any(hits)
-        if type(node).__name__ in _ADD_NODES and sum(hits) >= 2:
+        if _is_add(node) and sum(hits) >= 2:
             found_add = True
     return memo.get(out_fn, False), found_add
 
