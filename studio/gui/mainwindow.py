@@ -625,6 +625,10 @@ class MainWindow(QMainWindow):
             else "Pruning Studio"
         )
         self.data_label.setText(f"data: {s.data_spec or '— (Model ▸ Data source…)'}")
+        # Without a model the panels have nothing to act on: greyed out, not inviting.
+        for dock in self.docks.values():
+            dock.widget().setEnabled(s.loaded)
+        self.undo_view.setEmptyLabel("<loaded model>" if s.loaded else "<no model yet>")
         self._busy(self.jobs.busy())
 
     def choose_data(self) -> None:
