@@ -238,8 +238,9 @@ def test_measured_speedup_with_spread_and_warning(win):
     assert rows["speed-up batch 1"][3] == "IQR 1.70–1.90"
     assert "Caution" not in win.compare.note.text()
     s.set_results(latency=_latency(0.4, ["pruned at batch 1: times spread 60% around"]))
-    assert "Caution" in win.compare.note.text() and "spread" in win.compare.note.text()
-    assert "2 threads" in win.compare.note.text()
+    note = win.compare.note
+    assert "Caution" in note.text() and "\n" not in note.text()
+    assert "spread" in note.toolTip() and "2 threads" in note.toolTip()
 
 
 def test_measurements_of_an_earlier_model_are_dropped(win, qtbot):

@@ -156,6 +156,9 @@ class StructureView(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(20)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
+        # Shown as Layer, In, Out, Type, ...: in a laptop-wide dock the channel counts
+        # (original -> planned) come right after the name.
+        self.table.horizontalHeader().moveSection(1, 3)
         self.table.selectionModel().currentRowChanged.connect(self._row_selected)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
@@ -172,7 +175,7 @@ class StructureView(QWidget):
 
     def _reload(self) -> None:
         self.model.reload()
-        for col, w in enumerate((190, 90, 80, 80, 50, 110, 110, 150)):
+        for col, w in enumerate((150, 90, 70, 70, 50, 110, 110, 150)):
             self.table.setColumnWidth(col, w)
 
     def _row_selected(self, current, _previous) -> None:
