@@ -483,3 +483,14 @@ def test_the_data_source_dialog_refuses_a_typo_and_one_error_box_is_enough(win, 
     assert again is first
     assert len([b for b in win.findChildren(QMessageBox) if b.isVisible()]) == 1
     first.close()
+
+
+def test_compare_says_what_recovers_a_large_accuracy_drop(win):
+    s = win.session
+    s.set_results(
+        eval_original={"top1": 0.98, "top5": 1.0}, eval_current={"top1": 0.12, "top5": 0.5}
+    )
+    assert "top-1 fell 86.0 points" in win.compare.note.text()
+    assert "Fine-tune" in win.compare.note.text()
+    s.set_results(eval_current={"top1": 0.975, "top5": 1.0})
+    assert "fell" not in win.compare.note.text()

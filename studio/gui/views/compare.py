@@ -194,3 +194,12 @@ class CompareView(QWidget):
                 "Run Evaluate (with a data source) and Measure latency to fill this table."
             )
             self.note.setToolTip("")
+        o = self.session.results.get("eval_original", {})
+        c = self.session.results.get("eval_current", {})
+        if "top1" in o and "top1" in c and o["top1"] - c["top1"] > 0.05:
+            # A pruned model before any training: say what recovers it, not just the drop.
+            self.note.setText(
+                f"<b>top-1 fell {100 * (o['top1'] - c['top1']):.1f} points</b>: Fine-tune "
+                f"(Ctrl+T) recovers most of it; Model ▸ Reconstruct consumers when pruning "
+                f"helps before any training"
+            )
