@@ -149,6 +149,9 @@ def test_find_zoom_keyboard_and_hover(win):
     h.hovered(QPointF(2.5, r + 0.5))
     assert "channel 2 of" in h.info.text() and "score" in h.img.toolTip()
     assert not h.goto("no.such.layer")
+    said = []
+    h.message.connect(said.append)
+    assert not h.goto("fc") and "classifier" in said[-1]
     assert not h.goto("layer2.1.conv1:9999")
     assert not h.goto("layer2.1.conv1:-1")  # -1 marks the padding of narrower rows
     before = s.plan.to_dict()

@@ -572,7 +572,14 @@ class HeatmapView(QWidget):
             hits = [n for n in owner if name.lower() in n.lower()]
             gid = owner[hits[0]] if hits else None
         if gid is None:
-            self.message.emit(f"no layer or group named '{name}' in this model")
+            st = s.structure
+            if name == getattr(st, "classifier", None):
+                why = f"{name} is the classifier: its outputs are the classes, never pruned"
+            elif name in st.table.index:
+                why = f"{name} is in no channel group the studio can prune"
+            else:
+                why = f"no layer or group named '{name}' in this model"
+            self.message.emit(why)
             return False
         s.set_focus(gid)
         rows = [r for r, (lab, g, _) in enumerate(self.rows) if g == gid]
