@@ -75,6 +75,10 @@ class ChartsView(QWidget):
             axisItems={"bottom": IntAxis("bottom")},
         )
         self.cost_plot.setLabel("bottom", "step of the session")
+        # Shares of the original: 0 to 1 always, so a 0.2% step does not look like a cliff.
+        self.cost_plot.setYRange(0, 1.05, padding=0)
+        self.cost_plot.getViewBox().setMouseEnabled(y=False)
+        self.cost_plot.enableAutoRange(axis="y", enable=False)
         self.flops_curve = self.cost_plot.plot(
             pen=pg.mkPen(52, 120, 198, width=2), symbol="s", symbolSize=6, name="FLOPs"
         )
