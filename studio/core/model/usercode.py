@@ -109,8 +109,9 @@ def resolve_file(record: dict, code_root: str | None) -> Path:
         if c.is_file():
             if record.get("sha256") and sha256_of(c) != record["sha256"]:
                 raise LoadError(
-                    f"{c} changed since the model was saved (sha256 differs); "
-                    f"point at the code it was saved with",
+                    f"{c} changed since the model was saved (sha256 differs): the weights "
+                    f"are rebuilt only on the code they were saved with -- restore that "
+                    f"file (e.g. from version control) or point at a copy of it",
                     fix="code_root",
                 )
             return c
