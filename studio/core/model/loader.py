@@ -143,8 +143,7 @@ def _load_file(path: Path, req: ModelRequest) -> LoadedModel:
         )
     if checkpoint.is_state_dict(obj):
         raise LoadError(
-            f"{path} is a state_dict: it holds the weights, not the architecture they "
-            f"belong to",
+            f"{path} is a state_dict: it holds the weights, not the architecture they belong to",
             fix="arch",
         )
     raise LoadError(f"{path} holds neither a state_dict nor a model (found {type(obj).__name__})")
