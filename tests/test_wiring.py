@@ -188,6 +188,27 @@ def test_attention_is_refused_with_one_line():
     assert "\n" not in str(e.value)
 
 
+def test_attention_pooling_is_named_for_what_it_is():
+    """A global-context block (GCNet) pools by a product of two activations: refused, and
+    the reason does not call it self-attention alone."""
+
+    class GC(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3, padding=1)
+            self.mask = nn.Conv2d(8, 1, 1)
+            self.head = nn.Linear(8, 10)
+
+        def forward(self, x):
+            x = self.conv(x)
+            w = self.mask(x).flatten(2).softmax(-1)  # N,1,HW
+            ctx = torch.matmul(x.flatten(2), w.transpose(1, 2))  # N,C,1
+            return self.head(ctx.flatten(1))
+
+    with pytest.raises(UnsupportedModel, match="attention pooling as in a global-context"):
+        map_structure(_lm(GC()))
+
+
 def test_a_graph_that_does_not_close_is_refused_within_the_budget(monkeypatch):
     from studio.core.structure import cache, depgraph
 

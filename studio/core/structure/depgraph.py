@@ -199,7 +199,10 @@ class _Watch(TorchFunctionMode):
         elif name in _REFUSED:
             self._flag(_REFUSED[name])
         elif name in ("matmul", "bmm", "__matmul__", "einsum") and _two_activations(args):
-            self._flag("self-attention (a product of two activations)")
+            self._flag(
+                "a product of two activations (self-attention, or attention pooling as in a "
+                "global-context block)"
+            )
 
     def _here(self) -> str:
         return self.where[-1] if self.where else ""
