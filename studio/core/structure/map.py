@@ -166,8 +166,9 @@ class StructureMap:
                 g.prunable, g.reason = (
                     False,
                     (
-                        f"the dependency graph maps its channels inconsistently onto "
-                        f"'{broken}' (a wiring it does not follow)"
+                        f"its channels reach '{broken}' through a reshape or layer whose "
+                        f"channel mapping the dependency graph gets wrong (e.g. a hard-coded "
+                        f"view, a transposed convolution): kept whole rather than cut wrongly"
                     ),
                 )
             elif rg.fixed:
