@@ -234,3 +234,12 @@ def test_a_truncated_checkpoint_is_named_in_whole_sentences(tmp_path):
     msg = str(e.value)
     assert "(corrupt, truncated or not a PyTorch file)" in msg
     assert "there is a high" not in msg  # torch's long advice is not cut mid-clause
+
+
+def test_weights_for_other_classes_than_asked_are_refused(tmp_path):
+    f = tmp_path / "sd10.pt"
+    torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), f)
+    with pytest.raises(LoadError, match="holds a classifier of 10 classes, but .* ask for 100"):
+        load_model(str(f), arch="resnet18", model_args={"num_classes": 100}, input_size=(3, 32, 32))
+    lm = load_model(str(f), arch="resnet18", model_args={"num_classes": 10}, input_size=(3, 32, 32))
+    assert lm.num_classes == 10

@@ -81,6 +81,13 @@ def _load_arch(source: dict, req: ModelRequest, weights: str | None) -> LoadedMo
             )
 
         model, n = checkpoint.load_into(build, wpath, arch_label(source), req.trust)
+        asked = (req.model_args or {}).get("num_classes")
+        if n is not None and asked is not None and int(asked) != n:
+            raise LoadError(
+                f"{wpath} holds a classifier of {n} classes, but the model arguments ask for "
+                f"{asked}: leave num_classes out to take the weights' {n}, or give weights "
+                f"for {asked} classes"
+            )
         if n is not None:
             source = dict(source, args={**source.get("args", {}), "num_classes": n})
         name = f"{wpath.name} ({arch_label(source)})"
