@@ -146,3 +146,11 @@ def test_a_data_source_typo_is_named_before_any_job_reads_it(tmp_path):
         ("", "no data source"),
     ):
         assert why in spec_problem(bad), bad
+
+
+def test_an_empty_split_number_is_refused_as_load_data_refuses_it():
+    from studio.core.train.data import spec_problem
+
+    assert spec_problem("demo:") and spec_problem("clutter:")
+    with pytest.raises(DataError):
+        load_data("demo:")

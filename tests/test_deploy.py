@@ -177,9 +177,42 @@ def test_an_operator_onnx_cannot_express_is_one_line_and_prints_no_graph(tmp_pat
     net = nn.Sequential(
         nn.Conv2d(3, 8, 3), nn.AdaptiveAvgPool2d((7, 7)), nn.Flatten(), nn.Linear(8 * 49, 10)
     )
-    with pytest.raises(StudioError, match="ONNX cannot express this model") as e:
+    with pytest.raises(StudioError, match="the ONNX export failed: Unsupported") as e:
         export_onnx(net, (3, 32, 32), tmp_path / "m.onnx")
     assert "\n" not in str(e.value) and "--deploy" in str(e.value)
     out, err = capfd.readouterr()
     assert "graph(" not in out + err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_onnx_exports_take_turns_and_work_without_a_console(tmp_path, capfd, monkeypatch):
+    """Two exports at once (the window runs non-model jobs side by side) restore the
+    process's output in turn; a windowed app without a console (sys.stdout None) exports."""
+    import os
+    import threading
+
+    from studio.core.export.onnx import export_onnx
+
+    bad = nn.Sequential(
+        nn.Conv2d(3, 8, 3), nn.AdaptiveAvgPool2d((7, 7)), nn.Flatten(), nn.Linear(8 * 49, 10)
+    )
+    errors = []
+
+    def run(k):
+        try:
+            export_onnx(bad, (3, 32, 32), tmp_path / f"m{k}.onnx")
+        except StudioError as e:
+            errors.append(str(e))
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(errors) == 2
+    os.write(1, b"after the exports\n")
+    assert "after the exports" in capfd.readouterr().out
+    good = nn.Sequential(nn.Conv2d(3, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+    monkeypatch.setattr(sys, "stdout", None)
+    monkeypatch.setattr(sys, "stderr", None)
+    assert export_onnx(good, (3, 16, 16), tmp_path / "ok.onnx")["max_abs_diff"] < 1e-4

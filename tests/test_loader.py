@@ -182,7 +182,7 @@ def test_pretrained_from_the_hub_cache(tmp_path, monkeypatch):
     [
         (lambda y: (y, y), "a tuple"),
         (lambda y: {"logits": y}, "a dict"),
-        (lambda y: y[:, :, None], "shape"),
+        (lambda y: y[:, :, None], "a tensor of shape"),
     ],
 )
 def test_a_model_that_does_not_return_logits_is_refused_in_one_line(wrap, what):
@@ -194,7 +194,7 @@ def test_a_model_that_does_not_return_logits_is_refused_in_one_line(wrap, what):
         def forward(self, x):
             return wrap(self.body(x))
 
-    with pytest.raises(LoadError, match=f"returns {what}|{what}") as e:
+    with pytest.raises(LoadError, match=f"returns {what}") as e:
         load_model(Heads(), input_size=(1, 16, 16))
     assert "\n" not in str(e.value) and "logits" in str(e.value)
 
@@ -243,3 +243,41 @@ def test_weights_for_other_classes_than_asked_are_refused(tmp_path):
         load_model(str(f), arch="resnet18", model_args={"num_classes": 100}, input_size=(3, 32, 32))
     lm = load_model(str(f), arch="resnet18", model_args={"num_classes": 10}, input_size=(3, 32, 32))
     assert lm.num_classes == 10
+
+
+def test_a_head_that_squeezes_its_output_is_still_a_classifier():
+    """``pool(x).squeeze()`` gives (classes,) at batch 1 and (N, classes) otherwise."""
+
+    class Squeezed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = demo_mod.DemoResNet()
+
+        def forward(self, x):
+            return self.body(x).squeeze()
+
+    assert load_model(Squeezed(), input_size=(1, 16, 16)).num_classes == 10
+
+
+def test_a_pickle_whose_code_needs_an_uninstalled_package_says_install_it(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "needsdep_t2.py").write_text(
+        "from studio.core.model.demo import DemoResNet\n\nclass Net(DemoResNet):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(code))
+    net = importlib.import_module("needsdep_t2").Net()
+    net.__class__.__module__ = "not_installed_pkg_t2.models"  # as if it came from a package
+    sys.modules["not_installed_pkg_t2"] = type(sys)("not_installed_pkg_t2")
+    sys.modules["not_installed_pkg_t2.models"] = sys.modules["needsdep_t2"]
+    torch.save(net, tmp_path / "full.pt")
+    for m in ("not_installed_pkg_t2", "not_installed_pkg_t2.models", "needsdep_t2"):
+        del sys.modules[m]
+    with pytest.raises(LoadError, match="not installed .*install it") as e:
+        load_model(
+            str(tmp_path / "full.pt"), trust=True, code_root=str(code), input_size=(1, 16, 16)
+        )
+    assert e.value.fix is None

@@ -84,6 +84,21 @@ def test_reset_layout_leaves_no_stale_tab_bars(win, qtbot):
         qtbot.wait(20)
     assert len(bars()) == n
     assert win.docks["pipeline"] in win.tabifiedDockWidgets(win.docks["widths"])
+    a, h = win.docks["autoselect"], win.docks["history"]
+    for arrange in (
+        lambda: win.tabifyDockWidget(a, h),  # history tabbed with auto-select
+        lambda: win.splitDockWidget(a, h, Qt.Horizontal),  # side by side
+        lambda: win.addDockWidget(Qt.LeftDockWidgetArea, a),  # auto-select moved left
+    ):
+        arrange()
+        qtbot.wait(20)
+        win.reset_layout()
+        qtbot.wait(20)
+        assert win.dockWidgetArea(a) == win.dockWidgetArea(h) == Qt.RightDockWidgetArea
+        assert h not in win.tabifiedDockWidgets(a)
+        assert h.geometry().top() >= a.geometry().bottom(), (a.geometry(), h.geometry())
+        assert a.isVisible() and h.isVisible() and a.geometry().top() >= 0
+        assert len(bars()) == n
 
 
 # -- heatmap --------------------------------------------------------------------------------

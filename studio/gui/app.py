@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
     enable_crash_log(studio_home())
     win = MainWindow()
+    win.code_root = a.code_root
     install_excepthook(win)
     app.aboutToQuit.connect(win.jobs.wait_all)
     win.session.set_data(a.data)

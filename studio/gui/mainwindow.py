@@ -188,8 +188,18 @@ class MainWindow(QMainWindow):
         moved = {k for k, area in areas.items() if self.dockWidgetArea(d[k]) != area}
         for key in moved:
             self.addDockWidget(areas[key], d[key])
-        if "history" in moved or d["history"] in self.tabifiedDockWidgets(d["autoselect"]):
-            self.splitDockWidget(d["autoselect"], d["history"], Qt.Vertical)
+        a, h = d["autoselect"], d["history"]
+        if (
+            moved & {"autoselect", "history"}
+            or h in self.tabifiedDockWidgets(a)
+            or h.geometry().top() < a.geometry().bottom()  # not below it
+        ):
+            for dock in (a, h):
+                self.removeDockWidget(dock)
+            self.addDockWidget(R, a)
+            self.splitDockWidget(a, h, Qt.Vertical)
+            a.show()
+            h.show()
         for group in (("structure", "blocks"), ("widths", "charts", "compare", "pipeline")):
             for prev, key in zip(group, group[1:]):
                 if d[key] not in self.tabifiedDockWidgets(d[group[0]]):
@@ -499,9 +509,13 @@ class MainWindow(QMainWindow):
             self.load(req)
             return
 
+    code_root: str | None = None  # gui --code-root: for every model opened in this window
+
     def load(self, req: ModelRequest | dict, prefetch=None):
         if isinstance(req, dict):
             req = ModelRequest(**req)
+        if req.code_root is None and self.code_root:
+            req = req.replace(code_root=self.code_root)
         return self.actions.open(req, prefetch)
 
     def _remember(self, req: ModelRequest) -> None:

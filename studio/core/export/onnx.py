@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from studio.core.io import atomic_write_bytes
 from studio.core.outputs import check_file
 
 OPSET = 17
+log = logging.getLogger(__name__)
 
 
 def export_onnx(model: nn.Module, input_size, path, atol: float = 1e-4, inputs=()) -> dict:
@@ -47,8 +50,9 @@ def export_onnx(model: nn.Module, input_size, path, atol: float = 1e-4, inputs=(
                     dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
                     opset_version=OPSET,
                 )
-        except Exception as e:  # noqa: BLE001 - an operator ONNX cannot express
-            raise StudioError(f"ONNX cannot express this model: {_reason(e)}") from None
+        except Exception as e:  # noqa: BLE001 - an operator ONNX cannot express, or the model
+            log.debug("ONNX export failed; the exporter said:\n%s", _said(Path(tmp)))
+            raise StudioError(f"the ONNX export failed: {_reason(e)}") from None
         m = onnx.load(str(f))
         m.producer_name = "pruning-studio"
         entry = m.metadata_props.add()
@@ -66,28 +70,46 @@ def export_onnx(model: nn.Module, input_size, path, atol: float = 1e-4, inputs=(
     return {"path": str(path), "max_abs_diff": diff, "opset": OPSET, "hint": width_hint(model)}
 
 
+_REDIRECT = threading.Lock()  # one export at a time owns descriptors 1 and 2
+
+
 @contextlib.contextmanager
 def _output_to(path: Path):
     """The exporter prints the whole TorchScript graph to the process's standard output
     (file descriptor 1, from C++) when it fails; that and anything on descriptor 2 go to
-    ``path`` instead -- the error says what failed, in one line."""
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    ``path`` instead -- the error says what failed, in one line. Exports take turns; where
+    the descriptors cannot be duplicated (no console: a windowed app on Windows) nothing is
+    redirected."""
+    with _REDIRECT:
+        streams = [st for st in (sys.stdout, sys.stderr) if st is not None]
+        try:
+            saved = {fd: os.dup(fd) for fd in (1, 2)}
+        except OSError:
+            yield
+            return
+        for st in streams:
+            st.flush()
+        try:
+            with open(path, "wb") as sink:
+                for fd in saved:
+                    os.dup2(sink.fileno(), fd)
+                try:
+                    yield
+                finally:
+                    for st in streams:
+                        st.flush()
+                    for fd, keep in saved.items():
+                        os.dup2(keep, fd)
+        finally:
+            for keep in saved.values():
+                os.close(keep)
+
+
+def _said(tmp: Path) -> str:
     try:
-        with open(path, "wb") as sink:
-            for fd in saved:
-                os.dup2(sink.fileno(), fd)
-            try:
-                yield
-            finally:
-                for stream in (sys.stdout, sys.stderr):
-                    stream.flush()
-                for fd, keep in saved.items():
-                    os.dup2(keep, fd)
-    finally:
-        for keep in saved.values():
-            os.close(keep)
+        return (tmp / "exporter.txt").read_text(errors="replace")[-4000:]
+    except OSError:
+        return ""
 
 
 def _reason(e: BaseException) -> str:

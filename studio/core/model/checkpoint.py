@@ -105,17 +105,24 @@ def read(path, trust: bool = False, code_root: str | None = None):
 def _unpickle(path: Path, code_root: str | None):
     """What ``torch.load`` unpickles from ``path`` (the user trusts it)."""
     log.warning("unpickling %s with full trust", path)
-    if code_root:
-        root = str(Path(code_root).expanduser().resolve())
-        if root not in sys.path:
-            sys.path.insert(0, root)  # the pickle names its classes' modules
+    root = Path(code_root).expanduser().resolve() if code_root else None
+    if root is not None and str(root) not in sys.path:
+        # The pickle names its classes' modules. Appended: the user's folder never shadows
+        # an installed package of the same name.
+        sys.path.append(str(root))
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except ModuleNotFoundError as e:
+        top = (e.name or "").split(".")[0]
+        if root is not None and not ((root / f"{top}.py").is_file() or (root / top).is_dir()):
+            raise LoadError(
+                f"{path} could not be unpickled: its code imports '{e.name}', which is not "
+                f"installed (and not in {root}); install it"
+            ) from None
         raise LoadError(
             f"{path} could not be unpickled: it names the module '{e.name}', which is not "
-            f"importable here (the folder that holds {(e.name or 'it').split('.')[0]}.py, "
-            f"or its package, is not on the path)",
+            f"importable here (the folder that holds {top or 'it'}.py, or its package, is "
+            f"not on the path)",
             fix="code_root",
         ) from None
     except Exception as e:  # noqa: BLE001

@@ -177,8 +177,8 @@ def from_module(model: nn.Module, input_size=None, name: str | None = None) -> L
 def check_runs(lm: LoadedModel) -> None:
     lm.model.eval()
     try:
-        with torch.no_grad():
-            out = lm.model(torch.zeros(1, *lm.input_size))
+        with torch.no_grad():  # batch 2: a head that squeezes its output stays (N, classes)
+            out = lm.model(torch.zeros(2, *lm.input_size))
     except Exception as e:  # noqa: BLE001 - any failure of user code becomes one line
         raise LoadError(
             f"{lm.name} does not run on an input of size "
@@ -186,7 +186,7 @@ def check_runs(lm: LoadedModel) -> None:
             f"{str(e).splitlines()[0][:160] if str(e) else ''})",
             fix="input_size",
         ) from None
-    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 2:
         what = (
             f"a {type(out).__name__}"
             if not isinstance(out, torch.Tensor)

@@ -303,7 +303,9 @@ def spec_problem(spec: str) -> str | None:
         return "no data source given"
     name, _, n = spec.partition(":")
     if name in ("demo", "clutter"):
-        return None if not n or n.isdigit() else f"'{spec}': the other splits are {name}:1, ..."
+        return (
+            None if spec == name or n.isdigit() else f"'{spec}': the other splits are {name}:1, ..."
+        )
     if spec == "synthetic":
         return None
     if name in ("cifar10", "cifar100"):

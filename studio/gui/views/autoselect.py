@@ -157,6 +157,12 @@ class AutoSelectView(QWidget):
                 how.append(f"channels kept in multiples of {self.round_to.value()}")
             if self.scope.currentText() == "uniform":
                 how.append("the same share from every group")
+            if s.plan.drop_blocks:
+                how.append(f"{len(s.plan.drop_blocks)} dropped blocks")
+            if protect:
+                how.append("protected layers")
+            if not how:
+                how.append("the nearest reachable")
             self.message.emit(
                 f"asked {t:.0%} of the FLOPs; the nearest plan keeps {got:.0%}"
                 + (f" ({', '.join(how)})" if how else "")

@@ -197,9 +197,13 @@ class CompareView(QWidget):
         o = self.session.results.get("eval_original", {})
         c = self.session.results.get("eval_current", {})
         if "top1" in o and "top1" in c and o["top1"] - c["top1"] > 0.05:
-            # A pruned model before any training: say what recovers it, not just the drop.
-            self.note.setText(
-                f"<b>top-1 fell {100 * (o['top1'] - c['top1']):.1f} points</b>: Fine-tune "
-                f"(Ctrl+T) recovers most of it; Model ▸ Reconstruct consumers when pruning "
-                f"helps before any training"
-            )
+            # Say what recovers it, not just the drop -- next to any latency caution.
+            drop = f"<b>top-1 fell {100 * (o['top1'] - c['top1']):.1f} points</b>"
+            if not self.session.runs:  # nothing fine-tuned yet
+                drop += (
+                    ": Fine-tune (Ctrl+T) recovers most of it; with Model ▸ Reconstruct "
+                    "consumers ticked, the next Apply refits the layers before any training"
+                )
+            else:
+                drop += ": fine-tune longer, or prune less"
+            self.note.setText(drop + " · " + self.note.text() if lat else drop)
