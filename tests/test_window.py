@@ -519,3 +519,25 @@ def test_compare_says_what_recovers_a_large_accuracy_drop(win):
         assert "fell" not in win.compare.note.text()
     finally:
         s.runs = runs
+
+
+def test_filtering_the_structure_with_a_row_selected(win, qtbot):
+    """Typing in the filter hides the selected row; the focus that follows used to repaint
+    the table while the filter was removing rows (a crash, or a negative row count)."""
+    from PySide6.QtTest import QTest
+
+    v = win.structure
+    for row, text in ((0, "layer3"), (20, "layer1"), (3, "layer2")):
+        v.search.clear()
+        qtbot.wait(10)
+        v.table.setCurrentIndex(v.proxy.index(row, 0))
+        qtbot.wait(10)
+        QTest.keyClicks(v.search, text)
+        qtbot.wait(20)
+        m = v.model
+        want = sum(
+            any(text in str(m.data(m.index(r, c)) or "") for c in range(m.columnCount()))
+            for r in range(m.rowCount())
+        )
+        assert v.proxy.rowCount() == want > 0
+    v.search.clear()

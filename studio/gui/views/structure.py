@@ -3,7 +3,7 @@ stage. Selecting a row focuses its channel group, highlighted in every view."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -186,7 +186,10 @@ class StructureView(QWidget):
         gid = self.model.owner.get(row.name)
         if gid is None:  # e.g. the classifier: focus the group feeding it
             gid = next((g.id for g in s.groups if row.name in g.layers), None)
-        self.session.set_focus(gid)
+        # On the next turn of the event loop: typing in the filter hides the current row
+        # while the proxy is removing rows, and the focus repaints the whole model -- done
+        # at once, that corrupted the proxy (a crash).
+        QTimer.singleShot(0, lambda: self.session.set_focus(gid))
 
     def _focus(self, gid) -> None:
         g = self.session.structure.group_index.get(gid) if gid else None
