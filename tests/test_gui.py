@@ -633,3 +633,10 @@ def test_window_errors_say_what_to_do_in_the_window():
     assert "--code-root" in error_text(LoadError("no module", fix="code_root"))
     req = _request(build_parser().parse_args(["m.pt", "--trust", "--code-root", "/src"]))
     assert req.code_root == "/src" and req.trust
+
+
+def test_gui_refuses_a_data_source_typo_before_opening(capsys):
+    from studio.gui.app import main
+
+    assert main(["demo", "--data", "bogus source"]) == 2
+    assert "--data: data source 'bogus source' not found" in capsys.readouterr().err

@@ -80,6 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2
+    if a.data:
+        from studio.core.train.spec import spec_problem  # no torch: nothing waits on it
+
+        problem = spec_problem(a.data)
+        if problem:
+            print(f"error: --data: {problem}", file=sys.stderr)
+            return 2
     from studio.gui import system
 
     system.prefer_utf8_locale()

@@ -646,7 +646,7 @@ class MainWindow(QMainWindow):
         self._busy(self.jobs.busy())
 
     def choose_data(self) -> None:
-        from studio.core.train.data import spec_problem
+        from studio.core.train.spec import spec_problem
 
         text, problem = self.session.data_spec or "", ""
         while True:

@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from studio.core.errors import DataError
+from studio.core.train.spec import spec_problem  # noqa: F401 - its public home was here
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -293,34 +294,6 @@ def _clutter(split: int, input_size=None) -> DataSource:
     train, val = TensorDataset(xtr, ytr), TensorDataset(xva, yva)
     name = "cluttered digits" + (f" (split {split})" if split else "")
     return _digits(name, clutter.INPUT_SIZE, input_size, train, val)
-
-
-def spec_problem(spec: str) -> str | None:
-    """Why ``spec`` cannot name a data source, judged without reading any data (None: it
-    may). For a dialog to refuse a typo before every later job fails on it."""
-    spec = str(spec).strip()
-    if not spec:
-        return "no data source given"
-    name, _, n = spec.partition(":")
-    if name in ("demo", "clutter"):
-        return (
-            None if spec == name or n.isdigit() else f"'{spec}': the other splits are {name}:1, ..."
-        )
-    if spec == "synthetic":
-        return None
-    if name in ("cifar10", "cifar100"):
-        if not n:
-            return f"'{spec}': give the folder of the data set, {name}:DIR"
-        return None if Path(n).expanduser().is_dir() else f"{n} is not a folder"
-    root = Path(spec).expanduser()
-    if not root.exists():
-        return (
-            f"data source '{spec}' not found: give demo, clutter, synthetic, "
-            f"cifar10:DIR, cifar100:DIR or an image folder"
-        )
-    if not root.is_dir():
-        return f"{spec} is a file; an image data set is a folder of class subfolders"
-    return None
 
 
 def load_data(
