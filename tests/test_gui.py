@@ -140,12 +140,12 @@ def test_autoselect_slider_reaches_the_target_in_one_undo_step(win):
     assert "→" in col
 
 
-def test_structure_selection_highlights_the_coupled_layers(win):
+def test_structure_selection_highlights_the_coupled_layers(win, qtbot):
     s = win.session
     view = win.structure
     src_row = next(i for i, r in enumerate(view.model.rows) if r.name == "layer1.1.conv2")
     view.table.setCurrentIndex(view.proxy.mapFromSource(view.model.index(src_row, 0)))
-    assert s.focus == "conv1"  # the first stage's group
+    qtbot.waitUntil(lambda: s.focus == "conv1", timeout=2000)  # the first stage's group
     assert {"conv1", "layer1.0.conv2", "layer2.0.conv1"} <= view.model.members
 
 

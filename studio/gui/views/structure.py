@@ -189,7 +189,12 @@ class StructureView(QWidget):
         # On the next turn of the event loop: typing in the filter hides the current row
         # while the proxy is removing rows, and the focus repaints the whole model -- done
         # at once, that corrupted the proxy (a crash).
-        QTimer.singleShot(0, lambda: self.session.set_focus(gid))
+        QTimer.singleShot(0, lambda: self._set_focus(gid))
+
+    def _set_focus(self, gid) -> None:
+        s = self.session
+        if s.loaded and (gid is None or gid in s.structure.group_index):  # still this model
+            s.set_focus(gid)
 
     def _focus(self, gid) -> None:
         g = self.session.structure.group_index.get(gid) if gid else None
