@@ -56,7 +56,7 @@ class _NoTimmForTorchPruning:
     importers of timm, on any thread, are not affected; if timm is already loaded, Torch-
     Pruning gets it from ``sys.modules`` and this is never asked. When timm is imported
     later in a process whose op counter went without it, the counter gets its timm hooks
-    then (``_after_timm``), so its counts are what they would have been."""
+    then (``_AfterTimm``), so its counts are what they would have been."""
 
     COUNTER = "torch_pruning.utils.op_counter"
 
