@@ -10,7 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from studio.gui.views.plotting import LabelAxis, cache_axes
+from studio.gui.views.plotting import LabelAxis, cache_axes, placeholder, show_placeholder
 
 ORIGINAL = pg.mkBrush(205, 205, 205)
 PLANNED = pg.mkBrush(52, 120, 198)
@@ -40,6 +40,8 @@ class WidthsView(QWidget):
         self.planned = pg.BarGraphItem(x=[], height=[], width=0.55, brush=PLANNED, pen=None)
         self.plot.addItem(self.orig)
         self.plot.addItem(self.planned)
+        self.empty_note = placeholder(self.plot.getPlotItem(), "open a model to see its widths")
+        show_placeholder(self.plot.getPlotItem(), self.empty_note, True)
         self.info = QLabel(self.KEY)
         self.info.setWordWrap(True)
         self.info.setStyleSheet("color:#555")
@@ -54,6 +56,9 @@ class WidthsView(QWidget):
         session.focusChanged.connect(lambda _g: self._update())
 
     def _reload(self) -> None:
+        show_placeholder(self.plot.getPlotItem(), self.empty_note, not self.session.loaded)
+        if not self.session.loaded:
+            return
         s = self.session.structure
         kinds = {r.name: r.kind for r in s.table.rows}
         self.layers = [n for n in s.table.executed_order if kinds.get(n) in ("conv", "linear")]
