@@ -9,11 +9,13 @@ the width (linear), not with the FLOPs (quadratic). Run it with the machine to i
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 
 import torch
+
+from common import ROOT  # noqa: F401 - puts the repository on sys.path
+
+from studio.core.export.deploy import _median_ms
 
 # (in, out, kernel, stride, input height = width): one of each ResNet-50 conv shape
 SHAPES = (
@@ -33,16 +35,9 @@ SHARES = (1.0, 0.75, 0.6875, 0.625, 0.5)
 def conv_ms(cin: int, cout: int, k: int, s: int, hw: int, batch: int, reps: int = 5):
     conv = torch.nn.Conv2d(cin, cout, k, s, k // 2).eval().to(memory_format=torch.channels_last)
     x = torch.randn(batch, cin, hw, hw).to(memory_format=torch.channels_last)
-    ts = []
-    with torch.inference_mode():
-        conv(x)
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            conv(x)
-            ts.append(time.perf_counter() - t0)
     out = (hw + 2 * (k // 2) - k) // s + 1
     flops = 2 * cin * cout * k * k * out * out * batch
-    return statistics.median(ts) * 1e3, flops
+    return _median_ms(conv, x, reps), flops  # the deploy treatment's own timer
 
 
 def main():

@@ -199,17 +199,25 @@ def test_a_model_that_does_not_return_logits_is_refused_in_one_line(wrap, what):
     assert "\n" not in str(e.value) and "logits" in str(e.value)
 
 
-def test_a_pickled_model_of_the_users_own_class_loads_with_code_root(tmp_path, monkeypatch):
+def _own_class(tmp_path, monkeypatch, module: str, cls: str):
+    """An instance of a user's class from ``tmp_path/code/<module>.py`` (the folder is on
+    the path only while the instance is made), and that folder."""
     import importlib
-    import sys
 
     code = tmp_path / "code"
     code.mkdir()
-    (code / "picklednet_t1.py").write_text(
-        "from studio.core.model.demo import DemoResNet\n\nclass MyNet(DemoResNet):\n    pass\n"
+    (code / f"{module}.py").write_text(
+        f"from studio.core.model.demo import DemoResNet\n\nclass {cls}(DemoResNet):\n    pass\n"
     )
-    monkeypatch.syspath_prepend(str(code))
-    torch.save(importlib.import_module("picklednet_t1").MyNet(), tmp_path / "full.pt")
+    monkeypatch.syspath_prepend(str(code))  # sys.path is restored after the test
+    return getattr(importlib.import_module(module), cls)(), code
+
+
+def test_a_pickled_model_of_the_users_own_class_loads_with_code_root(tmp_path, monkeypatch):
+    import sys
+
+    net, code = _own_class(tmp_path, monkeypatch, "picklednet_t1", "MyNet")
+    torch.save(net, tmp_path / "full.pt")
     sys.path.remove(str(code))
     del sys.modules["picklednet_t1"]
     with pytest.raises(LoadError, match="names the module 'picklednet_t1'") as e:
@@ -220,8 +228,6 @@ def test_a_pickled_model_of_the_users_own_class_loads_with_code_root(tmp_path, m
     )
     assert lm.arch == "MyNet"
     sys.modules.pop("picklednet_t1", None)
-    if str(code) in sys.path:
-        sys.path.remove(str(code))
 
 
 def test_a_truncated_checkpoint_is_named_in_whole_sentences(tmp_path):
@@ -260,16 +266,9 @@ def test_a_head_that_squeezes_its_output_is_still_a_classifier():
 
 
 def test_a_pickle_whose_code_needs_an_uninstalled_package_says_install_it(tmp_path, monkeypatch):
-    import importlib
     import sys
 
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "needsdep_t2.py").write_text(
-        "from studio.core.model.demo import DemoResNet\n\nclass Net(DemoResNet):\n    pass\n"
-    )
-    monkeypatch.syspath_prepend(str(code))
-    net = importlib.import_module("needsdep_t2").Net()
+    net, code = _own_class(tmp_path, monkeypatch, "needsdep_t2", "Net")
     net.__class__.__module__ = "not_installed_pkg_t2.models"  # as if it came from a package
     sys.modules["not_installed_pkg_t2"] = type(sys)("not_installed_pkg_t2")
     sys.modules["not_installed_pkg_t2.models"] = sys.modules["needsdep_t2"]

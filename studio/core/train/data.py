@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from studio.core.errors import DataError
-from studio.core.train.spec import spec_problem  # noqa: F401 - its public home was here
+from studio.core.train.spec import spec_problem
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -307,34 +307,22 @@ def load_data(
     download: bool = False,
 ) -> DataSource:
     """The data source named by ``spec`` (module docstring), images shaped ``input_size``."""
-    spec = str(spec)
-    if spec == "demo":
-        return _demo(augment, input_size=input_size)
-    if spec.startswith("demo:"):
-        n = spec.partition(":")[2]
-        if not n.isdigit():
-            raise DataError(f"'{spec}': the demo digits' other splits are demo:1, demo:2, ...")
-        return _demo(augment, int(n), input_size)
-    if spec == "clutter" or spec.startswith("clutter:"):
-        n = spec.partition(":")[2] or "0"
-        if not n.isdigit():
-            raise DataError(f"'{spec}': the cluttered digits' other splits are clutter:1, ...")
-        return _clutter(int(n), input_size)
+    spec = str(spec).strip()
+    kind, _, rest = spec.partition(":")
+    if kind in ("cifar10", "cifar100") and rest:  # its folder may be made by the download
+        return _cifar(kind, Path(rest).expanduser(), input_size or (3, 32, 32), download)
+    problem = spec_problem(spec)  # the checks the window's dialog makes, in one place
+    if problem:
+        raise DataError(problem)
+    if kind == "demo":
+        return _demo(augment, int(rest or 0), input_size)
+    if kind == "clutter":
+        return _clutter(int(rest or 0), input_size)
     if spec == "synthetic":
         if input_size is None:
             raise DataError("synthetic data needs the model's input size")
         return _synthetic(input_size, num_classes or 10)
-    kind, _, rest = spec.partition(":")
-    if kind in ("cifar10", "cifar100") and rest:
-        return _cifar(kind, Path(rest).expanduser(), input_size or (3, 32, 32), download)
     root = Path(spec).expanduser()
-    if not root.exists():
-        raise DataError(
-            f"data source '{spec}' not found: give demo, clutter, synthetic, "
-            f"cifar10:DIR, cifar100:DIR or an image folder"
-        )
-    if not root.is_dir():
-        raise DataError(f"{spec} is a file; an image data set is a folder of class subfolders")
     return _image_folder(root, input_size or (3, 224, 224), val_split, seed)
 
 
