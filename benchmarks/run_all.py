@@ -29,6 +29,7 @@ TIMING = [
     "bench_gui",
     "bench_memory",
     "bench_realisation",
+    "bench_latency_aware",
     "bench_sensitivity",
 ]
 LANES = [  # each lane runs its steps in order; the lanes run side by side

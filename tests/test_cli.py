@@ -46,6 +46,29 @@ def test_plan_then_prune(tmp_path):
     assert d["flops"] == rep["after"]["flops"]
 
 
+def test_plan_latency_scope_and_its_refusals(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRUNING_STUDIO_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "p.json"
+    r = run(
+        "plan", "demo", "--scope", "latency", "--flops-target", "0.7", "--round-to", "8",
+        "--latency-batch", "4", "--out", str(out),
+    )  # fmt: skip
+    assert "latency-aware at batch 4" in r.stdout and "ms predicted" in r.stdout
+    meta = json.loads(out.read_text())["meta"]
+    assert meta["scope"] == "latency" and meta["latency"]["batch"] == 4
+    assert list((tmp_path / "cache").glob("latency-*.json"))
+    for args, msg in (
+        (["--latency-target", "0.5"], "--latency-target needs --scope latency"),
+        (["--scope", "latency", "--ratio", "0.5"], "not --ratio"),
+        (["--scope", "latency", "--flops-target", "0.5", "--round-to", "4"], "give 8 or more"),
+        (["--flops-target", "0.5", "--latency-batch", "16"], "--latency-batch needs --scope"),
+    ):
+        r = run("plan", "demo", *args, "--out", str(tmp_path / "x.json"), check=False)
+        assert r.returncode != 0 and msg in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.json").exists()
+
+
 def test_prune_with_blocks_round_to_and_protect(tmp_path):
     out = run(
         "prune",

@@ -640,3 +640,31 @@ def test_gui_refuses_a_data_source_typo_before_opening(capsys):
 
     assert main(["demo", "--data", "bogus source"]) == 2
     assert "--data: data source 'bogus source' not found" in capsys.readouterr().err
+
+
+def test_autoselect_latency_scope_measures_in_a_job_on_the_button(win, qtbot):
+    s, a = win.session, win.autoselect
+    a.scope.setCurrentText("latency")
+    assert a.round_to.value() == 16 and "Time the layers" in a.apply_btn.toolTip()
+    a.round_to.setValue(8)
+    a.lat_batch.setValue(2)
+    n0 = s.undo_stack.count()
+    # dragging the slider does not start a measuring job per step
+    a.slider.setSliderDown(True)
+    a.slider.setValue(70)
+    a.slider.setSliderDown(False)
+    assert not win.jobs.busy() and s.undo_stack.count() == n0
+    with qtbot.waitSignal(s.planChanged, timeout=120000):
+        a.apply_btn.click()
+    qtbot.waitUntil(lambda: not win.jobs.busy(), timeout=60000)
+    assert s.plan.meta["scope"] == "latency" and s.plan.meta["latency"]["batch"] == 2
+    assert s.predicted().flops <= 0.7 * s.structure.original.flops
+    assert s.undo_stack.count() == n0 + 1
+    s.undo_stack.undo()
+    assert s.plan.is_empty()
+    # steps finer than 8 channels are not offered; other scopes allow 1 again
+    a.round_to.setValue(4)
+    assert a.round_to.value() == 8
+    a.scope.setCurrentText("uniform")
+    a.round_to.setValue(1)
+    assert a.round_to.value() == 1 and "Time the layers" not in a.apply_btn.toolTip()

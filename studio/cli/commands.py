@@ -163,12 +163,12 @@ def plan_from_args(a, lm, s):
     from studio.core.plan.plan import Plan
 
     if getattr(a, "plan", None):
-        if a.flops_target or a.ratio or a.criterion:
+        if a.flops_target or a.ratio or a.latency_target or a.criterion:
             raise PlanError("give either --plan or a criterion with --flops-target/--ratio")
         plan = Plan.load(a.plan)
         plan.drop_blocks = sorted(set(plan.drop_blocks) | set(a.drop_block))
         return plan
-    if a.flops_target is None and a.ratio is None:
+    if a.flops_target is None and a.ratio is None and a.latency_target is None:
         if a.drop_block:  # only drop blocks
             plan = Plan.empty(s)
             plan.drop_blocks = sorted(set(a.drop_block))
@@ -179,26 +179,76 @@ def plan_from_args(a, lm, s):
     from pydantic import ValidationError
 
     from studio.core.errors import InputError
-    from studio.core.plan.target import Target
+    from studio.core.plan.target import MIN_LATENCY_STEP, Target
     from studio.core.schema import describe
 
+    if a.latency_target is not None and a.scope != "latency":
+        raise InputError("--latency-target needs --scope latency (layers timed on this machine)")
+    if a.latency_batch != 1 and a.scope != "latency":
+        raise InputError(
+            "--latency-batch needs --scope latency (it is the batch layers are timed at)"
+        )
+    if a.scope == "latency" and a.ratio is not None:
+        raise InputError(
+            "--scope latency selects to --flops-target or --latency-target, not --ratio"
+        )
+    if a.scope == "latency" and a.round_to is not None and a.round_to < MIN_LATENCY_STEP:
+        raise InputError(
+            f"--scope latency moves in steps of --round-to channels: give "
+            f"{MIN_LATENCY_STEP} or more (16 suits channels-last CPUs)"
+        )
     try:
+        given = {"round_to": a.round_to} if a.round_to is not None else {}
         target = Target(
             flops=a.flops_target,
             ratio=a.ratio,
+            latency=a.latency_target,
             criterion=a.criterion or "l1",
             scope=a.scope,
-            round_to=a.round_to,
+            max_ratio=a.max_ratio,
+            latency_batch=a.latency_batch,
             protect=a.protect,
             drop_blocks=a.drop_block,
             batches=a.batches,
             seed=a.seed,
+            **given,
         )
     except ValidationError as e:
         raise InputError(describe(e)) from None
     d = data(a, lm) if a.data else None
     return drive(
         verbs.make_plan(lm, s, target, d, device=device(a)), f"scoring ({target.criterion})"
+    )
+
+
+def latency_line(plan) -> str | None:
+    """What the latency-aware scope predicted, from the plan's record of it."""
+    lat = plan.meta.get("latency")
+    if not isinstance(lat, dict):
+        return None
+    share = lat["predicted_ms"] / lat["dense_ms"] if lat.get("dense_ms") else float("nan")
+    return (
+        f"latency-aware at batch {lat['batch']} "
+        f"({'channels-last' if lat['channels_last'] else 'contiguous'}, {lat['threads']} "
+        f"threads): the {lat['layers_timed']} timed layers {lat['dense_ms']:.1f} -> "
+        f"{lat['predicted_ms']:.1f} ms predicted ({share:.1%}; {lat['measured']} widths "
+        f"measured now, the rest from the table of earlier runs)" + whole_line(lat)
+    )
+
+
+def whole_line(lat: dict) -> str:
+    """The whole-model check of a latency-aware plan against the uniform one."""
+    w = lat.get("whole")
+    if not isinstance(w, dict):
+        return ""
+    if w["kept"] == "latency":
+        return (
+            f"\ntimed whole: {w['latency_ms']:.1f} ms against {w['uniform_ms']:.1f} ms for "
+            f"the uniform plan of the same target"
+        )
+    return (
+        f"\ntimed whole, the uniform plan of the same target ran faster ({w['uniform_ms']:.1f} "
+        f"against {w['latency_ms']:.1f} ms): it is the plan kept"
     )
 
 
@@ -227,6 +277,8 @@ def cmd_plan(a) -> int:
         print(json.dumps({"plan": a.out, "before": s.original.as_dict(), "predicted": pred}))
     else:
         print(summary(s.original.as_dict(), pred, "predicted"))
+        if latency_line(plan):
+            print(latency_line(plan))
         print(
             f"wrote {a.out}: {plan.n_removed()} channels in "
             f"{sum(1 for v in plan.groups.values() if v)} groups, "
@@ -257,6 +309,8 @@ def cmd_prune(a) -> int:
         print(json.dumps(report, indent=1))
     else:
         print(summary(report["before"], report["after"], "pruned"))
+        if latency_line(plan):
+            print(latency_line(plan))
         print(
             f"removed {report['plan']['channels_removed']} channels in "
             f"{report['plan']['groups_pruned']} groups, dropped "

@@ -134,18 +134,41 @@ def _selection_args(p: argparse.ArgumentParser, need_target: bool) -> None:
         metavar="R",
         help="remove this fraction of the channels, 0 < R < 1",
     )
+    g.add_argument(
+        "--latency-target",
+        type=FRACTION,
+        metavar="L",
+        help="keep this fraction of the layers' measured time (with --scope latency)",
+    )
     p.add_argument(
         "--scope",
-        choices=("global", "uniform"),
+        choices=("global", "uniform", "latency"),
         default="global",
-        help="rank channels across all groups (global) or per group (uniform)",
+        help="rank channels across all groups (global), per group (uniform), or by the time "
+        "they cost, measured here per layer (latency)",
     )
     p.add_argument(
         "--round-to",
         type=_number(int, 1, 1024),
-        default=1,
+        default=None,
         metavar="N",
-        help="keep channel counts a multiple of N (8 suits GPUs and onnxruntime)",
+        help="keep channel counts a multiple of N (8 suits GPUs and onnxruntime, 16 "
+        "channels-last CPUs; default 1, or 16 with --scope latency)",
+    )
+    p.add_argument(
+        "--latency-batch",
+        type=_number(int, 1, 256),
+        default=1,
+        metavar="B",
+        help="with --scope latency: the batch size layers are timed at (default 1)",
+    )
+    p.add_argument(
+        "--max-ratio",
+        type=_number(float, 0.01, 1.0),
+        default=None,
+        metavar="R",
+        help="no group loses more than this fraction of its channels (default 1, or 0.5 "
+        "with --scope latency)",
     )
     p.add_argument(
         "--protect",

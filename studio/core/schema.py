@@ -21,6 +21,17 @@ def _short(v: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+WHOLE = "whole_record"  # the error type of a check across a record's fields
+
+
+def record_error(message: str) -> Exception:
+    """The error a model validator raises about a combination of fields: ``describe``
+    gives its message without echoing the whole record back."""
+    from pydantic_core import PydanticCustomError
+
+    return PydanticCustomError(WHOLE, message)
+
+
 def describe(e: ValidationError) -> str:
     """The first problem of a validation error as 'field.sub: message (got value)'."""
     errs = e.errors(include_url=False)
@@ -30,8 +41,8 @@ def describe(e: ValidationError) -> str:
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     got = (
-        ""
-        if err["type"] in ("missing", "extra_forbidden")
+        ""  # WHOLE: a check of a whole record, whose message names the fields
+        if err["type"] in ("missing", "extra_forbidden", WHOLE)
         else f" (got {_short(err.get('input'))})"
     )
     if err["type"] == "extra_forbidden":

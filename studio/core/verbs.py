@@ -135,7 +135,16 @@ def data_for(lm: LoadedModel, spec: str, *, seed: int = 0, download: bool = Fals
 
 
 # -- plan ----------------------------------------------------------------------------------
-def auto_plan(
+def auto_plan(lm: LoadedModel, s: StructureMap, criterion: str = criteria.DEFAULT, **kw) -> Plan:
+    """Select to a ratio or FLOPs target by ``scores`` (computed with a parameter-driven
+    ``criterion`` when not given): ``select_plan``'s keywords, run to its end. The
+    latency-aware scope times layers first; ``select_plan``, a job, reports that progress."""
+    from studio.core.jobs import run
+
+    return run(select_plan(lm, s, criterion, **kw))
+
+
+def select_plan(
     lm: LoadedModel,
     s: StructureMap,
     criterion: str = criteria.DEFAULT,
@@ -148,22 +157,49 @@ def auto_plan(
     drop_blocks=(),
     seed: int = 0,
     scores=None,
-) -> Plan:
-    """Select to a ratio or FLOPs target by ``scores`` (computed with a parameter-driven
-    ``criterion`` when not given)."""
+    max_ratio: float | None = None,
+    latency_target: float | None = None,
+    latency_batch: int = 1,
+    cancel: CancelToken | None = None,
+) -> Events:
+    """``auto_plan`` as a job: the latency-aware scope times layers, which takes a while."""
     criteria.check(criterion)
     for b in drop_blocks:  # check blocks before spending time on scores
         if b not in s.block_index:
             raise StudioError(f"unknown residual block '{b}'")
+    if latency_target is not None and scope != "latency":
+        raise StudioError("a latency target needs the latency-aware scope (--scope latency)")
     if scores is None:
         if criteria.needs_data(criterion):
             raise StudioError(
                 f"criterion '{criterion}' is data-driven: compute its scores first (verbs.score)",
                 fix="data",
             )
-        from studio.core.jobs import run
+        scores = yield from score(lm.model, s, criterion, seed=seed, cancel=cancel)
+    meta = {"criterion": criterion, "seed": seed}
+    if scope == "latency":
+        from studio.core.plan.latency import latency_plan
 
-        scores = run(score(lm.model, s, criterion, seed=seed))
+        if ratio is not None:
+            raise StudioError(
+                "the latency-aware scope selects to a FLOPs or latency target, not a ratio"
+            )
+        return (
+            yield from latency_plan(
+                lm.model,
+                s,
+                scores,
+                batch=latency_batch,
+                flops_target=flops_target,
+                latency_target=latency_target,
+                step=round_to,
+                max_ratio=0.5 if max_ratio is None else max_ratio,
+                protect=protect,
+                drop_blocks=drop_blocks,
+                meta=meta,
+                cancel=cancel,
+            )
+        )
     return select(
         s,
         scores,
@@ -173,7 +209,8 @@ def auto_plan(
         round_to=round_to,
         protect=protect,
         drop_blocks=drop_blocks,
-        meta={"criterion": criterion, "seed": seed},
+        max_ratio=1.0 if max_ratio is None else max_ratio,
+        meta=meta,
     )
 
 
@@ -192,7 +229,7 @@ def make_plan(
     for b in target.drop_blocks:  # fail before the scores, not after
         if b not in s.block_index:
             raise StudioError(f"unknown residual block '{b}'")
-    if target.flops is None and target.ratio is None:  # only blocks to drop
+    if target.flops is None and target.ratio is None and target.latency is None:
         plan = Plan.empty(s)
         plan.drop_blocks = sorted(set(target.drop_blocks))
         validate(plan, s)
@@ -208,7 +245,9 @@ def make_plan(
         seed=target.seed,
         cancel=cancel,
     )
-    plan = auto_plan(lm, s, target.criterion, scores=sc, **target.selection())
+    plan = yield from select_plan(
+        lm, s, target.criterion, scores=sc, cancel=cancel, **target.selection()
+    )
     if data is not None and criteria.needs_data(target.criterion):
         plan.meta.update(data=data.name, batches=target.batches)
     return plan
@@ -559,6 +598,7 @@ __all__ = [
     "Tuned",
     "apply",
     "auto_plan",
+    "select_plan",
     "build_report",
     "data_for",
     "evaluate",

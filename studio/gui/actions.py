@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, Signal
 from studio.core import criteria, verbs
 from studio.core.errors import UntrustedFile
 from studio.core.model.request import ModelRequest
+from studio.core.plan.plan import predict
 from studio.gui.jobs import Job, JobManager, worker_threads
 
 
@@ -148,6 +149,55 @@ class Actions(QObject):
             criterion,
             s.data_spec,
             on_done=lambda sc: s.lm is lm and s.set_scores(criterion, sc),
+        )
+
+    def select_latency(self, params: dict) -> Job | None:
+        """The latency-aware auto-select: time the layers (a job), then replace the plan."""
+        s = self.session
+        if not s.loaded:
+            return None
+        scores = s.scores.get(params["criterion"])
+        if scores is None:
+            return None
+        lm, st = s.lm, s.structure
+
+        def done(plan):
+            if s.lm is not lm:  # another model was opened meanwhile
+                return
+            lat = plan.meta.get("latency", {})
+            got = predict(plan, st).flops / st.original.flops
+            s.replace_plan(plan, f"auto-select {params['criterion']} latency-aware to {got:.0%}")
+            whole = lat.get("whole") or {}
+            if whole.get("kept") == "uniform":
+                self.message.emit(
+                    f"latency-aware: timed whole at batch {lat['batch']}, the uniform plan ran "
+                    f"faster ({whole['uniform_ms']:.1f} against {whole['latency_ms']:.1f} ms): "
+                    f"it is the plan now",
+                    10000,
+                )
+            elif lat.get("dense_ms"):
+                self.message.emit(
+                    f"latency-aware plan: FLOPs {got:.0%}; timed whole at batch {lat['batch']}: "
+                    f"{whole.get('latency_ms', float('nan')):.1f} ms against "
+                    f"{whole.get('uniform_ms', float('nan')):.1f} for the uniform plan",
+                    10000,
+                )
+
+        return self._start(
+            f"latency-aware selection (batch {params['latency_batch']})",
+            verbs.select_plan,
+            lm,
+            st,
+            params["criterion"],
+            scores=scores,
+            scope="latency",
+            flops_target=params["flops_target"],
+            round_to=params["round_to"],
+            latency_batch=params["latency_batch"],
+            protect=params["protect"],
+            drop_blocks=params["drop_blocks"],
+            on_done=done,
+            mutates=False,
         )
 
     def apply(self) -> Job | None:

@@ -403,6 +403,7 @@ class MainWindow(QMainWindow):
         for v in (self.heatmap, self.autoselect):
             v.scoreRequested.connect(self.actions.score)
             v.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
+        self.autoselect.latencyRequested.connect(self.actions.select_latency)
         self.charts.exportRequested.connect(self.export_chart)
         self.pipeline.startRequested.connect(self.run_pipeline)
         self.start.demoRequested.connect(lambda: self.load(ModelRequest(spec="demo")))

@@ -77,14 +77,9 @@ def environment(device: str = "cpu") -> dict[str, str]:
     """Where the numbers were measured: CPU/GPU, threads, versions."""
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from studio.core.train.evaluate import cpu_name
+
+    cpu = cpu_name()
     env = {
         "CPU": f"{cpu}, {os.cpu_count()} logical cores",
         "threads": str(torch.get_num_threads()),

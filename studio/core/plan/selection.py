@@ -17,7 +17,7 @@ class _Unit:
     """A group as the selector sees it: units to rank (channels, or sets of channels that
     can only go together) and how many may go."""
 
-    def __init__(self, g: Group, score: np.ndarray, round_to: int):
+    def __init__(self, g: Group, score: np.ndarray, round_to: int, max_ratio: float = 1.0):
         self.g = g
         self.full = score
         self.n = g.units
@@ -26,6 +26,8 @@ class _Unit:
         self.round_to = round_to if g.orbit is None else 1
         min_keep = max(1, self.round_to if self.n >= self.round_to else 1)
         self.max_remove = max(0, self.n - min_keep)
+        if max_ratio < 1:  # no group loses more than this share of its units
+            self.max_remove = min(self.max_remove, int(np.floor(max_ratio * self.n + 1e-9)))
 
     def allowed(self, k: int) -> int:
         """How many of the ``k`` wanted units may go (never all; kept a multiple of N)."""
@@ -100,7 +102,14 @@ def _check(s: StructureMap, ratio, flops_target, scope: str, round_to: int, prot
         raise PlanError(f"cannot protect unknown layer '{sorted(unknown)[0]}'")
 
 
-def _units(s: StructureMap, scores, round_to: int, protect: set, drop_blocks) -> list[_Unit]:
+def check_max_ratio(max_ratio: float) -> None:
+    if not 0 < max_ratio <= 1:
+        raise PlanError(f"the most a group may lose must lie in (0, 1] (got {max_ratio})")
+
+
+def _units(
+    s: StructureMap, scores, round_to: int, protect: set, drop_blocks, max_ratio: float = 1.0
+) -> list[_Unit]:
     """The groups selection may shrink: prunable, not protected, not inside a dropped
     block."""
     units = []
@@ -109,7 +118,8 @@ def _units(s: StructureMap, scores, round_to: int, protect: set, drop_blocks) ->
             continue
         if g.id in protect or any(m.layer in protect for m in g.producers()):
             continue
-        units.append(_Unit(g, np.asarray(scores[g.id].group, dtype=np.float64), round_to))
+        score = np.asarray(scores[g.id].group, dtype=np.float64)
+        units.append(_Unit(g, score, round_to, max_ratio))
     return units
 
 
@@ -158,6 +168,7 @@ def select(
     round_to: int = 1,
     protect: tuple[str, ...] | list[str] = (),
     drop_blocks: tuple[str, ...] | list[str] = (),
+    max_ratio: float = 1.0,
     meta: dict | None = None,
 ) -> Plan:
     """A plan removing the lowest-scored channels.
@@ -165,14 +176,18 @@ def select(
     ``ratio`` removes that fraction of every group's channels (``uniform``) or of all
     eligible channels ranked together after per-group normalisation (``global``).
     ``flops_target`` keeps that fraction of the original FLOPs instead. Protected layers
-    keep their output channels; dropped blocks' inner groups are left alone.
+    keep their output channels; dropped blocks' inner groups are left alone; no group loses
+    more than ``max_ratio`` of its channels.
     """
     _check(s, ratio, flops_target, scope, round_to, protect)
+    check_max_ratio(max_ratio)
     protect = set(protect)
-    units = _units(s, scores, round_to, protect, drop_blocks)
+    units = _units(s, scores, round_to, protect, drop_blocks, max_ratio)
     base = Plan.empty(s)
     base.drop_blocks = sorted(drop_blocks)
     base.meta = dict(meta or {}, scope=scope, round_to=round_to, protect=sorted(protect))
+    if max_ratio < 1:
+        base.meta["max_ratio"] = max_ratio
     counts_at = _schedule(units, scope)
 
     by_id = {u.g.id: u for u in units}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -153,6 +154,20 @@ def measure_latency(
                 "repeats": len(times),
             }
     return res
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return cpu
 
 
 def _load() -> tuple[float | None, int]:
