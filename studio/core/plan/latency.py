@@ -439,12 +439,13 @@ def measure_setup(model: nn.Module, s: StructureMap, channels_last: str = "auto"
     dense model, and its timed layers."""
     import copy
 
+    model = copy.deepcopy(model)  # hooks and eval() on a copy: a window's model is shared
     use = channels_last == "on"
     if channels_last == "auto":
         from studio.core.export.deploy import deploy_model
 
         use = bool(deploy_model(model, s.input_size, channels_last="auto")[1]["channels_last"])
-    return layers_of(copy.deepcopy(model), s), use  # hooks and eval() on a copy
+    return layers_of(model, s), use
 
 
 def latency_plan(
