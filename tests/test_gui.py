@@ -656,8 +656,12 @@ def test_autoselect_latency_scope_measures_in_a_job_on_the_button(win, qtbot):
     assert not win.jobs.busy() and s.undo_stack.count() == n0
     with qtbot.waitSignal(s.planChanged, timeout=120000):
         a.apply_btn.click()
+        assert win.jobs.busy()
+        a.apply_btn.click()  # a second one waits: timings need the machine to themselves
+        assert sum(j.is_running() for j in win.jobs.jobs) == 1
     qtbot.waitUntil(lambda: not win.jobs.busy(), timeout=60000)
-    assert s.plan.meta["scope"] == "latency" and s.plan.meta["latency"]["batch"] == 2
+    assert s.plan.meta["latency"]["batch"] == 2
+    assert s.plan.meta["scope"] in ("latency", "uniform")  # uniform if it timed faster whole
     assert s.predicted().flops <= 0.7 * s.structure.original.flops
     assert s.undo_stack.count() == n0 + 1
     s.undo_stack.undo()

@@ -199,6 +199,8 @@ def plan_from_args(a, lm, s):
         )
     try:
         given = {"round_to": a.round_to} if a.round_to is not None else {}
+        if a.scope == "latency":
+            given["latency_batch"] = a.latency_batch
         target = Target(
             flops=a.flops_target,
             ratio=a.ratio,
@@ -206,7 +208,6 @@ def plan_from_args(a, lm, s):
             criterion=a.criterion or "l1",
             scope=a.scope,
             max_ratio=a.max_ratio,
-            latency_batch=a.latency_batch,
             protect=a.protect,
             drop_blocks=a.drop_block,
             batches=a.batches,
@@ -227,12 +228,17 @@ def latency_line(plan) -> str | None:
     if not isinstance(lat, dict):
         return None
     share = lat["predicted_ms"] / lat["dense_ms"] if lat.get("dense_ms") else float("nan")
+    threads = f"{lat['threads']} thread{'s' if lat['threads'] != 1 else ''}"
+    measured = (
+        f"{lat['measured']} widths measured now, the rest from the table of earlier runs"
+        if lat["measured"]
+        else "every width from the table of earlier runs"
+    )
     return (
         f"latency-aware at batch {lat['batch']} "
-        f"({'channels-last' if lat['channels_last'] else 'contiguous'}, {lat['threads']} "
-        f"threads): the {lat['layers_timed']} timed layers {lat['dense_ms']:.1f} -> "
-        f"{lat['predicted_ms']:.1f} ms predicted ({share:.1%}; {lat['measured']} widths "
-        f"measured now, the rest from the table of earlier runs)" + whole_line(lat)
+        f"({'channels-last' if lat['channels_last'] else 'contiguous'}, {threads}): the "
+        f"{lat['layers_timed']} timed layers {lat['dense_ms']:.1f} -> "
+        f"{lat['predicted_ms']:.1f} ms predicted ({share:.1%}; {measured})" + whole_line(lat)
     )
 
 

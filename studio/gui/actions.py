@@ -159,6 +159,13 @@ class Actions(QObject):
         scores = s.scores.get(params["criterion"])
         if scores is None:
             return None
+        if self.jobs.busy():  # its timings need the machine to themselves
+            self.message.emit(
+                "Another job is running: the latency-aware selection times layers and needs "
+                "the machine to itself; wait for it or cancel it",
+                8000,
+            )
+            return None
         lm, st = s.lm, s.structure
 
         def done(plan):
@@ -166,7 +173,10 @@ class Actions(QObject):
                 return
             lat = plan.meta.get("latency", {})
             got = predict(plan, st).flops / st.original.flops
-            s.replace_plan(plan, f"auto-select {params['criterion']} latency-aware to {got:.0%}")
+            how = (
+                "latency-aware" if plan.meta.get("scope") == "latency" else "uniform (timed faster)"
+            )
+            s.replace_plan(plan, f"auto-select {params['criterion']} {how} to {got:.0%}")
             whole = lat.get("whole") or {}
             if whole.get("kept") == "uniform":
                 self.message.emit(
@@ -197,7 +207,7 @@ class Actions(QObject):
             protect=params["protect"],
             drop_blocks=params["drop_blocks"],
             on_done=done,
-            mutates=False,
+            mutates=True,  # no other job starts while it times
         )
 
     def apply(self) -> Job | None:

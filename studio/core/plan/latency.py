@@ -38,13 +38,13 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 from studio.core.criteria.weights import GroupScores
-from studio.core.errors import PlanError
-from studio.core.io import atomic_write_text
+from studio.core.errors import PlanError, StudioError
+from studio.core.io import atomic_write_text, read_text
 from studio.core.jobs import CancelToken, Events, check, progress
-from studio.core.plan.plan import Plan
+from studio.core.plan.plan import Plan, predict
 from studio.core.plan.selection import _normalize, _Unit, _units, check_max_ratio, keep_layers
 from studio.core.structure.counting import CONV
-from studio.core.structure.map import StructureMap
+from studio.core.structure.map import StructureMap, _under
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ MAX_TABLE_ENTRIES = 200_000
 COLD_BYTES = 64 * 2**20  # more than a CPU's last-level cache
 MAX_COPIES = 512
 ROUNDS = 5  # a layer's time is the least of this many rounds
+FAIR_SHARE = 0.02  # the uniform plan is compared if it keeps at most this much less FLOPs
 _TIMED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
@@ -65,6 +66,7 @@ class Layer:
         self.cls = type(m)
         self.in_shape = tuple(int(v) for v in in_shape)  # per sample, channels excluded
         self.dw = dw
+        self.padding_mode = getattr(m, "padding_mode", "zeros")  # timed as zeros
         if isinstance(m, nn.Linear):
             self.conv = None
         else:
@@ -77,7 +79,10 @@ class Layer:
             )
 
     def key(self, cin: int, cout: int) -> str:
-        geo = "" if self.conv is None else json.dumps(self.conv, sort_keys=True, default=str)
+        geo = ""
+        if self.conv is not None:  # a depthwise conv's groups follow its width
+            c = dict(self.conv, groups=None if self.dw else self.conv["groups"])
+            geo = json.dumps({**c, "padding_mode": self.padding_mode}, sort_keys=True, default=str)
         return f"{self.cls.__name__}|{geo}|{self.dw}|{self.in_shape}|{cin}|{cout}"
 
     def weight_shape(self, cin: int, cout: int) -> tuple[int, ...]:
@@ -133,6 +138,11 @@ def layers_of(model: nn.Module, s: StructureMap) -> dict[int, Layer]:
 
 
 # -- the table ------------------------------------------------------------------------------
+MAX_TABLE_BYTES = 64 * 2**20
+PROBE_DRIFT = 1.5  # a table is kept while the probe runs within this factor of its time
+_PROBE = Layer(-1, nn.Conv2d(64, 64, 3, padding=1), (56, 56), dw=False)
+
+
 def _machine() -> str:
     from studio.core.train.evaluate import cpu_name
 
@@ -163,35 +173,69 @@ class LatencyTable:
         )
         self.entries: dict[str, float] = {}
         self.measured = 0
+        self.cancel: CancelToken | None = None  # checked before each measurement
         self._pool = torch.empty(0)
+        self.probe_ms: float | None = None
         self._read()
+        if self.probe_ms is None and self.path is not None:
+            self.probe_ms = self.probe()  # the speed the new entries are measured at
+
+    def probe(self) -> float:
+        """The time of one fixed convolution (batch 1): the machine's speed right now."""
+        return self._measure(_PROBE, 64, 64, batch=1)
 
     def _read(self) -> None:
+        """The saved table, if it is sound and the machine runs the probe as fast as when
+        it was measured (a table measured while something else ran is measured again)."""
         if self.path is None or not Path(self.path).is_file():
             return
         try:
-            d = json.loads(Path(self.path).read_text())
-            e = d["entries"]
+            d = json.loads(read_text(self.path, "latency table", MAX_TABLE_BYTES))
+            e, then = d["entries"], d["probe_ms"]
             if d.get("machine") != _machine() or not isinstance(e, dict):
                 return
-            if len(e) <= MAX_TABLE_ENTRIES and all(
+            if not (type(then) is float and math.isfinite(then) and then > 0):
+                return
+            if len(e) > MAX_TABLE_ENTRIES or not all(
                 isinstance(k, str) and type(v) is float and math.isfinite(v) and v > 0
                 for k, v in e.items()
             ):
-                self.entries = e
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                return
+        except (StudioError, OSError, ValueError, KeyError, TypeError, RecursionError):
             log.debug("latency table %s unreadable; measuring again", self.path)
+            return
+        self.probe_ms = self.probe()
+        if not 1 / PROBE_DRIFT < self.probe_ms / then < PROBE_DRIFT:
+            log.info(
+                "latency table %s was measured at another machine speed (probe %.3f ms "
+                "then, %.3f now); measuring again",
+                self.path,
+                then,
+                self.probe_ms,
+            )
+            return
+        self.entries = e
 
     def save(self) -> None:
+        """Keep what was measured -- unless the machine's speed changed while it was."""
         if self.path is None or not self.measured:
+            return
+        if self.probe_ms is None:
+            self.probe_ms = self.probe()
+        now = self.probe()
+        if not 1 / PROBE_DRIFT < now / self.probe_ms < PROBE_DRIFT:
+            log.info("latency table not saved: the machine's speed changed while measuring")
             return
         try:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(
                 Path(self.path),
-                json.dumps({"machine": _machine(), "entries": self.entries}, indent=0),
+                json.dumps(
+                    {"machine": _machine(), "probe_ms": self.probe_ms, "entries": self.entries},
+                    indent=0,
+                ),
             )
-        except OSError as e:  # a read-only cache folder costs a re-measure, nothing else
+        except (OSError, StudioError) as e:  # a read-only cache costs a re-measure, no more
             log.debug("latency table not saved: %s", e)
 
     def ms(self, layer: Layer, cin: int, cout: int) -> float:
@@ -200,6 +244,7 @@ class LatencyTable:
         key = layer.key(cin, cout)
         got = self.entries.get(key)
         if got is None:
+            check(self.cancel)
             try:
                 got = self._measure(layer, cin, cout)
             except (RuntimeError, MemoryError) as e:  # e.g. no memory for the batch
@@ -212,10 +257,10 @@ class LatencyTable:
             self.measured += 1
         return got
 
-    def _measure(self, layer: Layer, cin: int, cout: int) -> float:
+    def _measure(self, layer: Layer, cin: int, cout: int, batch: int | None = None) -> float:
         """Least time per call of ROUNDS rounds. The calls cycle through copies of the
-        weights (at least ``COLD_BYTES`` in all), so each call reads them from memory as
-        in the whole model, not from a cache the previous call warmed."""
+        weights (``COLD_BYTES`` in all, at most ``MAX_COPIES`` copies), so each call reads
+        them from memory as in the whole model, not from a cache the previous call warmed."""
         shape = layer.weight_shape(cin, cout)
         per = 4 * math.prod(shape)
         copies = max(1, min(MAX_COPIES, math.ceil(COLD_BYTES / per)))
@@ -229,7 +274,7 @@ class LatencyTable:
             w = w.view(copies, shape[0], *shape[2:], shape[1]).permute(0, 1, 4, 2, 3)
         else:
             w = w.view(copies, *shape)
-        x = torch.randn(self.batch, *layer.input_shape(cin))
+        x = torch.randn(batch or self.batch, *layer.input_shape(cin))
         if cl:
             x = x.to(memory_format=torch.channels_last)
         with torch.inference_mode():
@@ -272,9 +317,14 @@ class _Greedy:
     """The allocation's state: removal counts per cost-table row and per group, the
     widths and FLOPs they give, and the predicted time of the timed layers."""
 
-    def __init__(self, s, units, layers, table, step: int, by_flops: bool):
-        self.s, self.units, self.layers, self.table = s, units, layers, table
+    def __init__(self, s, units, layers, table, step: int, by_flops: bool, drop_blocks=()):
+        self.s, self.units, self.table = s, units, table
         self.step, self.by_flops = step, by_flops
+        self.dropped = None  # rows inside dropped blocks: no cost, not timed
+        if drop_blocks:
+            self.dropped = np.array([any(_under(n, b) for b in drop_blocks) for n in s.table.names])
+            layers = {r: lay for r, lay in layers.items() if not self.dropped[r]}
+        self.layers = layers
         self.rm_in, self.rm_out = s.table.zeros(), s.table.zeros()
         self.cin, self.cout, self.flops = self.widths(self.rm_in, self.rm_out)
         self.rows = {u.g.id: sorted({m.row for m in u.g.members}) for u in units}
@@ -286,7 +336,7 @@ class _Greedy:
         self.lat0 = self.lat = 0.0
 
     def widths(self, rm_in, rm_out):
-        cin, cout, _, flops, _ = self.s.table.evaluate(rm_in, rm_out)
+        cin, cout, _, flops, _ = self.s.table.evaluate(rm_in, rm_out, self.dropped)
         return cin, cout, flops
 
     def latency(self, rows, cin, cout) -> float:
@@ -331,7 +381,7 @@ class _Greedy:
             return None
         if self.by_flops:  # time saved per FLOP removed, over the channels' mean importance
             mean_lost = o.lost / max(o.k - self.removed[o.u.g.id], 1)
-            rate = (max(o.saved, 1e-12) / self.lat0) / (o.flops_saved / self.flops0)
+            rate = (max(o.saved, 1e-12) / max(self.lat0, 1e-12)) / (o.flops_saved / self.flops0)
             return rate / max(mean_lost, 1e-9)
         if o.saved <= 0:  # time saved per importance lost (HALP's knapsack, greedily)
             return None
@@ -387,13 +437,30 @@ def allocate(
         raise PlanError(f"cannot protect unknown layer '{sorted(unknown)[0]}'")
     check_max_ratio(max_ratio)
     units = _units(s, scores, step, set(protect), drop_blocks, max_ratio)
-    gr = _Greedy(s, units, layers, table, step, by_flops=flops_target is not None)
-    timed = sorted(layers)
+    limits = f"steps of {step} channels, no group losing more than {max_ratio:g} of them"
+    if flops_target is not None:  # out of reach? say so before timing anything
+        most = Plan.empty(s)
+        most.drop_blocks = sorted(drop_blocks)
+        for u in units:
+            if u.allowed(u.n):
+                most.groups[u.g.id] = u.channels(u.allowed(u.n))
+        least = predict(keep_layers(most, s, {u.g.id: u for u in units}), s).flops
+        if least > flops_target * s.original.flops:
+            raise PlanError(
+                f"FLOPs target {flops_target:g} is out of reach: with {limits} (and the "
+                f"protected layers), the model keeps at least "
+                f"{least / s.original.flops:.3f} of its FLOPs"
+            )
+    gr = _Greedy(s, units, layers, table, step, flops_target is not None, drop_blocks)
+    timed = sorted(gr.layers)
     yield progress(0, 1, f"timing {len(timed)} layers at batch {table.batch}")
     gr.lat0 = gr.lat = gr.latency(timed, gr.cin, gr.cout)
-    if gr.lat0 <= 0:
+    # targets are shares of the whole model's, dropped blocks included (as for select)
+    dense = gr.latency(sorted(layers), gr.cin, gr.cout)
+    if dense <= 0:
         raise PlanError("no convolution or linear layer of this model could be timed")
-    goal = target * gr.start()
+    ref = float(s.original.flops) if gr.by_flops else dense
+    goal = target * ref
     moves = 0
     while gr.now() > goal:
         check(cancel)
@@ -401,8 +468,8 @@ def allocate(
         if o is None:
             what = "FLOPs" if gr.by_flops else "predicted latency"
             raise PlanError(
-                f"{what} target {target:g} is out of reach: with these constraints the "
-                f"model keeps at least {gr.now() / gr.start():.3f} of its {what}"
+                f"{what} target {target:g} is out of reach: with {limits}, the model keeps "
+                f"at least {gr.now() / ref:.3f} of its {what}"
             )
         gr.take(o)
         moves += 1
@@ -425,7 +492,7 @@ def allocate(
             "channels_last": table.channels_last,
             "threads": table.threads,
             "predicted_ms": round(gr.latency(timed, gr.cin, gr.cout), 3),
-            "dense_ms": round(gr.lat0, 3),
+            "dense_ms": round(dense, 3),
             "layers_timed": len(timed),
             "measured": table.measured,
         },
@@ -436,10 +503,7 @@ def allocate(
 
 def measure_setup(model: nn.Module, s: StructureMap, channels_last: str = "auto"):
     """(layers, use channels-last): the deploy treatment's memory-format choice for the
-    dense model, and its timed layers."""
-    import copy
-
-    model = copy.deepcopy(model)  # hooks and eval() on a copy: a window's model is shared
+    dense model, and its timed layers. Runs ``model`` (give it a copy of a shared one)."""
     use = channels_last == "on"
     if channels_last == "auto":
         from studio.core.export.deploy import deploy_model
@@ -463,27 +527,33 @@ def latency_plan(
     """Measure (or read) the table for ``model`` at ``batch`` and allocate; returns the
     plan. ``kw`` goes to ``allocate``. To a FLOPs target, the plan is then timed whole
     against the uniform plan of the same target (``check_uniform``), and the faster one is
-    kept: the table times layers alone, and what counts is the whole model."""
+    kept: the table times layers alone, and what counts is the whole model. ``model`` is
+    never run: all of this works on one copy (a window's model is shared with its view)."""
+    import copy
+
     from studio.core.plan.target import MAX_LATENCY_BATCH
 
     if not 1 <= int(batch) <= MAX_LATENCY_BATCH:
         raise PlanError(f"the latency batch must be 1 to {MAX_LATENCY_BATCH} (got {batch})")
+    model = copy.deepcopy(model)
     layers, use = measure_setup(model, s, channels_last)
     table = LatencyTable(batch, use, table_file)
+    table.cancel = cancel
     try:
         plan = yield from allocate(s, scores, layers, table, cancel=cancel, **kw)
     finally:
         table.save()  # what was measured is kept, even for a cancelled run
     if check_uniform and kw.get("flops_target") is not None:
         yield progress(0, 1, f"timing the plan whole against the uniform one (batch {batch})")
-        plan = _against_uniform(model, s, scores, plan, table, cancel=cancel, **kw)
+        plan = _against_uniform(model, s, scores, plan, table, layers, cancel=cancel, **kw)
     return plan
 
 
-def _against_uniform(model, s, scores, plan: Plan, table: LatencyTable, cancel=None, **kw):
+def _against_uniform(model, s, scores, plan: Plan, table, layers, cancel=None, **kw) -> Plan:
     """The faster of ``plan`` and the uniform plan of the same FLOPs target, both timed
     whole under the deploy treatment at the table's batch, interleaved."""
     from studio.core.export.deploy import deploy_model
+    from studio.core.plan.plan import predicted_widths
     from studio.core.plan.selection import select
     from studio.core.plan.surgery import apply_plan
     from studio.core.train.evaluate import compare_latency
@@ -501,6 +571,8 @@ def _against_uniform(model, s, scores, plan: Plan, table: LatencyTable, cancel=N
         )
     except PlanError:  # the uniform plan cannot reach this target: nothing to compare
         return plan
+    if predict(uniform, s).flops < predict(plan, s).flops - FAIR_SHARE * s.original.flops:
+        return plan  # rounding took it well below: a faster plan, but not the same target
     fmt = "on" if table.channels_last else "off"
     ours, theirs = (
         deploy_model(apply_plan(model, s, p).eval(), s.input_size, channels_last=fmt)[0]
@@ -511,15 +583,27 @@ def _against_uniform(model, s, scores, plan: Plan, table: LatencyTable, cancel=N
     )
     b = str(table.batch)
     ms = {k: res[k]["batch"][b]["median_ms"] for k in ("original", "pruned")}
-    faster = res["speedup"][b] >= 1.0
-    check = {
+    faster = ms["pruned"] <= ms["original"]  # the medians it reports decide
+    record = dict(plan.meta["latency"])
+    record["whole"] = {
         "latency_ms": round(ms["pruned"], 3),
         "uniform_ms": round(ms["original"], 3),
         "kept": "latency" if faster else "uniform",
     }
-    if not faster:
-        meta = plan.meta
-        plan = uniform
-        plan.meta = {**meta, "round_to": uniform.meta["round_to"]}
-    plan.meta["latency"]["whole"] = check
-    return plan
+    if faster:
+        plan.meta["latency"] = record
+        return plan
+    # the uniform plan is kept: say so, and predict its time from the same table
+    w = predicted_widths(uniform, s)
+    names = s.table.names
+    record["predicted_ms"] = round(
+        sum(table.ms(lay, *w[names[r]]) for r, lay in layers.items() if names[r] in w), 3
+    )
+    uniform.meta = {
+        **plan.meta,
+        "scope": "uniform",
+        "round_to": uniform.meta["round_to"],
+        "chosen_by": "latency: timed whole, faster than the latency-aware plan",
+        "latency": record,
+    }
+    return uniform

@@ -181,6 +181,11 @@ def select(
     """
     _check(s, ratio, flops_target, scope, round_to, protect)
     check_max_ratio(max_ratio)
+    if ratio is not None and ratio > max_ratio:
+        raise PlanError(
+            f"a ratio of {ratio:g} removes more than the {max_ratio:g} any one group may lose "
+            f"(max ratio)"
+        )
     protect = set(protect)
     units = _units(s, scores, round_to, protect, drop_blocks, max_ratio)
     base = Plan.empty(s)

@@ -47,6 +47,8 @@ class Target(BaseModel):
             raise record_error("give flops (a FLOPs share to keep), ratio or latency")
         if self.latency is not None and self.scope != "latency":
             raise record_error("a latency target needs scope 'latency'")
+        if "latency_batch" in self.model_fields_set and self.scope != "latency":
+            raise record_error("latency_batch needs scope 'latency' (layers are timed at it)")
         if self.scope == "latency":
             if self.ratio is not None:
                 raise record_error("scope 'latency' selects to flops or latency, not a ratio")
