@@ -64,7 +64,8 @@ def test_allocation_cuts_where_time_is_and_meets_the_flops_target(r18m):
 
     plan = run(L.allocate(s, scores, layers, FakeTable(slow_layer2), flops_target=0.6, step=8))
     validate(plan, s)
-    assert predict(plan, s).flops <= 0.6 * s.original.flops
+    # the last move lands on the target, not past it (the smallest step that reaches it)
+    assert 0.58 * s.original.flops <= predict(plan, s).flops <= 0.6 * s.original.flops
     # no group loses more than half (the default cap) and widths are multiples of 8
     for gid, idxs in plan.groups.items():
         g = s.group_index[gid]
@@ -96,7 +97,7 @@ def test_lookahead_jumps_past_a_width_slower_than_the_full_one(r18m):
         return t
 
     plan = run(
-        L.allocate(s, scores, layers, FakeTable(cliff), flops_target=0.9, step=8, max_ratio=0.5)
+        L.allocate(s, scores, layers, FakeTable(cliff), flops_target=0.7, step=8, max_ratio=0.5)
     )
     assert _kept(plan, s, "layer1.0.conv1") == 32
     assert _kept(plan, s, "layer1.1.conv1") == 32

@@ -388,20 +388,25 @@ class _Greedy:
         return o.saved / max(o.lost, 1e-9)
 
     def best(self, goal: float) -> _Offer | None:
-        best, best_key, mates = None, None, []
+        """The offer with the best key; when it would reach the goal, the offer among all
+        that reach it which lands closest to it (the target, not beyond)."""
+        best, best_key, every = None, None, []
         for u in self.units:
-            got = self.offers(u)
-            for o in got:
+            for o in self.offers(u):
                 key = self.key(o)
-                if key is not None and (best_key is None or key > best_key):
-                    best, best_key, mates = o, key, got
-        for o in mates:  # fewer steps of the same group that reach the goal as fast
-            if best is None or o.k >= best.k:
-                break
-            reach = float(o.flops.sum()) if self.by_flops else self.lat - o.saved
-            if reach <= goal and o.saved >= 0.99 * best.saved:
-                return o
-        return best
+                if key is None:
+                    continue
+                every.append((o, key))
+                if best_key is None or key > best_key:
+                    best, best_key = o, key
+        if best is None or self.reach(best) > goal:
+            return best
+        done = [(self.reach(o), key, o) for o, key in every if self.reach(o) <= goal]
+        return max(done, key=lambda t: (t[0], t[1]))[2]
+
+    def reach(self, o: _Offer) -> float:
+        """Where the target's measure would stand after ``o``."""
+        return float(o.flops.sum()) if self.by_flops else self.lat - o.saved
 
     def take(self, o: _Offer) -> None:
         self.removed[o.u.g.id] = o.k
