@@ -185,11 +185,18 @@ class Actions(QObject):
                     f"it is the plan now",
                     10000,
                 )
-            elif lat.get("dense_ms"):
+            elif whole:
                 self.message.emit(
                     f"latency-aware plan: FLOPs {got:.0%}; timed whole at batch {lat['batch']}: "
-                    f"{whole.get('latency_ms', float('nan')):.1f} ms against "
-                    f"{whole.get('uniform_ms', float('nan')):.1f} for the uniform plan",
+                    f"{whole['latency_ms']:.1f} ms against {whole['uniform_ms']:.1f} for the "
+                    f"uniform plan",
+                    10000,
+                )
+            elif lat.get("dense_ms"):  # no uniform plan near this target to time it against
+                self.message.emit(
+                    f"latency-aware plan: FLOPs {got:.0%}; the timed layers "
+                    f"{lat['predicted_ms'] / lat['dense_ms']:.0%} of their time at batch "
+                    f"{lat['batch']} (predicted)",
                     10000,
                 )
 
