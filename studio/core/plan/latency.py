@@ -41,10 +41,10 @@ from studio.core.criteria.weights import GroupScores
 from studio.core.errors import PlanError, StudioError
 from studio.core.io import atomic_write_text, read_text
 from studio.core.jobs import CancelToken, Events, check, progress
-from studio.core.plan.plan import Plan, predict
+from studio.core.plan.plan import Plan, add_removal, dropped_rows, predict
 from studio.core.plan.selection import _normalize, _Unit, _units, check_max_ratio, keep_layers
 from studio.core.structure.counting import CONV
-from studio.core.structure.map import StructureMap, _under
+from studio.core.structure.map import StructureMap
 
 log = logging.getLogger(__name__)
 
@@ -293,18 +293,6 @@ class LatencyTable:
 
 
 # -- allocation -----------------------------------------------------------------------------
-def _delta(g, channels: np.ndarray, rm_in, rm_out):
-    """Copies of the removal vectors with ``channels`` of group ``g`` also removed."""
-    a, b = rm_in.copy(), rm_out.copy()
-    for m in g.members:
-        n = int(m.counts[channels].sum())
-        if m.dim == "out":
-            b[m.row] += n
-        else:
-            a[m.row] += n
-    return a, b
-
-
 class _Offer:
     """A group losing its next ``k - k0`` units: what it saves and what it costs."""
 
@@ -320,9 +308,8 @@ class _Greedy:
     def __init__(self, s, units, layers, table, step: int, by_flops: bool, drop_blocks=()):
         self.s, self.units, self.table = s, units, table
         self.step, self.by_flops = step, by_flops
-        self.dropped = None  # rows inside dropped blocks: no cost, not timed
-        if drop_blocks:
-            self.dropped = np.array([any(_under(n, b) for b in drop_blocks) for n in s.table.names])
+        self.dropped = dropped_rows(s, drop_blocks)  # rows that cost nothing, not timed
+        if self.dropped is not None:
             layers = {r: lay for r, lay in layers.items() if not self.dropped[r]}
         self.layers = layers
         self.rm_in, self.rm_out = s.table.zeros(), s.table.zeros()
@@ -366,7 +353,8 @@ class _Greedy:
             if k <= seen:
                 break
             seen = k
-            a, b = _delta(u.g, u.g.channels_of(u.order[k0:k]), self.rm_in, self.rm_out)
+            a, b = self.rm_in.copy(), self.rm_out.copy()
+            add_removal(u.g, u.g.channels_of(u.order[k0:k]), a, b)
             ci, co, fl = self.widths(a, b)
             if (co[rows] < 1).any():
                 break

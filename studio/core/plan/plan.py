@@ -204,20 +204,26 @@ def removal_vectors(plan: Plan, s: StructureMap):
     """Per cost-table row: input and output channels removed, and the dropped mask."""
     rm_in, rm_out = s.table.zeros(), s.table.zeros()
     for gid, idxs in plan.groups.items():
-        if not idxs:
-            continue
-        g = s.group_index[gid]
-        sel = np.asarray(idxs, dtype=np.int64)
-        for m in g.members:
-            n = int(m.counts[sel].sum())
-            if m.dim == "out":
-                rm_out[m.row] += n
-            else:
-                rm_in[m.row] += n
-    dropped = None
-    if plan.drop_blocks:
-        dropped = np.array([any(_under(n, b) for b in plan.drop_blocks) for n in s.table.names])
-    return rm_in, rm_out, dropped
+        if idxs:
+            add_removal(s.group_index[gid], np.asarray(idxs, dtype=np.int64), rm_in, rm_out)
+    return rm_in, rm_out, dropped_rows(s, plan.drop_blocks)
+
+
+def add_removal(g, channels: np.ndarray, rm_in: np.ndarray, rm_out: np.ndarray) -> None:
+    """Count ``channels`` of group ``g`` as removed from its members' cost-table rows."""
+    for m in g.members:
+        n = int(m.counts[channels].sum())
+        if m.dim == "out":
+            rm_out[m.row] += n
+        else:
+            rm_in[m.row] += n
+
+
+def dropped_rows(s: StructureMap, drop_blocks) -> np.ndarray | None:
+    """Per cost-table row: inside a dropped block (None when no block is dropped)."""
+    if not drop_blocks:
+        return None
+    return np.array([any(_under(n, b) for b in drop_blocks) for n in s.table.names])
 
 
 def predict(plan: Plan, s: StructureMap) -> Totals:
