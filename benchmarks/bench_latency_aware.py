@@ -7,9 +7,12 @@ channel choice, channel counts multiples of 16: ``uniform`` and ``global`` (FLOP
 from empty in a fresh folder, so "selection s" is the whole cost of a first run on this
 machine (a second run reads the table).
 
-Every variant and the dense model get the deploy treatment of ``export --deploy``
-(BatchNorm folded; the memory format chosen on the dense model, used for all) and are
-timed at batch 1 and 16, interleaved rounds, median. Realisation = speed-up x FLOPs kept.
+Every variant and the dense model are timed in two runtimes, each with the same treatment
+for all (``evaluate --latency --runtime``, ``export.deploy.timing_calls``): PyTorch under the
+deploy treatment of ``export --deploy`` (BatchNorm folded; the memory format chosen on the
+dense model, used for all), and onnxruntime (BatchNorm folded, exported to ONNX, all graph
+optimisations, threads not spinning between calls). Batch 1 and 16, interleaved rounds
+(all ten models in turn), median. Realisation = speed-up x FLOPs kept.
 Random initial weights: latency does not depend on them (the plans do, a little, through
 the L1 ranking). Writes ``benchmarks/results/latency_aware.json``.
 
@@ -29,7 +32,7 @@ from common import machine, save
 
 from bench_realisation import interleaved
 from studio.core import auto_plan, load_model, map_structure
-from studio.core.export.deploy import deploy_model, run_input
+from studio.core.export.deploy import timing_calls
 from studio.core.plan.surgery import apply_plan
 from studio.core.structure.counting import count_model
 
@@ -47,9 +50,7 @@ def bench_arch(arch: str, rounds: int) -> dict:
     lm = load_model(arch)
     s = map_structure(lm)
     size = s.input_size
-    dense, dep = deploy_model(lm.model.eval(), size, channels_last="auto")
-    fmt = "on" if dep["channels_last"] else "off"
-    models, rows = {"dense": dense}, {}
+    models, rows = {"dense": lm.model.eval()}, {}
     for name, kw in VARIANTS.items():
         t0 = time.perf_counter()
         plan = auto_plan(lm, s, "l1", flops_target=TARGET, **kw)
@@ -65,20 +66,29 @@ def bench_arch(arch: str, rounds: int) -> dict:
             "widths_measured": lat.get("measured"),
             "whole": lat.get("whole"),  # the scope's own check against the uniform plan
         }
-        models[name] = deploy_model(m, size, channels_last=fmt)[0]
+        models[name] = m
         print(f"{arch} {name}: FLOPs {rows[name]['flops_ratio']:.3f}, {took:.1f} s", flush=True)
-    calls = {k: (lambda x, m=m: m(run_input(dep, x))) for k, m in models.items()}
+    calls, treatment = {}, {}
+    for runtime, prefix in (("deploy", ""), ("onnxruntime", "ort_")):
+        c, treatment[runtime] = timing_calls(models, size, runtime, torch.get_num_threads())
+        calls |= {(prefix, k): f for k, f in c.items()}
+    rows["dense"] = {"flops_ratio": 1.0}
     for batch in (1, 16):
         t = interleaved(
             calls, size, batch, rounds if batch > 1 else 2 * rounds, 5 if batch == 1 else 1
         )
-        for name, row in rows.items():
-            sp = t["dense"] / t[name]
-            row[f"b{batch}_ms"] = t[name]
-            row[f"b{batch}_speedup"] = sp
-            row[f"b{batch}_realisation"] = sp * row["flops_ratio"]
-        rows.setdefault("dense", {"flops_ratio": 1.0})[f"b{batch}_ms"] = t["dense"]
-    return {"arch": arch, "channels_last": dep["channels_last"], "variants": rows}
+        for prefix in ("", "ort_"):
+            for name, row in rows.items():
+                sp = t[(prefix, "dense")] / t[(prefix, name)]
+                row[f"{prefix}b{batch}_ms"] = t[(prefix, name)]
+                row[f"{prefix}b{batch}_speedup"] = sp
+                row[f"{prefix}b{batch}_realisation"] = sp * row["flops_ratio"]
+    return {
+        "arch": arch,
+        "channels_last": treatment["deploy"]["channels_last"],
+        "onnxruntime": treatment["onnxruntime"]["onnxruntime"],
+        "variants": rows,
+    }
 
 
 def main():
@@ -96,9 +106,10 @@ def main():
                 if k == "dense":
                     continue
                 print(
-                    f"{arch:13s} {k:12s} FLOPs {v['flops_ratio']:.3f}  "
-                    f"b1 x{v['b1_speedup']:.2f} (R {v['b1_realisation']:.2f})  "
-                    f"b16 x{v['b16_speedup']:.2f} (R {v['b16_realisation']:.2f})",
+                    f"{arch:13s} {k:12s} FLOPs {v['flops_ratio']:.3f}  deploy "
+                    f"b1 R {v['b1_realisation']:.2f} b16 R {v['b16_realisation']:.2f}  "
+                    f"onnxruntime b1 R {v['ort_b1_realisation']:.2f} "
+                    f"b16 R {v['ort_b16_realisation']:.2f}",
                     flush=True,
                 )
     save(

@@ -449,18 +449,27 @@ def _latency_aware(r: dict) -> str:
 
 `--scope latency` (`docs/scale-and-deploy.md`) against the FLOPs-only scopes, every plan
 at {r["target"]:.0%} of the FLOPs with channel counts multiples of 16, L1 channel choice. Dense and
-pruned models all get the deploy treatment (the memory format chosen on the dense model);
-batch 1 and 16 timed in interleaved rounds ({r["rounds"]} at batch 16, {2 * r["rounds"]} at
-batch 1), {r["threads"]} threads. "selection" is the whole first run on this machine, the
+pruned models are timed in two runtimes, the same treatment for all in each (`evaluate --latency
+--runtime`): PyTorch under the deploy treatment (BatchNorm folded, the memory format chosen on
+the dense model) and onnxruntime (BatchNorm folded, all graph optimisations). Batch 1 and 16
+timed in interleaved rounds ({r["rounds"]} at batch 16, {2 * r["rounds"]} at batch 1), every
+model of both runtimes in turn, {r["threads"]} threads; R = realisation (speed-up × FLOPs
+kept). "selection" is the whole first run on this machine, the
 layer table measured from empty; "predicted" is the timed layers' share of their dense
 time by the table; "kept" is the scope's own check, timed whole against the uniform plan
 of the same target at its batch (the faster is the plan). Goal (issue #16): ResNet-50 at 50%
 FLOPs realises ≥ 0.85 at batch 1 and ≥ 0.95 at batch 16.
 """,
-        "| model | scope | kept | FLOPs | params | selection | predicted | batch 1 speed-up "
-        "| realisation | batch 16 speed-up | realisation |",
+        "| model | scope | kept | FLOPs | params | selection | predicted | deploy b1 R "
+        "| deploy b16 R | onnxruntime b1 R | onnxruntime b16 R |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+
+    def rr(v, key, bold=False):
+        if key not in v:
+            return "–"
+        return f"**{v[key]:.2f}**" if bold else f"{v[key]:.2f}"
+
     for row in r["rows"]:
         for k, v in row["variants"].items():
             if k == "dense":
@@ -470,9 +479,9 @@ FLOPs realises ≥ 0.85 at batch 1 and ≥ 0.95 at batch 16.
             lines.append(
                 f"| {row['arch']} | {k} | {kept} | {v['flops_ratio']:.3f} | "
                 f"{v['params_ratio']:.2f} | "
-                f"{v['selection_s']:.1f} s | {pred} | {v['b1_speedup']:.2f}x | "
-                f"{v['b1_realisation']:.2f} | {v['b16_speedup']:.2f}x | "
-                f"**{v['b16_realisation']:.2f}** |"
+                f"{v['selection_s']:.1f} s | {pred} | {rr(v, 'b1_realisation')} | "
+                f"{rr(v, 'b16_realisation', True)} | {rr(v, 'ort_b1_realisation')} | "
+                f"{rr(v, 'ort_b16_realisation', True)} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -259,3 +259,11 @@ def test_report_measures_the_original_and_the_model_with_data(tmp_path):
     assert "measured for this report" in page
     r = run("export", str(tmp_path / "half"), "--report", "y.html", "--latency", check=False)
     assert r.returncode == 2 and "needs --data" in r.stderr
+    # the same, both models in onnxruntime; the runtime without --latency is refused
+    args = ["export", str(tmp_path / "half"), "--report", str(tmp_path / "o.html")]
+    run(*args, "--data", "demo:64", "--latency", "--runtime", "onnxruntime", "--threads", "1")
+    assert "onnxruntime (BatchNorm folded" in (tmp_path / "o.html").read_text()
+    r = run(*args, "--runtime", "deploy", check=False)
+    assert r.returncode == 2 and "--runtime is for --latency" in r.stderr
+    r = run("evaluate", "demo", "--data", "demo:64", "--runtime", "deploy", check=False)
+    assert r.returncode == 2 and "give --latency too" in r.stderr

@@ -108,3 +108,47 @@ def test_latency_warns_when_the_spread_is_large_or_the_machine_busy(monkeypatch)
         steady, steady, (1, 4, 4), 0.5, batch_sizes=(1,), threads=1, rounds=3, round_seconds=0.001
     )
     assert any("busy" in w for w in r["warnings"])
+
+
+class _Pair(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+
+    def forward(self, x):
+        return self.conv(x), x
+
+
+def test_latency_in_each_runtime_gives_both_models_the_same_treatment(demo, demo_map):
+    from studio.core import auto_plan
+    from studio.core.errors import StudioError
+    from studio.core.export.deploy import timing_calls
+    from studio.core.plan.surgery import apply_plan
+
+    pruned = apply_plan(
+        demo.model, demo_map, auto_plan(demo, demo_map, "l1", flops_target=0.5, round_to=8)
+    )
+    size = demo_map.input_size
+    x = torch.randn(3, *size)
+    with torch.inference_mode():
+        ref = {"original": demo.model.eval()(x), "pruned": pruned.eval()(x)}
+    for runtime in ("torch", "deploy", "onnxruntime"):
+        calls, rec = timing_calls({"original": demo.model, "pruned": pruned}, size, runtime)
+        assert rec["runtime"] == runtime
+        with torch.inference_mode():
+            for k, f in calls.items():  # the treated models compute what the models do
+                got = torch.as_tensor(f(x.contiguous()))
+                assert torch.allclose(got, ref[k], atol=1e-4), (runtime, k)
+        r = compare_latency(
+            demo.model, pruned, size, 0.5, batch_sizes=(1,), threads=1, rounds=3,
+            round_seconds=0.001, runtime=runtime,
+        )  # fmt: skip
+        assert r["runtime"] == runtime and r["speedup"]["1"] > 0
+    one = measure_latency(pruned, size, batch_sizes=(2,), threads=1, repeats=3, runtime="deploy")
+    assert one["runtime"] == "deploy" and one["batch"]["2"]["median_ms"] > 0
+    with pytest.raises(StudioError, match="timed on the CPU"):
+        compare_latency(demo.model, pruned, size, 0.5, device="cuda", runtime="onnxruntime")
+    with pytest.raises(StudioError, match="runtime is one of"):
+        timing_calls({"m": pruned}, size, "tensorrt")
+    with pytest.raises(StudioError, match="returns a tuple, not one tensor"):
+        timing_calls({"m": _Pair()}, (3, 8, 8), "onnxruntime")

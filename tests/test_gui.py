@@ -672,3 +672,18 @@ def test_autoselect_latency_scope_measures_in_a_job_on_the_button(win, qtbot):
     a.scope.setCurrentText("uniform")
     a.round_to.setValue(1)
     assert a.round_to.value() == 1 and "Time the layers" not in a.apply_btn.toolTip()
+
+
+def test_measure_latency_in_the_runtime_chosen_in_the_model_menu(win, qtbot):
+    s = win.session
+    assert s.latency_runtime == "torch" and win.act_runtime["torch"].isChecked()
+    win.act_runtime["onnxruntime"].trigger()
+    assert s.latency_runtime == "onnxruntime" and not win.act_runtime["torch"].isChecked()
+    job = win.measure_latency()
+    with qtbot.waitSignal(job.finished, timeout=120000):
+        pass
+    lat = s.results["latency"]
+    assert lat["runtime"] == "onnxruntime" and lat["treatment"]["onnxruntime"]
+    assert set(lat["speedup"]) == {"1", "16"}
+    note = win.compare.note
+    assert "Latency in onnxruntime" in note.text() or "onnxruntime" in note.toolTip()

@@ -401,6 +401,7 @@ def evaluate_pair(a, lm, d, base) -> dict:
             latency=a.latency,
             latency_batch=getattr(a, "latency_batch", 16),
             threads=a.threads,
+            runtime=getattr(a, "runtime", "torch"),
             device=device(a),
             batch_size=max(a.batch_size, 128),
         ),
@@ -409,7 +410,10 @@ def evaluate_pair(a, lm, d, base) -> dict:
 
 
 def cmd_evaluate(a) -> int:
+    from studio.core.errors import InputError
 
+    if a.runtime != "torch" and not a.latency:
+        raise InputError("--runtime is the runtime --latency times in: give --latency too")
     lm, _s = load(a)
     d = data(a, lm)
     res = evaluate_pair(a, lm, d, baseline(a, lm))
@@ -436,6 +440,9 @@ def cmd_evaluate(a) -> int:
 
 
 def print_latency(lat: dict) -> None:
+    from studio.core.export import RUNTIME_WORDS
+
+    print(f"  latency in {RUNTIME_WORDS[lat.get('runtime', 'torch')]}:")
     if "pruned" in lat:
         for bs, sp in lat["speedup"].items():
             o, p = lat["original"]["batch"][bs], lat["pruned"]["batch"][bs]
@@ -765,6 +772,8 @@ def cmd_export(a) -> int:
         raise StudioError("--data and --latency measure for --report: give --report FILE too")
     if a.channels_last and not a.deploy:
         raise StudioError("--channels-last is for --deploy: give --deploy FILE.pt2 too")
+    if a.runtime != "torch" and not a.latency:
+        raise StudioError("--runtime is for --latency: give --report FILE --data D --latency")
     outs = [str(Path(p).resolve()) for p in (a.onnx, a.deploy, a.report) if p]
     if len(set(outs)) != len(outs):
         raise StudioError("--onnx, --deploy and --report name the same file; give each its own")

@@ -9,6 +9,7 @@ import math
 
 from studio import __version__
 from studio.core.criteria import ALL as CRITERIA
+from studio.core.export import RUNTIMES
 
 DATA_HELP = (
     "demo (demo:N: another split of its digits), clutter (the harder task), synthetic, "
@@ -20,6 +21,18 @@ MODEL_HELP = (
     "package.module:NAME), 'demo', 'clutter', a checkpoint file, or a folder written by the "
     "studio"
 )
+
+
+def _runtime_arg(p) -> None:
+    p.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="torch",
+        help="with --latency: time both models as they are (torch, default), under the "
+        "deploy treatment of export --deploy (BatchNorm folded, channels-last where faster) "
+        "or exported to ONNX and run in onnxruntime (BatchNorm folded, all graph "
+        "optimisations) -- the same treatment for both",
+    )
 
 
 def _number(kind, lo=None, hi=None, lo_open=False, hi_open=False):
@@ -281,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threads", type=_number(int, 1, 1024), default=None, help="CPU threads for latency"
     )
+    _runtime_arg(p)
     p.add_argument(
         "--baseline",
         metavar="MODEL",
@@ -395,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="for --report: time the original and this model side by side",
     )
+    _runtime_arg(p)
     p.add_argument("--threads", type=_number(int, 1, 1024), default=None, help=argparse.SUPPRESS)
 
     p = sub.add_parser(

@@ -378,9 +378,11 @@ def evaluate(
     device="cpu",
     batch_size: int = 128,
     cancel: CancelToken | None = None,
+    runtime: str = "torch",
 ) -> Events:
     """Top-1/top-5/loss of ``lm`` (and of ``baseline``) on the validation split, their
-    cost, the change, and -- with ``latency`` -- measured latency side by side."""
+    cost, the change, and -- with ``latency`` -- measured latency side by side, both models
+    under ``runtime`` (torch, deploy or onnxruntime: ``export.deploy.timing_calls``)."""
     from studio.core.train.data import loader
     from studio.core.train.evaluate import compare_latency, measure_latency
     from studio.core.train.evaluate import evaluate as run_eval
@@ -407,7 +409,7 @@ def evaluate(
         }
     if latency:
         yield progress(0, 1, "measuring latency")
-        kw = dict(batch_sizes=(1, latency_batch), device=device, threads=threads)
+        kw = dict(batch_sizes=(1, latency_batch), device=device, threads=threads, runtime=runtime)
         if baseline is not None:
             res["latency"] = compare_latency(
                 baseline.model, lm.model, lm.input_size, res["change"]["flops_ratio"], **kw

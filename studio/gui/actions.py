@@ -30,11 +30,11 @@ def _evaluate(original, current, spec: str, cancel=None):
     return res
 
 
-def _latency(original, current, flops_ratio: float, cancel=None):
+def _latency(original, current, flops_ratio: float, runtime: str = "torch", cancel=None):
     from studio.core.jobs import progress
     from studio.core.train.evaluate import compare_latency
 
-    yield progress(0, 1, "measuring latency (dense and pruned, interleaved)")
+    yield progress(0, 1, f"measuring latency in {runtime} (dense and pruned, interleaved)")
     return compare_latency(
         original.model,
         current.model,
@@ -43,6 +43,7 @@ def _latency(original, current, flops_ratio: float, cancel=None):
         batch_sizes=(1, 16),
         threads=worker_threads(),
         cancel=cancel,
+        runtime=runtime,
     )
 
 
@@ -292,6 +293,7 @@ class Actions(QObject):
             s.original,
             s.lm,
             ratio,
+            s.latency_runtime,
             on_done=lambda lat: s.set_results(latency=lat),
         )
 

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -29,6 +29,7 @@ from superqt.utils import qthrottled
 
 from studio.core import criteria
 from studio.core.errors import StudioError
+from studio.core.export import RUNTIME_WORDS, RUNTIMES
 from studio.core.model.request import ModelRequest
 from studio.gui import dialogs, recent
 from studio.gui import help as help_menu
@@ -236,6 +237,21 @@ class MainWindow(QMainWindow):
             a.setToolTip(tip)
         return a
 
+    def _runtime_menu(self, menu) -> None:
+        """Model ▸ Latency runtime: what Measure latency times both models in."""
+        sub = menu.addMenu("Latency &runtime")
+        group = QActionGroup(self)
+        self.act_runtime = {}
+        labels = {"torch": "&PyTorch", "deploy": "&Deploy treatment", "onnxruntime": "&onnxruntime"}
+        for name in RUNTIMES:
+            a = QAction(labels[name], self, checkable=True)
+            a.setStatusTip(f"Measure latency in {RUNTIME_WORDS[name]}")
+            a.setChecked(name == self.session.latency_runtime)
+            a.triggered.connect(lambda _c=False, n=name: self.session.set_latency_runtime(n))
+            group.addAction(a)
+            sub.addAction(a)
+            self.act_runtime[name] = a
+
     def _build_actions(self) -> None:
         m = self.menuBar()
         f = m.addMenu("&File")
@@ -330,6 +346,8 @@ class MainWindow(QMainWindow):
             self.act_revert,
         ):
             md.addAction(a)
+            if a is self.act_latency:
+                self._runtime_menu(md)
         v = m.addMenu("&View")
         for d in self.docks.values():
             v.addAction(d.toggleViewAction())

@@ -78,6 +78,7 @@ class Session(QObject):
         self.runs: list[dict] = []  # fine-tuning runs (their epoch events), for the charts
         self.results: dict = {}
         self.data_spec: str | None = None
+        self.latency_runtime = "torch"  # what Measure latency times in (export.RUNTIMES)
         self.exported = True  # the working model was exported since it last changed
         self.undo_stack = QUndoStack(self)
         self._predicted = None
@@ -158,6 +159,15 @@ class Session(QObject):
     def set_data(self, spec: str | None) -> None:
         self.data_spec = spec or None
         self.dataChanged.emit(self.data_spec or "")
+
+    def set_latency_runtime(self, name: str) -> None:
+        """What Measure latency times both models in (one of ``export.RUNTIMES``); the
+        latency already measured keeps saying which runtime it was measured in."""
+        from studio.core.export import RUNTIMES
+
+        if name not in RUNTIMES:
+            raise ValueError(f"unknown runtime {name!r}")
+        self.latency_runtime = name
 
     # -- results ------------------------------------------------------------------------
     def set_results(self, **results) -> None:

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from studio.core.errors import StudioError
+from studio.core.export import RUNTIMES
 from studio.core.io import atomic_write_bytes
 from studio.core.outputs import check_file
 
@@ -52,6 +53,14 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int, str]:
         return m, 0, f"BatchNorm not folded: the model does not trace with torch.fx ({first})"
     after = sum(isinstance(x, nn.modules.batchnorm._BatchNorm) for x in fused.modules())
     return fused, before - after, ""
+
+
+def _one_tensor(out) -> None:
+    if not isinstance(out, torch.Tensor):
+        raise StudioError(
+            f"the model returns a {type(out).__name__}, not one tensor: the deploy treatment "
+            f"needs a model whose forward returns its logits"
+        )
 
 
 def _median_ms(model: nn.Module, x: torch.Tensor, calls: int) -> float:
@@ -81,11 +90,7 @@ def deploy_model(model: nn.Module, input_size, channels_last: str = "auto", call
             got = treated(x)
     finally:
         model.train(was_training)
-    if not isinstance(ref, torch.Tensor):
-        raise StudioError(
-            f"the model returns a {type(ref).__name__}, not one tensor: the deploy export "
-            f"needs a model whose forward returns its logits"
-        )
+    _one_tensor(ref)
     diff = float((got - ref).abs().max())
     if diff > 1e-4 * max(1.0, float(ref.abs().max())):
         raise StudioError(f"folding BatchNorm changed the outputs by {diff:.2e}; not used")
@@ -134,6 +139,52 @@ def deploy_model(model: nn.Module, input_size, channels_last: str = "auto", call
             )
         )
     return treated, info
+
+
+def timing_calls(models: dict, input_size, runtime: str = "torch", threads: int | None = None):
+    """``models`` (name -> nn.Module, the first the reference) made ready to be timed
+    under ``runtime``, each as a function of a contiguous input tensor; and a record of
+    what was done. The same treatment for every model:
+
+    - ``torch``: the models as they are (eval);
+    - ``deploy``: the deploy treatment of ``export --deploy`` (BatchNorm folded; the memory
+      format the first model runs faster in, for all);
+    - ``onnxruntime``: BatchNorm folded, exported to ONNX and run in an onnxruntime CPU
+      session with all graph optimisations (what ``export --deploy --onnx`` ships), checked
+      against PyTorch; its threads do not spin between calls, so models timed in turn do
+      not slow each other.
+    """
+    if runtime not in RUNTIMES:
+        raise StudioError(f"the runtime is one of {', '.join(RUNTIMES)}, not {runtime!r}")
+    if runtime == "torch":
+        return {k: m.eval() for k, m in models.items()}, {"runtime": "torch"}
+    if runtime == "deploy":
+        first, *rest = models
+        ref, info = deploy_model(models[first], input_size, channels_last="auto")
+        fmt = "on" if info["channels_last"] else "off"
+        treated = {first: ref} | {
+            k: deploy_model(models[k], input_size, channels_last=fmt)[0] for k in rest
+        }
+        calls = {k: (lambda x, m=m: m(run_input(info, x))) for k, m in treated.items()}
+        record = {"runtime": "deploy", "channels_last": info["channels_last"]}
+        if info["note"]:
+            record["note"] = info["note"]
+        return calls, record
+    import onnxruntime as ort
+
+    from studio.core.export.onnx import check_session, onnx_bytes, session
+
+    calls = {}
+    x = torch.randn(2, *input_size)
+    for k, m in models.items():
+        m = fold_batchnorm(m)[0]
+        with torch.inference_mode():
+            _one_tensor(m(x))
+        sess = session(onnx_bytes(m, input_size), threads, spinning=False)
+        check_session(sess, m, x, 1e-4, f"the {k} model in onnxruntime")
+        calls[k] = lambda x, sess=sess: sess.run(None, {"input": x.numpy()})[0]
+    record = {"runtime": "onnxruntime", "onnxruntime": ort.__version__}
+    return calls, record
 
 
 BLOCK = 16  # channel blocking of oneDNN's channels-last CPU kernels that pays off

@@ -16,6 +16,7 @@ import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from studio.core.export import RUNTIME_WORDS
 from studio.core.io import atomic_write_text
 from studio.core.outputs import check_file
 
@@ -264,7 +265,8 @@ def headline(d: ReportData) -> list[tuple[str, str, str]]:
         p = lat["pruned"]["batch"][bs]["median_ms"]
         detail = (
             f"{o:.2f} ms → {p:.2f} ms at batch {bs} (IQR of the ratio {q1:.2f}–{q3:.2f}; "
-            f"{lat['pruned'].get('device', 'cpu')}, {lat['pruned'].get('threads', '?')} threads)"
+            f"{lat['pruned'].get('device', 'cpu')}, {lat['pruned'].get('threads', '?')} threads, "
+            f"{RUNTIME_WORDS.get(lat.get('runtime', 'torch'), '?')})"
         )
         if lat.get("warnings"):
             n = len(lat["warnings"])
@@ -378,7 +380,9 @@ def render_html(d: ReportData) -> str:
         notes += [f"Latency: {w}" for w in lat["warnings"]]
     if lat:
         notes.append(
-            f"Latency: both models timed interleaved in {lat.get('rounds', '?')} rounds; "
+            f"Latency: both models timed in "
+            f"{RUNTIME_WORDS.get(lat.get('runtime', 'torch'), '?')}, interleaved in "
+            f"{lat.get('rounds', '?')} rounds; "
             f"median and quartiles of the per-round times; speed-up = median of the per-round "
             f"ratios; load average {_num(lat.get('load_average'))} on {lat.get('cpus', '?')} CPUs."
         )

@@ -114,6 +114,20 @@ def _threads(n: int | None):
         torch.set_num_threads(old)
 
 
+def _timing_calls(models: dict, input_size, runtime: str, device: torch.device):
+    """The models as functions of the input, under ``runtime``, on ``device``."""
+    from studio.core.errors import StudioError
+    from studio.core.export.deploy import timing_calls
+
+    if runtime != "torch" and device.type != "cpu":
+        raise StudioError(
+            f"the {runtime} runtime is timed on the CPU; give --device cpu, or the torch "
+            f"runtime on {device.type}"
+        )
+    models = {k: m.eval().to(device) for k, m in models.items()}
+    return timing_calls(models, input_size, runtime, torch.get_num_threads())
+
+
 def measure_latency(
     model: nn.Module,
     input_size,
@@ -123,15 +137,21 @@ def measure_latency(
     warmup: int = 5,
     repeats: int = 20,
     min_seconds: float = 0.0,
+    runtime: str = "torch",
 ) -> dict:
-    """Median forward time in ms per batch size (CPU: fixed thread count; CUDA: synchronized).
+    """Median forward time in ms per batch size (CPU: fixed thread count; CUDA: synchronized)
+    under ``runtime`` (see ``export.deploy.timing_calls``).
 
-    Returns ``{"device", "threads", "batch": {bs: {"median_ms", "p90_ms", "per_image_ms"}}}``.
+    Returns ``{"device", "threads", "runtime", "treatment", "batch": {bs: {"median_ms",
+    "p90_ms", "per_image_ms"}}}``.
     """
     device = torch.device(device)
-    model = model.eval().to(device)
     res = {"device": str(device), "threads": threads or torch.get_num_threads(), "batch": {}}
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    with _threads(threads):
+        calls, res["treatment"] = _timing_calls({"model": model}, input_size, runtime, device)
+    model = calls["model"]
+    res["runtime"] = runtime
     with _threads(threads), torch.inference_mode():
         for bs in batch_sizes:
             x = torch.randn(bs, *input_size, device=device)
@@ -206,15 +226,21 @@ def compare_latency(
     round_seconds: float = 0.08,
     warmup: int = 3,
     cancel: CancelToken | None = None,
+    runtime: str = "torch",
 ) -> dict:
     """Latency of both models measured *interleaved*: in each of ``rounds`` rounds the two
     models run back to back (in alternating order) for about ``round_seconds`` each, so a
     busy machine slows both alike. Reports per model the median and the quartiles of the
     per-round times, the speed-up (median of the per-round ratios, with its quartiles) and
     the *realisation* = speed-up / FLOPs reduction (1.0 is the physical ideal), the thread
-    count and the load, and warnings when the spread is large or the machine busy."""
+    count and the load, and warnings when the spread is large or the machine busy.
+    ``runtime``: both models get the same treatment before they are timed (``torch``: none;
+    ``deploy``, ``onnxruntime``: see ``export.deploy.timing_calls``; on the CPU)."""
     device = torch.device(device)
-    models = {"original": original.eval().to(device), "pruned": pruned.eval().to(device)}
+    with _threads(threads):
+        models, treatment = _timing_calls(
+            {"original": original, "pruned": pruned}, input_size, runtime, device
+        )
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     load_before, cpus = _load()
     n_threads = threads or torch.get_num_threads()
@@ -228,6 +254,7 @@ def compare_latency(
     }
     for key in models:
         out[key] = {"device": str(device), "threads": n_threads, "batch": {}}
+    out["runtime"], out["treatment"] = runtime, treatment
     with _threads(threads), torch.inference_mode():
         for bs in batch_sizes:
             x = torch.randn(bs, *input_size, device=device)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.export import RUNTIME_WORDS
 from studio.core.export.report import acc, change, count, megabytes, model_bytes, points, ratio
 from studio.gui.views.plotting import LabelAxis
 
@@ -163,9 +164,10 @@ class CompareView(QWidget):
         lat = self.session.results.get("latency")
         if lat:
             bs = sorted(lat["speedup"], key=int)
+            runtime = RUNTIME_WORDS.get(lat.get("runtime", "torch"), "?")
             text = (
                 f"Latency: {lat['pruned']['device']}, {lat['pruned']['threads']} threads, "
-                f"batch sizes {', '.join(bs)}; both models timed interleaved in "
+                f"{runtime}, batch sizes {', '.join(bs)}; both models timed interleaved in "
                 f"{lat.get('rounds', '?')} rounds: median (quartiles). Speed-up: median of the "
                 f"per-round ratios. Realisation = measured speed-up ÷ FLOPs ratio (100% is the "
                 f"physical ideal). Load average {lat.get('load_average') or 0:.2f} on "
@@ -181,7 +183,8 @@ class CompareView(QWidget):
                 self.note.setToolTip("Caution: " + "; ".join(warn) + "\n\n" + text)
             else:
                 self.note.setText(
-                    f"Latency: {html.escape(str(lat['pruned']['device']))}, "
+                    f"Latency in {html.escape(lat.get('runtime', 'torch'))}: "
+                    f"{html.escape(str(lat['pruned']['device']))}, "
                     f"{lat['pruned']['threads']} threads, median of interleaved rounds "
                     f"(hover for how it is measured)"
                 )
