@@ -11,12 +11,15 @@ Every variant and the dense model are timed in two runtimes, each with the same 
 for all (``evaluate --latency --runtime``, ``export.deploy.timing_calls``): PyTorch under the
 deploy treatment of ``export --deploy`` (BatchNorm folded; the memory format chosen on the
 dense model, used for all), and onnxruntime (BatchNorm folded, exported to ONNX, all graph
-optimisations, threads not spinning between calls). Batch 1 and 16, interleaved rounds
-(all ten models in turn), median. Realisation = speed-up x FLOPs kept.
+optimisations, threads not spinning between calls). Each plan is timed against the dense
+model the way ``evaluate --latency --runtime R`` does it (``compare_latency``: the two in
+turn, ``--rounds`` rounds per batch size, the speed-up the median of the per-round ratios,
+so that a slow spell of this shared machine hits both). Batch 1 and 16. Realisation =
+speed-up x FLOPs kept.
 Random initial weights: latency does not depend on them (the plans do, a little, through
 the L1 ranking). Writes ``benchmarks/results/latency_aware.json``.
 
-    python benchmarks/bench_latency_aware.py [--archs resnet50,...] [--rounds 5]
+    python benchmarks/bench_latency_aware.py [--archs resnet50,...] [--rounds 15]
 """
 
 from __future__ import annotations
@@ -30,9 +33,8 @@ import torch
 
 from common import machine, save
 
-from bench_realisation import interleaved
 from studio.core import auto_plan, load_model, map_structure
-from studio.core.export.deploy import timing_calls
+from studio.core.train.evaluate import compare_latency
 from studio.core.plan.surgery import apply_plan
 from studio.core.structure.counting import count_model
 
@@ -68,21 +70,32 @@ def bench_arch(arch: str, rounds: int) -> dict:
         }
         models[name] = m
         print(f"{arch} {name}: FLOPs {rows[name]['flops_ratio']:.3f}, {took:.1f} s", flush=True)
-    calls, treatment = {}, {}
-    for runtime, prefix in (("deploy", ""), ("onnxruntime", "ort_")):
-        c, treatment[runtime] = timing_calls(models, size, runtime, torch.get_num_threads())
-        calls |= {(prefix, k): f for k, f in c.items()}
     rows["dense"] = {"flops_ratio": 1.0}
-    for batch in (1, 16):
-        t = interleaved(
-            calls, size, batch, rounds if batch > 1 else 2 * rounds, 5 if batch == 1 else 1
-        )
-        for prefix in ("", "ort_"):
-            for name, row in rows.items():
-                sp = t[(prefix, "dense")] / t[(prefix, name)]
-                row[f"{prefix}b{batch}_ms"] = t[(prefix, name)]
-                row[f"{prefix}b{batch}_speedup"] = sp
-                row[f"{prefix}b{batch}_realisation"] = sp * row["flops_ratio"]
+    treatment = {}
+    for runtime, prefix in (("deploy", ""), ("onnxruntime", "ort_")):
+        for name, m in models.items():
+            if name == "dense":
+                continue
+            row = rows[name]
+            # what `evaluate --latency --runtime` does: the dense model and this one under
+            # the same treatment, timed in turn, median of the per-round speed-ups
+            r = compare_latency(
+                models["dense"], m, size, row["flops_ratio"], batch_sizes=(1, 16),
+                rounds=rounds, runtime=runtime,
+            )  # fmt: skip
+            treatment[runtime] = r["treatment"]
+            for b in ("1", "16"):
+                row[f"{prefix}b{b}_ms"] = r["pruned"]["batch"][b]["median_ms"]
+                row[f"{prefix}b{b}_speedup"] = r["speedup"][b]
+                row[f"{prefix}b{b}_speedup_iqr"] = r["speedup_iqr"][b]
+                row[f"{prefix}b{b}_realisation"] = r["realisation"][b]
+                rows["dense"].setdefault(f"{prefix}b{b}_ms", r["original"]["batch"][b]["median_ms"])
+            row[f"{prefix}warnings"] = r["warnings"]
+            print(
+                f"{arch} {name} {runtime}: R b1 {r['realisation']['1']:.2f} "
+                f"b16 {r['realisation']['16']:.2f}",
+                flush=True,
+            )
     return {
         "arch": arch,
         "channels_last": treatment["deploy"]["channels_last"],
@@ -94,7 +107,7 @@ def bench_arch(arch: str, rounds: int) -> dict:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--archs", default=",".join(ARCHS))
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=15)
     a = ap.parse_args()
     res = []
     with tempfile.TemporaryDirectory() as tmp:

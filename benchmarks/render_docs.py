@@ -451,10 +451,11 @@ def _latency_aware(r: dict) -> str:
 at {r["target"]:.0%} of the FLOPs with channel counts multiples of 16, L1 channel choice. Dense and
 pruned models are timed in two runtimes, the same treatment for all in each (`evaluate --latency
 --runtime`): PyTorch under the deploy treatment (BatchNorm folded, the memory format chosen on
-the dense model) and onnxruntime (BatchNorm folded, all graph optimisations). Batch 1 and 16
-timed in interleaved rounds ({r["rounds"]} at batch 16, {2 * r["rounds"]} at batch 1), every
-model of both runtimes in turn, {r["threads"]} threads; R = realisation (speed-up × FLOPs
-kept). "selection" is the whole first run on this machine, the
+the dense model) and onnxruntime (BatchNorm folded, all graph optimisations). Each plan is
+timed against the dense model as `evaluate --latency --runtime R` does it: the two in turn
+for {r["rounds"]} rounds per batch size, the speed-up the median of the per-round ratios
+(its interquartile range in brackets, as realisations), {r["threads"]} threads; R = realisation
+(speed-up × FLOPs kept). "selection" is the whole first run on this machine, the
 layer table measured from empty; "predicted" is the timed layers' share of their dense
 time by the table; "kept" is the scope's own check, timed whole against the uniform plan
 of the same target at its batch (the faster is the plan). Goal (issue #16): ResNet-50 at 50%
@@ -468,7 +469,11 @@ FLOPs realises ≥ 0.85 at batch 1 and ≥ 0.95 at batch 16.
     def rr(v, key, bold=False):
         if key not in v:
             return "–"
-        return f"**{v[key]:.2f}**" if bold else f"{v[key]:.2f}"
+        text = f"**{v[key]:.2f}**" if bold else f"{v[key]:.2f}"
+        iqr = v.get(key.replace("realisation", "speedup_iqr"))
+        if iqr:  # the speed-up's quartiles, as realisations
+            text += f" ({iqr[0] * v['flops_ratio']:.2f}–{iqr[1] * v['flops_ratio']:.2f})"
+        return text
 
     for row in r["rows"]:
         for k, v in row["variants"].items():

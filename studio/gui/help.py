@@ -79,8 +79,9 @@ tensors). With Model ▸ Reconstruct consumers when pruning ticked, the layers t
 removed channels are refit by least squares to the original's outputs (needs data): far
 better accuracy before any fine-tuning.</li>
 <li><b>Recover and measure</b>: choose Model ▸ Data source (the demo uses its digits), then
-Fine-tune (Ctrl+T), Evaluate (Ctrl+E) and Measure latency. Compare shows original vs
-current with the spread of the timings.</li>
+Fine-tune (Ctrl+T), Evaluate (Ctrl+E) and Measure latency (in the runtime chosen in
+Model ▸ Latency runtime: PyTorch, the deploy treatment or onnxruntime). Compare shows
+original vs current with the spread of the timings.</li>
 <li><b>Share</b>: File ▸ Export the pruned model, ONNX, a recipe that replays the session
 headless (<code>pruning-studio run --recipe FILE</code>) or a report (HTML or PDF).</li>
 </ol>

@@ -180,7 +180,10 @@ def timing_calls(models: dict, input_size, runtime: str = "torch", threads: int 
         m = fold_batchnorm(m)[0]
         with torch.inference_mode():
             _one_tensor(m(x))
-        sess = session(onnx_bytes(m, input_size), threads, spinning=False)
+        try:
+            sess = session(onnx_bytes(m, input_size), threads, spinning=False)
+        except StudioError as e:
+            raise StudioError(f"the {k} model cannot be timed in onnxruntime: {e}") from None
         check_session(sess, m, x, 1e-4, f"the {k} model in onnxruntime")
         calls[k] = lambda x, sess=sess: sess.run(None, {"input": x.numpy()})[0]
     record = {"runtime": "onnxruntime", "onnxruntime": ort.__version__}
