@@ -148,6 +148,11 @@ def test_latency_in_each_runtime_gives_both_models_the_same_treatment(demo, demo
     assert one["runtime"] == "deploy" and one["batch"]["2"]["median_ms"] > 0
     with pytest.raises(StudioError, match="timed on the CPU"):
         compare_latency(demo.model, pruned, size, 0.5, device="cuda", runtime="onnxruntime")
+    # widths off the runtime's blocks are named: onnxruntime runs such a model slowly
+    odd = apply_plan(demo.model, demo_map, auto_plan(demo, demo_map, "l1", flops_target=0.5))
+    assert "note" not in timing_calls({"o": demo.model, "p": pruned}, size, "onnxruntime")[1]
+    rec = timing_calls({"o": demo.model, "p": odd}, size, "onnxruntime")[1]
+    assert rec["note"].startswith("the p model:") and "not multiples of 8" in rec["note"]
     with pytest.raises(StudioError, match="runtime is one of"):
         timing_calls({"m": pruned}, size, "tensorrt")
     with pytest.raises(StudioError, match="returns a tuple, not one tensor"):

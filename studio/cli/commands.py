@@ -456,6 +456,8 @@ def print_latency(lat: dict) -> None:
                 f"  latency batch {bs}: {v['median_ms']:.2f} ms ({lat['device']}, "
                 f"{lat['threads']} threads)"
             )
+    if (lat.get("treatment") or {}).get("note"):
+        print(f"  note: {lat['treatment']['note']}")
     for w in lat.get("warnings", []):
         print(f"  warning: {w}")
 

@@ -158,21 +158,25 @@ def timing_calls(models: dict, input_size, runtime: str = "torch", threads: int 
         raise StudioError(f"the runtime is one of {', '.join(RUNTIMES)}, not {runtime!r}")
     if runtime == "torch":
         return {k: m.eval() for k, m in models.items()}, {"runtime": "torch"}
+    notes = []
     if runtime == "deploy":
         first, *rest = models
         ref, info = deploy_model(models[first], input_size, channels_last="auto")
         fmt = "on" if info["channels_last"] else "off"
-        treated = {first: ref} | {
-            k: deploy_model(models[k], input_size, channels_last=fmt)[0] for k in rest
-        }
+        treated = {first: ref}
+        for k in rest:
+            treated[k], their = deploy_model(models[k], input_size, channels_last=fmt)
+            notes.append(f"the {k} model: {their['note']}" if their["note"] else "")
         calls = {k: (lambda x, m=m: m(run_input(info, x))) for k, m in treated.items()}
         record = {"runtime": "deploy", "channels_last": info["channels_last"]}
         if info["note"]:
-            record["note"] = info["note"]
+            notes.insert(0, f"the {first} model: {info['note']}")
+        if any(notes):
+            record["note"] = "; ".join(filter(None, notes))
         return calls, record
     import onnxruntime as ort
 
-    from studio.core.export.onnx import check_session, onnx_bytes, session
+    from studio.core.export.onnx import check_session, onnx_bytes, session, width_hint
 
     calls = {}
     x = torch.randn(2, *input_size)
@@ -186,7 +190,12 @@ def timing_calls(models: dict, input_size, runtime: str = "torch", threads: int 
             raise StudioError(f"the {k} model cannot be timed in onnxruntime: {e}") from None
         check_session(sess, m, x, 1e-4, f"the {k} model in onnxruntime")
         calls[k] = lambda x, sess=sess: sess.run(None, {"input": x.numpy()})[0]
+        hint = width_hint(m)
+        if hint:
+            notes.append(f"the {k} model: {hint}")
     record = {"runtime": "onnxruntime", "onnxruntime": ort.__version__}
+    if notes:
+        record["note"] = "; ".join(notes)
     return calls, record
 
 

@@ -173,6 +173,9 @@ class CompareView(QWidget):
                 f"physical ideal). Load average {lat.get('load_average') or 0:.2f} on "
                 f"{lat.get('cpus', '?')} CPUs."
             )
+            treated = (lat.get("treatment") or {}).get("note")
+            if treated:
+                text += f"\n\nNote: {treated}"
             warn = lat.get("warnings") or []
             # One line here (the panel is short on a laptop); the whole story on hover.
             if warn:
@@ -186,7 +189,11 @@ class CompareView(QWidget):
                     f"Latency in {html.escape(lat.get('runtime', 'torch'))}: "
                     f"{html.escape(str(lat['pruned']['device']))}, "
                     f"{lat['pruned']['threads']} threads, median of interleaved rounds "
-                    f"(hover for how it is measured)"
+                    + (
+                        "<b>· a note on the treatment</b> (hover)"
+                        if treated
+                        else "(hover for how it is measured)"
+                    )
                 )
                 self.note.setToolTip(text)
         elif self.session.results.get("eval_current"):
