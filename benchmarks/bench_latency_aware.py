@@ -91,6 +91,7 @@ def bench_arch(arch: str, rounds: int) -> dict:
                 row[f"{prefix}b{b}_realisation"] = r["realisation"][b]
                 rows["dense"].setdefault(f"{prefix}b{b}_ms", r["original"]["batch"][b]["median_ms"])
             row[f"{prefix}warnings"] = r["warnings"]
+            row[f"{prefix}treatment"] = r["treatment"]  # the memory format, per comparison
             print(
                 f"{arch} {name} {runtime}: R b1 {r['realisation']['1']:.2f} "
                 f"b16 {r['realisation']['16']:.2f}",

@@ -1,5 +1,6 @@
 """Evaluation by hand count, latency measurement and realisation."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -110,6 +111,25 @@ def test_latency_warns_when_the_spread_is_large_or_the_machine_busy(monkeypatch)
     assert any("busy" in w for w in r["warnings"])
 
 
+class _FixedBatch(nn.Module):
+    """Traces to a graph whose batch is fixed at 1: exports, then fails at batch 2."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return self.conv(x).reshape(int(x.shape[0]), -1)
+
+
+class _FixedBatchCat(_FixedBatch):
+    """Exports with a batch-1 constant that onnxruntime cannot concatenate at batch 2."""
+
+    def forward(self, x):
+        y = self.conv(x)
+        return torch.cat([y, torch.zeros(int(x.shape[0]), *y.shape[1:])], 1).flatten(1)
+
+
 class _Pair(nn.Module):
     def __init__(self):
         super().__init__()
@@ -135,10 +155,13 @@ def test_latency_in_each_runtime_gives_both_models_the_same_treatment(demo, demo
     for runtime in ("torch", "deploy", "onnxruntime"):
         calls, rec = timing_calls({"original": demo.model, "pruned": pruned}, size, runtime)
         assert rec["runtime"] == runtime
+        assert ("channels_last" in rec) == (runtime == "deploy")
+        assert bool(rec.get("onnxruntime")) == (runtime == "onnxruntime")
         with torch.inference_mode():
             for k, f in calls.items():  # the treated models compute what the models do
-                got = torch.as_tensor(f(x.contiguous()))
-                assert torch.allclose(got, ref[k], atol=1e-4), (runtime, k)
+                out = f(x.contiguous())
+                assert isinstance(out, np.ndarray) == (runtime == "onnxruntime")
+                assert torch.allclose(torch.as_tensor(out), ref[k], atol=1e-4), (runtime, k)
         r = compare_latency(
             demo.model, pruned, size, 0.5, batch_sizes=(1,), threads=1, rounds=3,
             round_seconds=0.001, runtime=runtime,
@@ -146,8 +169,12 @@ def test_latency_in_each_runtime_gives_both_models_the_same_treatment(demo, demo
         assert r["runtime"] == runtime and r["speedup"]["1"] > 0
     one = measure_latency(pruned, size, batch_sizes=(2,), threads=1, repeats=3, runtime="deploy")
     assert one["runtime"] == "deploy" and one["batch"]["2"]["median_ms"] > 0
-    with pytest.raises(StudioError, match="timed on the CPU"):
-        compare_latency(demo.model, pruned, size, 0.5, device="cuda", runtime="onnxruntime")
+    # the CPU runtimes run on the CPU whatever the device asked (a GPU model is copied)
+    r = compare_latency(
+        demo.model, pruned, size, 0.5, batch_sizes=(1,), device="cuda", rounds=1,
+        round_seconds=0.001, runtime="onnxruntime",
+    )  # fmt: skip
+    assert r["original"]["device"] == "cpu"
     # widths off the runtime's blocks are named: onnxruntime runs such a model slowly
     odd = apply_plan(demo.model, demo_map, auto_plan(demo, demo_map, "l1", flops_target=0.5))
     assert "note" not in timing_calls({"o": demo.model, "p": pruned}, size, "onnxruntime")[1]
@@ -155,5 +182,13 @@ def test_latency_in_each_runtime_gives_both_models_the_same_treatment(demo, demo
     assert rec["note"].startswith("the p model:") and "not multiples of 8" in rec["note"]
     with pytest.raises(StudioError, match="runtime is one of"):
         timing_calls({"m": pruned}, size, "tensorrt")
-    with pytest.raises(StudioError, match="returns a tuple, not one tensor"):
+    with pytest.raises(StudioError, match="the model returns a tuple, not one tensor.*torch"):
         timing_calls({"m": _Pair()}, (3, 8, 8), "onnxruntime")
+    with pytest.raises(
+        StudioError, match="the original model in onnxruntime gives an output of shape"
+    ):
+        timing_calls({"original": _FixedBatch(), "pruned": _FixedBatch()}, (3, 8, 8), "onnxruntime")
+    with pytest.raises(StudioError, match=r"^the model in onnxruntime fails: \[ONNXRuntimeError\]"):
+        timing_calls({"m": _FixedBatchCat()}, (3, 8, 8), "onnxruntime")
+    with pytest.raises(StudioError, match="the model returns a tuple.*--runtime torch"):
+        timing_calls({"m": _Pair()}, (3, 8, 8), "deploy")

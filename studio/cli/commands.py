@@ -442,7 +442,11 @@ def cmd_evaluate(a) -> int:
 def print_latency(lat: dict) -> None:
     from studio.core.export import RUNTIME_WORDS
 
-    print(f"  latency in {RUNTIME_WORDS[lat.get('runtime', 'torch')]}:")
+    treatment = lat.get("treatment") or {}
+    layout = ""
+    if "channels_last" in treatment:
+        layout = f", channels-last {'on' if treatment['channels_last'] else 'off'}"
+    print(f"  latency in {RUNTIME_WORDS[lat.get('runtime', 'torch')]}{layout}:")
     if "pruned" in lat:
         for bs, sp in lat["speedup"].items():
             o, p = lat["original"]["batch"][bs], lat["pruned"]["batch"][bs]
@@ -456,8 +460,8 @@ def print_latency(lat: dict) -> None:
                 f"  latency batch {bs}: {v['median_ms']:.2f} ms ({lat['device']}, "
                 f"{lat['threads']} threads)"
             )
-    if (lat.get("treatment") or {}).get("note"):
-        print(f"  note: {lat['treatment']['note']}")
+    if treatment.get("note"):
+        print(f"  note: {treatment['note']}")
     for w in lat.get("warnings", []):
         print(f"  warning: {w}")
 

@@ -55,12 +55,21 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int, str]:
     return fused, before - after, ""
 
 
-def _one_tensor(out) -> None:
+def _one_tensor(out, what: str = "the model", then: str = "") -> None:
     if not isinstance(out, torch.Tensor):
         raise StudioError(
-            f"the model returns a {type(out).__name__}, not one tensor: the deploy treatment "
-            f"needs a model whose forward returns its logits"
+            f"{what} returns a {type(out).__name__}, not one tensor: the deploy treatment "
+            f"needs a model whose forward returns its logits{then}"
         )
+
+
+def _run(model: nn.Module, x: torch.Tensor, what: str = "the model"):
+    """``model(x)``, a failure one line."""
+    try:
+        with torch.inference_mode():
+            return model(x)
+    except Exception as e:  # noqa: BLE001 - the model's own code
+        raise StudioError(f"{what} fails on a batch of {len(x)}: {_first(e)}") from None
 
 
 def _median_ms(model: nn.Module, x: torch.Tensor, calls: int) -> float:
@@ -85,9 +94,8 @@ def deploy_model(model: nn.Module, input_size, channels_last: str = "auto", call
     was_training = model.training
     try:
         model.eval()
-        with torch.inference_mode():
-            ref = model(x)
-            got = treated(x)
+        ref = _run(model, x)
+        got = _run(treated, x, "the model with BatchNorm folded")
     finally:
         model.train(was_training)
     _one_tensor(ref)
@@ -141,7 +149,9 @@ def deploy_model(model: nn.Module, input_size, channels_last: str = "auto", call
     return treated, info
 
 
-def timing_calls(models: dict, input_size, runtime: str = "torch", threads: int | None = None):
+def timing_calls(
+    models: dict, input_size, runtime: str = "torch", threads: int | None = None, cancel=None
+):
     """``models`` (name -> nn.Module, the first the reference) made ready to be timed
     under ``runtime``, each as a function of a contiguous input tensor; and a record of
     what was done. The same treatment for every model:
@@ -151,61 +161,90 @@ def timing_calls(models: dict, input_size, runtime: str = "torch", threads: int 
       format the first model runs faster in, for all);
     - ``onnxruntime``: BatchNorm folded, exported to ONNX and run in an onnxruntime CPU
       session with all graph optimisations (what ``export --deploy --onnx`` ships), checked
-      against PyTorch; its threads do not spin between calls, so models timed in turn do
-      not slow each other.
+      against the model itself; its threads do not spin between calls, so models timed in
+      turn do not slow each other.
+
+    ``cancel`` (a CancelToken) is checked between models: the treatment of a large model
+    takes seconds.
     """
     if runtime not in RUNTIMES:
         raise StudioError(f"the runtime is one of {', '.join(RUNTIMES)}, not {runtime!r}")
     if runtime == "torch":
         return {k: m.eval() for k, m in models.items()}, {"runtime": "torch"}
-    notes = []
+
+    def name(k):  # one model: "the model"; two: "the original model", "the pruned model"
+        return f"the {k} model" if len(models) > 1 else "the model"
+
     if runtime == "deploy":
-        first, *rest = models
-        ref, info = deploy_model(models[first], input_size, channels_last="auto")
-        fmt = "on" if info["channels_last"] else "off"
-        treated = {first: ref}
-        for k in rest:
-            treated[k], their = deploy_model(models[k], input_size, channels_last=fmt)
-            notes.append(f"the {k} model: {their['note']}" if their["note"] else "")
-        calls = {k: (lambda x, m=m: m(run_input(info, x))) for k, m in treated.items()}
-        record = {"runtime": "deploy", "channels_last": info["channels_last"]}
-        if info["note"]:
-            notes.insert(0, f"the {first} model: {info['note']}")
-        if any(notes):
-            record["note"] = "; ".join(filter(None, notes))
-        return calls, record
-    import onnxruntime as ort
+        return _deployed(models, input_size, name, cancel)
+    return _in_onnxruntime(models, input_size, threads, name, cancel)
 
-    from studio.core.export.onnx import check_session, onnx_bytes, session, width_hint
 
-    calls = {}
-    x = torch.randn(2, *input_size)
-    for k, m in models.items():
-        m = fold_batchnorm(m)[0]
-        with torch.inference_mode():
-            _one_tensor(m(x))
+_THEN = " (--runtime torch times it as it is)"
+
+
+def _deployed(models: dict, input_size, name, cancel):
+    """timing_calls for the deploy runtime."""
+    treated, fmt, info, notes = {}, "auto", None, []
+    for k in models:
+        if cancel is not None:
+            cancel.check()
         try:
-            sess = session(onnx_bytes(m, input_size), threads, spinning=False)
+            treated[k], their = deploy_model(models[k], input_size, channels_last=fmt)
         except StudioError as e:
-            raise StudioError(f"the {k} model cannot be timed in onnxruntime: {e}") from None
-        check_session(sess, m, x, 1e-4, f"the {k} model in onnxruntime")
-        calls[k] = lambda x, sess=sess: sess.run(None, {"input": x.numpy()})[0]
-        hint = width_hint(m)
-        if hint:
-            notes.append(f"the {k} model: {hint}")
-    record = {"runtime": "onnxruntime", "onnxruntime": ort.__version__}
+            raise StudioError(f"{name(k)} cannot be timed deployed: {e}{_THEN}") from None
+        if info is None:  # the first model chooses the memory format for all
+            info, fmt = their, ("on" if their["channels_last"] else "off")
+        if their["note"]:
+            notes.append(f"{name(k)}: {their['note']}")
+    calls = {k: (lambda x, m=m: m(run_input(info, x))) for k, m in treated.items()}
+    record = {"runtime": "deploy", "channels_last": info["channels_last"]}
+    if notes:
+        record["note"] = "; ".join(notes)
+    return calls, record
+
+
+def _in_onnxruntime(models: dict, input_size, threads, name, cancel):
+    """timing_calls for the onnxruntime runtime."""
+    from studio.core.export import onnx
+
+    calls, notes = {}, []
+    x = torch.randn(2, *input_size)
+    for k, model in models.items():
+        if cancel is not None:
+            cancel.check()
+        m, _, note = fold_batchnorm(model)
+        _one_tensor(_run(m, x, name(k)), name(k), _THEN)
+        try:
+            sess = onnx.session(onnx.onnx_bytes(m, input_size), threads, spinning=False)
+        except StudioError as e:
+            raise StudioError(f"{name(k)} cannot be timed in onnxruntime: {e}{_THEN}") from None
+        # against the model itself: the folding is checked too
+        onnx.check_session(sess, model.eval(), x, 1e-4, f"{name(k)} in onnxruntime")
+        calls[k] = onnx.runner(sess, f"{name(k)} in onnxruntime")
+        odd = _odd_widths(m, ORT_BLOCK)
+        if note:
+            notes.append(f"{name(k)}: {note}")
+        if odd and odd[0] > odd[1] // 10:
+            notes.append(
+                f"{name(k)}: {odd[0]} of {odd[1]} convolutions have widths that are not "
+                f"multiples of {ORT_BLOCK}; onnxruntime's blocked kernels run them slower "
+                f"(prune with --round-to {ORT_BLOCK} or 16)"
+            )
+    record = {"runtime": "onnxruntime", "onnxruntime": onnx.version()}
     if notes:
         record["note"] = "; ".join(notes)
     return calls, record
 
 
 BLOCK = 16  # channel blocking of oneDNN's channels-last CPU kernels that pays off
+ORT_BLOCK = 8  # onnxruntime's blocked (NCHWc) CPU convolutions
 
 
-def _odd_widths(model: nn.Module) -> tuple[int, int] | None:
-    """(convolutions whose output width is not a multiple of ``BLOCK``, all of them)."""
+def _odd_widths(model: nn.Module, block: int = BLOCK) -> tuple[int, int] | None:
+    """(convolutions whose output width is not a multiple of ``block``, all of them)."""
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    odd = sum(1 for m in convs if m.out_channels % BLOCK)
+    odd = sum(1 for m in convs if m.out_channels % block)
     return (odd, len(convs)) if odd else None
 
 

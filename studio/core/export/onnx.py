@@ -78,7 +78,7 @@ def session(data: bytes, threads: int | None = None, spinning: bool = True):
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4  # its errors come back as one-line StudioErrors instead
     if threads:
         opts.intra_op_num_threads = threads
     if not spinning:
@@ -89,12 +89,37 @@ def session(data: bytes, threads: int | None = None, spinning: bool = True):
         raise StudioError(f"onnxruntime cannot run this model: {_reason(e)}") from None
 
 
+def runner(sess, what: str = "the model in onnxruntime"):
+    """``sess`` as a function of an input tensor (the logits as a numpy array); a failure
+    inside onnxruntime (e.g. a shape the export fixed) is a one-line StudioError."""
+
+    def run(x: torch.Tensor):
+        try:
+            return sess.run(None, {"input": x.numpy()})[0]
+        except Exception as e:  # noqa: BLE001 - onnxruntime's own errors
+            raise StudioError(f"{what} fails: {_reason(e)}") from None
+
+    return run
+
+
+def version() -> str:
+    import onnxruntime as ort
+
+    return ort.__version__
+
+
 def check_session(sess, model: nn.Module, x: torch.Tensor, atol: float, what: str, then=""):
     """The largest difference between ``sess`` and ``model`` on ``x``; more than ``atol``
     (relative to the output's scale) is a StudioError."""
-    got = sess.run(None, {"input": x.numpy()})[0]
+    got = runner(sess, what)(x)
     with torch.no_grad():
         ref = model(x).numpy()
+    if got.shape != ref.shape:
+        raise StudioError(
+            f"{what} gives an output of shape {list(got.shape)} where PyTorch gives "
+            f"{list(ref.shape)}: the export fixed a size that depends on the input (e.g. "
+            f"the batch, read with int(x.shape[0])){then}"
+        )
     diff = float(np.abs(got - ref).max())
     if diff > atol * max(1.0, float(np.abs(ref).max())):
         raise StudioError(f"{what} differs from PyTorch by {diff:.2e}{then}")

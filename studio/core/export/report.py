@@ -378,6 +378,14 @@ def render_html(d: ReportData) -> str:
         notes.append(f"Accuracy: {ac['note']}")
     if lat.get("warnings"):
         notes += [f"Latency: {w}" for w in lat["warnings"]]
+    treatment = lat.get("treatment") or {}
+    if treatment.get("note"):
+        notes.append(f"Latency: {treatment['note']}")
+    if "channels_last" in treatment:
+        notes.append(
+            "Latency: channels-last memory format "
+            + ("on (faster for the original)" if treatment["channels_last"] else "off")
+        )
     if lat:
         notes.append(
             f"Latency: both models timed in "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import statistics
 import time
 from contextlib import contextmanager
@@ -114,18 +115,26 @@ def _threads(n: int | None):
         torch.set_num_threads(old)
 
 
-def _timing_calls(models: dict, input_size, runtime: str, device: torch.device):
-    """The models as functions of the input, under ``runtime``, on ``device``."""
-    from studio.core.errors import StudioError
+def _timing_calls(models: dict, input_size, runtime: str, device: torch.device, cancel=None):
+    """The models as functions of the input under ``runtime``, the record of the
+    treatment, and the device they run on: ``device`` for torch; the CPU for the deploy and
+    onnxruntime runtimes (CPU treatments; a model on a GPU is copied, never moved)."""
     from studio.core.export.deploy import timing_calls
 
-    if runtime != "torch" and device.type != "cpu":
-        raise StudioError(
-            f"the {runtime} runtime is timed on the CPU; give --device cpu, or the torch "
-            f"runtime on {device.type}"
-        )
-    models = {k: m.eval().to(device) for k, m in models.items()}
-    return timing_calls(models, input_size, runtime, torch.get_num_threads())
+    if runtime == "torch":
+        models = {k: m.eval().to(device) for k, m in models.items()}
+    else:
+        device = torch.device("cpu")
+        models = {k: _on_cpu(m) for k, m in models.items()}
+    calls, record = timing_calls(models, input_size, runtime, torch.get_num_threads(), cancel)
+    return calls, record, device
+
+
+def _on_cpu(model: nn.Module) -> nn.Module:
+    p = next(iter(model.parameters()), None)
+    if p is None or p.device.type == "cpu":
+        return model
+    return copy.deepcopy(model).cpu()
 
 
 def measure_latency(
@@ -145,13 +154,14 @@ def measure_latency(
     Returns ``{"device", "threads", "runtime", "treatment", "batch": {bs: {"median_ms",
     "p90_ms", "per_image_ms"}}}``.
     """
-    device = torch.device(device)
+    with _threads(threads):
+        calls, treatment, device = _timing_calls(
+            {"model": model}, input_size, runtime, torch.device(device)
+        )
     res = {"device": str(device), "threads": threads or torch.get_num_threads(), "batch": {}}
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    with _threads(threads):
-        calls, res["treatment"] = _timing_calls({"model": model}, input_size, runtime, device)
     model = calls["model"]
-    res["runtime"] = runtime
+    res["runtime"], res["treatment"] = runtime, treatment
     with _threads(threads), torch.inference_mode():
         for bs in batch_sizes:
             x = torch.randn(bs, *input_size, device=device)
@@ -236,10 +246,13 @@ def compare_latency(
     count and the load, and warnings when the spread is large or the machine busy.
     ``runtime``: both models get the same treatment before they are timed (``torch``: none;
     ``deploy``, ``onnxruntime``: see ``export.deploy.timing_calls``; on the CPU)."""
-    device = torch.device(device)
     with _threads(threads):
-        models, treatment = _timing_calls(
-            {"original": original, "pruned": pruned}, input_size, runtime, device
+        models, treatment, device = _timing_calls(
+            {"original": original, "pruned": pruned},
+            input_size,
+            runtime,
+            torch.device(device),
+            cancel,
         )
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     load_before, cpus = _load()

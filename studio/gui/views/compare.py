@@ -180,7 +180,8 @@ class CompareView(QWidget):
             # One line here (the panel is short on a laptop); the whole story on hover.
             if warn:
                 self.note.setText(
-                    "<b style='color:#c62828'>Caution: the latency numbers are unreliable</b> "
+                    "<b style='color:#c62828'>Caution: the latency numbers "
+                    f"({html.escape(lat.get('runtime', 'torch'))}) are unreliable</b> "
                     "(hover for why)"
                 )
                 self.note.setToolTip("Caution: " + "; ".join(warn) + "\n\n" + text)
