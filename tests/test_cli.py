@@ -268,6 +268,6 @@ def test_report_measures_the_original_and_the_model_with_data(tmp_path):
     r = run("evaluate", "demo", "--data", "demo:64", "--runtime", "deploy", check=False)
     assert r.returncode == 2 and "give --latency too" in r.stderr
     r = run("evaluate", "demo", "--data", "demo:64", "--latency", "--runtime", "deploy")
-    assert "latency in PyTorch under the deploy treatment (BatchNorm folded), channels-l" in (
+    assert "latency in PyTorch under the deploy treatment; BatchNorm folded, channels-l" in (
         r.stdout
     )

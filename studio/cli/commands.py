@@ -443,10 +443,15 @@ def print_latency(lat: dict) -> None:
     from studio.core.export import RUNTIME_WORDS
 
     treatment = lat.get("treatment") or {}
-    layout = ""
+    how = []
+    if "batchnorm_folded" in treatment:
+        how.append("BatchNorm folded" if treatment["batchnorm_folded"] else "BatchNorm NOT folded")
     if "channels_last" in treatment:
-        layout = f", channels-last {'on' if treatment['channels_last'] else 'off'}"
-    print(f"  latency in {RUNTIME_WORDS[lat.get('runtime', 'torch')]}{layout}:")
+        how.append(f"channels-last {'on' if treatment['channels_last'] else 'off'}")
+    where = lat.get("pruned", lat)
+    n = where.get("threads", "?")
+    how.append(f"{where.get('device', 'cpu')}, {n} thread{'' if n == 1 else 's'}")
+    print(f"  latency in {RUNTIME_WORDS[lat.get('runtime', 'torch')]}; {', '.join(how)}:")
     if "pruned" in lat:
         for bs, sp in lat["speedup"].items():
             o, p = lat["original"]["batch"][bs], lat["pruned"]["batch"][bs]
@@ -456,10 +461,7 @@ def print_latency(lat: dict) -> None:
             )
     else:
         for bs, v in lat["batch"].items():
-            print(
-                f"  latency batch {bs}: {v['median_ms']:.2f} ms ({lat['device']}, "
-                f"{lat['threads']} threads)"
-            )
+            print(f"  latency batch {bs}: {v['median_ms']:.2f} ms")
     if treatment.get("note"):
         print(f"  note: {treatment['note']}")
     for w in lat.get("warnings", []):

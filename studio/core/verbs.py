@@ -389,6 +389,17 @@ def evaluate(
 
     val = loader(data.val, batch_size)
     cost = count_model(lm.model, lm.input_size)
+    bt = count_model(baseline.model, lm.input_size) if baseline is not None else None
+    timed = None
+    if latency:  # first: a model the runtime cannot take is refused before the long part
+        yield progress(0, 1, f"measuring latency in {runtime}")
+        kw = dict(batch_sizes=(1, latency_batch), device=device, threads=threads, runtime=runtime)
+        if baseline is not None:
+            timed = compare_latency(
+                baseline.model, lm.model, lm.input_size, cost.flops / bt.flops, **kw
+            )
+        else:
+            timed = measure_latency(lm.model, lm.input_size, **kw)
     res = {
         "model": lm.name,
         "data": data.name,
@@ -399,7 +410,6 @@ def evaluate(
         res["note"] = data.note
     if baseline is not None:
         b = yield from run_eval(baseline.model, val, device, cancel)
-        bt = count_model(baseline.model, lm.input_size)
         res["baseline"] = {"model": baseline.name, **b, **bt.as_dict()}
         res["change"] = {
             "top1": res["top1"] - b["top1"],
@@ -407,15 +417,8 @@ def evaluate(
             "params_ratio": res["params"] / bt.params,
             "flops_ratio": res["flops"] / bt.flops,
         }
-    if latency:
-        yield progress(0, 1, "measuring latency")
-        kw = dict(batch_sizes=(1, latency_batch), device=device, threads=threads, runtime=runtime)
-        if baseline is not None:
-            res["latency"] = compare_latency(
-                baseline.model, lm.model, lm.input_size, res["change"]["flops_ratio"], **kw
-            )
-        else:
-            res["latency"] = measure_latency(lm.model, lm.input_size, **kw)
+    if timed is not None:
+        res["latency"] = timed
     return res
 
 

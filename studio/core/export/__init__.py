@@ -4,6 +4,6 @@ measured in."""
 RUNTIMES = ("torch", "deploy", "onnxruntime")
 RUNTIME_WORDS = {  # what each runtime is, in a few words
     "torch": "PyTorch, as the model is",
-    "deploy": "PyTorch under the deploy treatment (BatchNorm folded)",
+    "deploy": "PyTorch under the deploy treatment",
     "onnxruntime": "onnxruntime (BatchNorm folded, all graph optimisations)",
 }

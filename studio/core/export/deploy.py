@@ -72,21 +72,33 @@ def _run(model: nn.Module, x: torch.Tensor, what: str = "the model"):
         raise StudioError(f"{what} fails on a batch of {len(x)}: {_first(e)}") from None
 
 
-def _median_ms(model: nn.Module, x: torch.Tensor, calls: int) -> float:
-    ts = []
+def _both_ms(pairs, calls: int) -> list[float]:
+    """Median ms of each ``(model, input)`` in ``pairs``, timed in turn (the order
+    alternating every round), so that a slow spell of the machine hits both alike."""
+    ts = [[] for _ in pairs]
     with torch.inference_mode():
-        model(x)
-        for _ in range(calls):
-            t0 = time.perf_counter()
-            model(x)
-            ts.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(ts)
+        for m, x in pairs:
+            m(x)
+        for r in range(calls):
+            order = list(enumerate(pairs))
+            for i, (m, x) in order if r % 2 == 0 else order[::-1]:
+                t0 = time.perf_counter()
+                m(x)
+                ts[i].append((time.perf_counter() - t0) * 1e3)
+    return [statistics.median(t) for t in ts]
 
 
-def deploy_model(model: nn.Module, input_size, channels_last: str = "auto", calls: int = 5):
+def deploy_model(
+    model: nn.Module,
+    input_size,
+    channels_last: str = "auto",
+    calls: int = 9,
+    width_note: bool = True,
+):
     """The deploy treatment of ``model`` (never changed). ``channels_last``: "auto" (time
-    both, keep the faster), "on" or "off". Returns (treated model, a record of what was done
-    and measured)."""
+    both in turn, ``calls`` rounds at batch 1, keep the faster), "on" or "off";
+    ``width_note``: say when widths are off the channels-last kernels' blocks. Returns
+    (treated model, a record of what was done and measured)."""
     if channels_last not in ("auto", "on", "off"):
         raise StudioError(f"channels-last must be auto, on or off, not {channels_last!r}")
     treated, folded, note = fold_batchnorm(model)
@@ -104,6 +116,7 @@ def deploy_model(model: nn.Module, input_size, channels_last: str = "auto", call
         raise StudioError(f"folding BatchNorm changed the outputs by {diff:.2e}; not used")
     info = {
         "batchnorm_folded": folded,
+        "fold_failed": bool(note),  # fx could not trace it: its BatchNorms stay
         "note": note,
         "max_abs_diff": diff,
     }
@@ -111,9 +124,10 @@ def deploy_model(model: nn.Module, input_size, channels_last: str = "auto", call
     use = False
     if channels_last != "off" and x1.dim() == 4:
         cl = copy.deepcopy(treated).to(memory_format=torch.channels_last)
+        x1cl = x1.to(memory_format=torch.channels_last)
         try:  # fx prints a failing traced module's frame to stderr: the error says it
-            with contextlib.redirect_stderr(io.StringIO()):
-                nhwc = _median_ms(cl, x1.to(memory_format=torch.channels_last), calls)
+            with contextlib.redirect_stderr(io.StringIO()), torch.inference_mode():
+                cl(x1cl)
         except Exception as e:  # noqa: BLE001 - e.g. .view() on a channels-last tensor
             if channels_last == "on":
                 raise StudioError(f"the model does not run channels-last: {_first(e)}") from None
@@ -126,14 +140,14 @@ def deploy_model(model: nn.Module, input_size, channels_last: str = "auto", call
             if channels_last == "on":
                 use = True
             else:
-                nchw = _median_ms(treated, x1, calls)
+                nchw, nhwc = _both_ms([(treated, x1), (cl, x1cl)], calls)
                 info["batch1_ms"] = {"contiguous": nchw, "channels_last": nhwc}
                 use = nhwc < nchw
         if use:
             treated = cl
     info["channels_last"] = use
     odd = _odd_widths(treated)
-    if use and odd:
+    if use and odd and width_note:
         info["note"] = "; ".join(
             filter(
                 None,
@@ -185,20 +199,27 @@ _THEN = " (--runtime torch times it as it is)"
 
 def _deployed(models: dict, input_size, name, cancel):
     """timing_calls for the deploy runtime."""
-    treated, fmt, info, notes = {}, "auto", None, []
+    treated, fmt, info, notes, n, folds = {}, "auto", None, [], len(models), []
     for k in models:
         if cancel is not None:
             cancel.check()
-        try:
-            treated[k], their = deploy_model(models[k], input_size, channels_last=fmt)
+        try:  # the widths of the reference are not the user's to change
+            treated[k], their = deploy_model(
+                models[k], input_size, channels_last=fmt, width_note=info is not None or n == 1
+            )
         except StudioError as e:
             raise StudioError(f"{name(k)} cannot be timed deployed: {e}{_THEN}") from None
         if info is None:  # the first model chooses the memory format for all
             info, fmt = their, ("on" if their["channels_last"] else "off")
+        folds.append(their["fold_failed"])
         if their["note"]:
             notes.append(f"{name(k)}: {their['note']}")
     calls = {k: (lambda x, m=m: m(run_input(info, x))) for k, m in treated.items()}
-    record = {"runtime": "deploy", "channels_last": info["channels_last"]}
+    record = {
+        "runtime": "deploy",
+        "channels_last": info["channels_last"],
+        "batchnorm_folded": not any(folds),
+    }
     if notes:
         record["note"] = "; ".join(notes)
     return calls, record
@@ -208,12 +229,12 @@ def _in_onnxruntime(models: dict, input_size, threads, name, cancel):
     """timing_calls for the onnxruntime runtime."""
     from studio.core.export import onnx
 
-    calls, notes = {}, []
+    calls, notes, first = {}, [], next(iter(models))
     x = torch.randn(2, *input_size)
     for k, model in models.items():
         if cancel is not None:
             cancel.check()
-        m, _, note = fold_batchnorm(model)
+        m = fold_batchnorm(model)[0]  # (onnxruntime folds what fx could not trace itself)
         _one_tensor(_run(m, x, name(k)), name(k), _THEN)
         try:
             sess = onnx.session(onnx.onnx_bytes(m, input_size), threads, spinning=False)
@@ -223,9 +244,7 @@ def _in_onnxruntime(models: dict, input_size, threads, name, cancel):
         onnx.check_session(sess, model.eval(), x, 1e-4, f"{name(k)} in onnxruntime")
         calls[k] = onnx.runner(sess, f"{name(k)} in onnxruntime")
         odd = _odd_widths(m, ORT_BLOCK)
-        if note:
-            notes.append(f"{name(k)}: {note}")
-        if odd and odd[0] > odd[1] // 10:
+        if odd and odd[0] > odd[1] // 10 and (k != first or len(models) == 1):
             notes.append(
                 f"{name(k)}: {odd[0]} of {odd[1]} convolutions have widths that are not "
                 f"multiples of {ORT_BLOCK}; onnxruntime's blocked kernels run them slower "

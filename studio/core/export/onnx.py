@@ -55,7 +55,9 @@ def onnx_bytes(model: nn.Module, input_size) -> bytes:
                 warnings.simplefilter("ignore")
                 torch.onnx.export(
                     model,
-                    torch.zeros(1, *input_size),
+                    # not zeros: a forward that branches on the values would trace the
+                    # branch zeros take, not the one real inputs take
+                    torch.randn(1, *input_size, generator=torch.Generator().manual_seed(0)),
                     str(f),
                     dynamo=False,
                     input_names=["input"],
@@ -122,7 +124,10 @@ def check_session(sess, model: nn.Module, x: torch.Tensor, atol: float, what: st
         )
     diff = float(np.abs(got - ref).max())
     if diff > atol * max(1.0, float(np.abs(ref).max())):
-        raise StudioError(f"{what} differs from PyTorch by {diff:.2e}{then}")
+        raise StudioError(
+            f"{what} differs from PyTorch by {diff:.2e} (a forward that branches on its "
+            f"input's values is traced along one branch){then}"
+        )
     return diff
 
 
