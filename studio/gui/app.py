@@ -183,7 +183,7 @@ def _screenshot(app, win, req, a) -> int:
     if a.show == "start":  # the page a window without a model opens on
         win._model_changed()
         return _grab(app, win, a.screenshot)
-    opened = run(verbs.open_model(req))
+    opened = _off_the_gui_thread(lambda: run(verbs.open_model(req)))
     win.session.set_model(opened.lm, opened.structure, opened.scores)
 
     def wait(job):
@@ -218,6 +218,28 @@ def _screenshot(app, win, req, a) -> int:
     if a.show in win.docks:
         win.docks[a.show].raise_()
     return _grab(app, win, a.screenshot)
+
+
+def _off_the_gui_thread(fn):
+    """``fn()`` in a thread that ends with it, as a job would run it: torch work on the GUI
+    thread would leave it an OpenMP team, and every later job's small ops would pay for it
+    (jobs.py; the demo's latency read ~3x too high in the screenshots)."""
+    import threading
+
+    out = {}
+
+    def call():
+        try:
+            out["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - re-raised on the calling thread
+            out["error"] = e
+
+    t = threading.Thread(target=call)
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
 
 
 def _grab(app, win, path: str) -> int:
