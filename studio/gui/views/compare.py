@@ -182,7 +182,8 @@ class CompareView(QWidget):
                 self.note.setText(
                     "<b style='color:#c62828'>Caution: the latency numbers "
                     f"({html.escape(lat.get('runtime', 'torch'))}) are unreliable</b> "
-                    "(hover for why)"
+                    + ("· <b>a note on the treatment</b> " if treated else "")
+                    + "(hover for why)"
                 )
                 self.note.setToolTip("Caution: " + "; ".join(warn) + "\n\n" + text)
             else:
