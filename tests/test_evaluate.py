@@ -111,6 +111,29 @@ def test_latency_warns_when_the_spread_is_large_or_the_machine_busy(monkeypatch)
     assert any("busy" in w for w in r["warnings"])
 
 
+def test_latency_warns_when_other_programs_or_the_hypervisor_take_the_cpus(monkeypatch):
+    """What the load average misses (one competing program on two cores): the CPU time
+    others used while timing, from /proc/stat against this process's own."""
+    import studio.core.train.evaluate as ev
+
+    real = ev._cpu_times()
+    if real is not None:  # a real reading: busy covers this process's own time
+        assert real[0] >= real[1] >= 0 and real[2] >= 0
+    readings = iter([(100.0, 1.0, 10.0), (100.0 + 60.0, 1.0 + 30.0, 10.0 + 5.0)])
+    monkeypatch.setattr(ev, "_cpu_times", lambda: next(readings))
+    monkeypatch.setattr(ev, "_load", lambda: (0.1, 2))
+    ticks = iter([0.0, 50.0])  # the timing took 50 s of wall time on 2 CPUs: 100 CPU-s
+    monkeypatch.setattr(ev, "_wall", lambda: next(ticks))
+    steady = nn.Identity()
+    r = compare_latency(
+        steady, steady, (1, 4, 4), 0.5, batch_sizes=(1,), threads=1, rounds=2, round_seconds=0.001
+    )
+    # busy 60 = steal 30 + own 5 + others 25: others 25%, steal 30% of 100 CPU-seconds
+    assert r["others_cpu_share"] == pytest.approx(0.25) and r["steal_share"] == pytest.approx(0.3)
+    assert any("other programs used 25% of the 2 CPUs" in w for w in r["warnings"])
+    assert any("hypervisor took 30%" in w for w in r["warnings"])
+
+
 class _FixedBatch(nn.Module):
     """Traces to a graph whose batch is fixed at 1: exports, then fails at batch 2."""
 

@@ -210,6 +210,45 @@ def _load() -> tuple[float | None, int]:
     return load, os.cpu_count() or 1
 
 
+def _cpu_times() -> tuple[float, float, float] | None:
+    """(CPU seconds all programs were busy, of which the hypervisor stole, this process's
+    own), from /proc/stat and os.times(); None where there is no /proc/stat."""
+    import os
+
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        tick = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not fields or fields[0] != "cpu" or len(fields) < 9:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    own = os.times()
+    return (
+        (user + nice + system + irq + softirq + steal) / tick,
+        steal / tick,
+        own.user + own.system,
+    )
+
+
+def _wall() -> float:
+    return time.perf_counter()
+
+
+OTHERS_WARN = 0.2  # other programs' (or the hypervisor's) share of the CPUs while timing
+
+
+def _others_share(before, after, seconds: float, cpus: int) -> tuple[float, float] | None:
+    """The share of all CPUs that other programs, and the hypervisor (steal), used
+    between two ``_cpu_times`` readings ``seconds`` apart."""
+    if before is None or after is None or seconds <= 0:
+        return None
+    busy, steal, own = (a - b for a, b in zip(after, before))
+    whole = seconds * cpus
+    return max(0.0, busy - steal - own) / whole, max(0.0, steal) / whole
+
+
 def _quantiles(v: list[float]) -> tuple[float, float, float]:
     s = sorted(v)
 
@@ -256,6 +295,7 @@ def compare_latency(
         )
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     load_before, cpus = _load()
+    cpu_before, t_before = _cpu_times(), _wall()
     n_threads = threads or torch.get_num_threads()
     out = {
         "flops_ratio": flops_ratio,
@@ -314,6 +354,19 @@ def compare_latency(
     load_after, _ = _load()
     out["load_average"] = load_after
     out["cpus"] = cpus
+    shares = _others_share(cpu_before, _cpu_times(), _wall() - t_before, cpus)
+    if device.type == "cpu" and shares is not None:
+        out["others_cpu_share"], out["steal_share"] = shares
+        if shares[0] > OTHERS_WARN:
+            out["warnings"].append(
+                f"other programs used {shares[0]:.0%} of the {cpus} CPUs while timing: "
+                f"latency numbers are unreliable"
+            )
+        if shares[1] > OTHERS_WARN:
+            out["warnings"].append(
+                f"the hypervisor took {shares[1]:.0%} of the {cpus} CPUs (steal time) while "
+                f"timing: latency numbers are unreliable"
+            )
     busy = (
         max(v for v in (load_before, load_after) if v is not None)
         if (load_before is not None or load_after is not None)
