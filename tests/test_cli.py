@@ -271,3 +271,11 @@ def test_report_measures_the_original_and_the_model_with_data(tmp_path):
     assert "latency in PyTorch under the deploy treatment; BatchNorm folded, channels-l" in (
         r.stdout
     )
+    # the memory format can be fixed, for --runtime deploy only
+    deploy = ["evaluate", "demo", "--data", "demo:64", "--latency", "--runtime", "deploy"]
+    r = run(*deploy, "--channels-last", "off")
+    assert "BatchNorm folded, channels-last off" in r.stdout
+    r = run(
+        "evaluate", "demo", "--data", "demo:64", "--latency", "--channels-last", "on", check=False
+    )
+    assert r.returncode == 2 and "--channels-last is for --runtime deploy" in r.stderr

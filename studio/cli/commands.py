@@ -402,6 +402,7 @@ def evaluate_pair(a, lm, d, base) -> dict:
             latency_batch=getattr(a, "latency_batch", 16),
             threads=a.threads,
             runtime=getattr(a, "runtime", "torch"),
+            channels_last=getattr(a, "channels_last", None) or "auto",
             device=device(a),
             batch_size=max(a.batch_size, 128),
         ),
@@ -414,6 +415,8 @@ def cmd_evaluate(a) -> int:
 
     if a.runtime != "torch" and not a.latency:
         raise InputError("--runtime is the runtime --latency times in: give --latency too")
+    if a.channels_last and a.runtime != "deploy":
+        raise InputError("--channels-last is for --runtime deploy (the memory format it times)")
     lm, _s = load(a)
     d = data(a, lm)
     res = evaluate_pair(a, lm, d, baseline(a, lm))
@@ -778,8 +781,10 @@ def cmd_export(a) -> int:
         raise StudioError("nothing to export: give --onnx FILE, --deploy FILE and/or --report FILE")
     if (a.data or a.latency) and not a.report:
         raise StudioError("--data and --latency measure for --report: give --report FILE too")
-    if a.channels_last and not a.deploy:
-        raise StudioError("--channels-last is for --deploy: give --deploy FILE.pt2 too")
+    if a.channels_last and not (a.deploy or a.runtime == "deploy"):
+        raise StudioError(
+            "--channels-last is for --deploy (or --runtime deploy): give --deploy FILE.pt2 too"
+        )
     if a.runtime != "torch" and not a.latency:
         raise StudioError("--runtime is for --latency: give --report FILE --data D --latency")
     outs = [str(Path(p).resolve()) for p in (a.onnx, a.deploy, a.report) if p]

@@ -296,6 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _runtime_arg(p)
     p.add_argument(
+        "--channels-last",
+        choices=("auto", "on", "off"),
+        default=None,
+        help="with --runtime deploy: NHWC memory format for both models; auto (default) "
+        "times both formats on the original at batch 1",
+    )
+    p.add_argument(
         "--baseline",
         metavar="MODEL",
         help="unpruned model to compare with "
@@ -400,7 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--channels-last",
         choices=("auto", "on", "off"),
         default=None,
-        help="for --deploy: NHWC memory format; auto times both at batch 1 (default)",
+        help="for --deploy and --runtime deploy: NHWC memory format; auto times both at "
+        "batch 1 (default)",
     )
     p.add_argument("--report", metavar="FILE.html")
     _data_args(p, required=False)

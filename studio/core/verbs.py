@@ -379,6 +379,7 @@ def evaluate(
     batch_size: int = 128,
     cancel: CancelToken | None = None,
     runtime: str = "torch",
+    channels_last: str = "auto",
 ) -> Events:
     """Top-1/top-5/loss of ``lm`` (and of ``baseline``) on the validation split, their
     cost, the change, and -- with ``latency`` -- measured latency side by side, both models
@@ -393,7 +394,13 @@ def evaluate(
     timed = None
     if latency:  # first: a model the runtime cannot take is refused before the long part
         yield progress(0, 1, f"measuring latency in {runtime}")
-        kw = dict(batch_sizes=(1, latency_batch), device=device, threads=threads, runtime=runtime)
+        kw = dict(
+            batch_sizes=(1, latency_batch),
+            device=device,
+            threads=threads,
+            runtime=runtime,
+            channels_last=channels_last,
+        )
         if baseline is not None:
             timed = compare_latency(
                 baseline.model, lm.model, lm.input_size, cost.flops / bt.flops, **kw

@@ -164,7 +164,12 @@ def deploy_model(
 
 
 def timing_calls(
-    models: dict, input_size, runtime: str = "torch", threads: int | None = None, cancel=None
+    models: dict,
+    input_size,
+    runtime: str = "torch",
+    threads: int | None = None,
+    cancel=None,
+    channels_last: str = "auto",
 ):
     """``models`` (name -> nn.Module, the first the reference) made ready to be timed
     under ``runtime``, each as a function of a contiguous input tensor; and a record of
@@ -179,7 +184,8 @@ def timing_calls(
       turn do not slow each other.
 
     ``cancel`` (a CancelToken) is checked between models: the treatment of a large model
-    takes seconds.
+    takes seconds. ``channels_last`` (deploy): "auto" (as the first model runs faster), "on"
+    or "off".
     """
     if runtime not in RUNTIMES:
         raise StudioError(f"the runtime is one of {', '.join(RUNTIMES)}, not {runtime!r}")
@@ -190,16 +196,16 @@ def timing_calls(
         return f"the {k} model" if len(models) > 1 else "the model"
 
     if runtime == "deploy":
-        return _deployed(models, input_size, name, cancel)
+        return _deployed(models, input_size, name, cancel, channels_last)
     return _in_onnxruntime(models, input_size, threads, name, cancel)
 
 
 _THEN = " (--runtime torch times it as it is)"
 
 
-def _deployed(models: dict, input_size, name, cancel):
+def _deployed(models: dict, input_size, name, cancel, fmt: str = "auto"):
     """timing_calls for the deploy runtime."""
-    treated, fmt, info, notes, n, folds = {}, "auto", None, [], len(models), []
+    treated, info, notes, n, folds = {}, None, [], len(models), []
     for k in models:
         if cancel is not None:
             cancel.check()

@@ -115,7 +115,9 @@ def _threads(n: int | None):
         torch.set_num_threads(old)
 
 
-def _timing_calls(models: dict, input_size, runtime: str, device: torch.device, cancel=None):
+def _timing_calls(
+    models: dict, input_size, runtime: str, device: torch.device, cancel=None, layout="auto"
+):
     """The models as functions of the input under ``runtime``, the record of the
     treatment, and the device they run on: ``device`` for torch; the CPU for the deploy and
     onnxruntime runtimes (CPU treatments; a model on a GPU is copied, never moved)."""
@@ -126,7 +128,9 @@ def _timing_calls(models: dict, input_size, runtime: str, device: torch.device, 
     else:
         device = torch.device("cpu")
         models = {k: _on_cpu(m) for k, m in models.items()}
-    calls, record = timing_calls(models, input_size, runtime, torch.get_num_threads(), cancel)
+    calls, record = timing_calls(
+        models, input_size, runtime, torch.get_num_threads(), cancel, layout
+    )
     return calls, record, device
 
 
@@ -147,6 +151,7 @@ def measure_latency(
     repeats: int = 20,
     min_seconds: float = 0.0,
     runtime: str = "torch",
+    channels_last: str = "auto",
 ) -> dict:
     """Median forward time in ms per batch size (CPU: fixed thread count; CUDA: synchronized)
     under ``runtime`` (see ``export.deploy.timing_calls``).
@@ -156,7 +161,7 @@ def measure_latency(
     """
     with _threads(threads):
         calls, treatment, device = _timing_calls(
-            {"model": model}, input_size, runtime, torch.device(device)
+            {"model": model}, input_size, runtime, torch.device(device), layout=channels_last
         )
     res = {"device": str(device), "threads": threads or torch.get_num_threads(), "batch": {}}
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -276,6 +281,7 @@ def compare_latency(
     warmup: int = 3,
     cancel: CancelToken | None = None,
     runtime: str = "torch",
+    channels_last: str = "auto",
 ) -> dict:
     """Latency of both models measured *interleaved*: in each of ``rounds`` rounds the two
     models run back to back (in alternating order) for about ``round_seconds`` each, so a
@@ -292,6 +298,7 @@ def compare_latency(
             runtime,
             torch.device(device),
             cancel,
+            channels_last,
         )
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     load_before, cpus = _load()
