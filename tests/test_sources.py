@@ -242,3 +242,44 @@ def test_cli_runs_user_code_it_names_and_gui_has_trust(code, tmp_path):
         timeout=60,
     )
     assert "--trust" in r.stdout
+
+
+NET1D = """
+from torch import nn
+
+
+class Net1d(nn.Module):
+    def __init__(self, num_classes=5):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv1d(12, 32, 5, padding=2), nn.BatchNorm1d(32), nn.ReLU(),
+            nn.Conv1d(32, 64, 5, padding=2, stride=2), nn.BatchNorm1d(64), nn.ReLU(),
+            nn.AdaptiveAvgPool1d(1),
+        )
+        self.fc = nn.Linear(64, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.features(x).flatten(1))
+"""
+
+
+def test_a_sequence_model_opens_with_a_c_l_input_size(tmp_path):
+    """Conv1d models (audio, sensor series) take --input-size C,L: mapped, pruned
+    physically, saved and reloaded; an image source is refused for them in one line."""
+    from studio.core.verbs import data_for
+
+    (tmp_path / "net1d.py").write_text(NET1D)
+    lm = load_model(f"{tmp_path / 'net1d.py'}:Net1d", input_size="12,128", trust=True)
+    assert lm.input_size == (12, 128)
+    s = map_structure(lm)
+    assert [g.channels for g in s.groups] == [32, 64]
+    pruned = _prune_and_save(lm, tmp_path / "out")
+    assert pruned(torch.randn(2, 12, 128)).shape == (2, 5)
+    widths = [m.out_channels for m in pruned.modules() if isinstance(m, nn.Conv1d)]
+    assert widths[0] < 32 and widths[1] < 64  # smaller dense tensors, not masks
+    back = load_model(str(tmp_path / "out"), trust=True)
+    assert back.input_size == (12, 128) and _same(back.model, pruned, (12, 128))
+    with pytest.raises(Exception, match="are images; the model takes"):
+        data_for(back, "demo")
+    with pytest.raises(LoadError, match="C,H,W .* or C,L"):
+        load_model("resnet18", input_size="3,2,2,2")

@@ -12,7 +12,7 @@ import sys
 FIX_WORDS = {
     "arch": "give the architecture with --arch NAME (resnet18, timm:NAME or FILE.py:NAME)",
     "trust": "pass --trust only if you trust its source",
-    "input_size": "set --input-size C,H,W",
+    "input_size": "set --input-size C,H,W (or C,L for a Conv1d model)",
     "data": "give --data SOURCE",
     "code_root": "pass --code-root DIR",
     "weights": "or give the file with --weights FILE",

@@ -112,7 +112,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--input-size",
         metavar="C,H,W",
-        help="dummy input size (default: the model's own, 224 for ImageNet architectures)",
+        help="dummy input size (default: the model's own, 224 for ImageNet architectures); "
+        "C,L for a sequence model (Conv1d)",
     )
     p.add_argument(
         "--pretrained",

@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow the model file to run code (pickles, code a folder names)",
     )
-    ap.add_argument("--input-size", metavar="C,H,W")
+    ap.add_argument("--input-size", metavar="C,H,W or C,L")
     ap.add_argument(
         "--code-root",
         metavar="DIR",

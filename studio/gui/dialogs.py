@@ -113,7 +113,7 @@ class OpenDialog(QDialog):
         dl.addWidget(QPushButton("Open the demo", clicked=self._demo))
         dl.addStretch(1)
         self.tabs.addTab(dw, "Demo")
-        self.size = QLineEdit(placeholderText="C,H,W (default: the model's own)")
+        self.size = QLineEdit(placeholderText="C,H,W or C,L (default: the model's own)")
         self.bb = QDialogButtonBox(QDialogButtonBox.Open | QDialogButtonBox.Cancel)
         self.bb.accepted.connect(self.accept)
         self.bb.rejected.connect(self.reject)

@@ -20,7 +20,7 @@ class LoadedModel:
     source: dict  # how to rebuild the unpruned architecture (kind, name/entry, args)
     name: str  # what the user sees
     arch: str
-    input_size: tuple[int, int, int]
+    input_size: tuple[int, ...]
     plans: list[dict] = field(default_factory=list)  # plans applied since the source
     folder: str | None = None  # set when loaded from a folder written by the studio
     origin: dict | None = None  # request record that reloads the unpruned original

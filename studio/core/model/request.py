@@ -24,25 +24,34 @@ _ENTRY = re.compile(r"^(?P<left>.+):(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
-def parse_input_size(value) -> tuple[int, int, int] | None:
-    """'3,224,224', '3x224x224' or a sequence -> (C, H, W); ValueError with the reason."""
+def parse_input_size(value) -> tuple[int, ...] | None:
+    """'3,224,224', '3x224x224', '12,128' or a sequence -> (C, H, W), or (C, L) for a
+    sequence model (Conv1d); ValueError with the reason."""
     if value is None or value == "":
         return None
     if isinstance(value, str):
         try:
             value = [int(v) for v in value.replace("x", ",").split(",")]
         except ValueError:
-            raise ValueError(f"input size '{value}' is not C,H,W (e.g. 3,224,224)") from None
+            raise ValueError(
+                f"input size '{value}' is not C,H,W (e.g. 3,224,224) or C,L (e.g. 12,128)"
+            ) from None
     try:
         size = tuple(value)
     except TypeError:
-        raise ValueError(f"input size {value!r} is not C,H,W") from None
-    if len(size) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) for v in size):
-        raise ValueError(f"input size {value!r} is not three whole numbers C,H,W")
-    c, h, w = size
-    if not 1 <= c <= 64 or not 1 <= h <= 4096 or not 1 <= w <= 4096:
+        raise ValueError(f"input size {value!r} is not C,H,W or C,L") from None
+    if len(size) not in (2, 3) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in size
+    ):
         raise ValueError(
-            f"input size {c},{h},{w} is out of range (1..64 channels, 1..4096 pixels a side)"
+            f"input size {value!r} is not whole numbers C,H,W (images) or C,L (sequences, "
+            f"for Conv1d models)"
+        )
+    c, *sides = size
+    if not 1 <= c <= 64 or not all(1 <= v <= (4096 if len(sides) == 2 else 1 << 20) for v in sides):
+        raise ValueError(
+            f"input size {','.join(map(str, size))} is out of range (1..64 channels, "
+            f"1..4096 pixels a side, or 1..1048576 samples)"
         )
     return size
 
@@ -86,7 +95,7 @@ def check_model_args(v: dict) -> dict:
     return v
 
 
-InputSize = Annotated[tuple[int, int, int] | None, BeforeValidator(parse_input_size)]
+InputSize = Annotated[tuple[int, ...] | None, BeforeValidator(parse_input_size)]
 ModelArgs = Annotated[dict[str, Any], AfterValidator(check_model_args)]
 
 

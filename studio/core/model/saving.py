@@ -66,7 +66,7 @@ class FolderMeta(BaseModel):
     name: str = Field(max_length=2048)
     source: SourceRecord
     origin: dict[str, Any] | None = None
-    input_size: Annotated[tuple[int, int, int], BeforeValidator(parse_input_size)]
+    input_size: Annotated[tuple[int, ...], BeforeValidator(parse_input_size)]
     plans: list[dict[str, Any]] = Field(default_factory=list, max_length=1000)
     weights: str = "weights.pt"
     weights_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")

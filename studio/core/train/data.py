@@ -36,7 +36,7 @@ class DataSource:
     train: Dataset
     val: Dataset
     num_classes: int
-    input_size: tuple[int, int, int]
+    input_size: tuple[int, ...]
     classes: list[str] = field(default_factory=list)
     note: str = ""  # e.g. the synthetic warning; shown next to every result
     train_eval: Dataset | None = None  # the training images without augmentation
