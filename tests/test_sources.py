@@ -279,7 +279,7 @@ def test_a_sequence_model_opens_with_a_c_l_input_size(tmp_path):
     assert widths[0] < 32 and widths[1] < 64  # smaller dense tensors, not masks
     back = load_model(str(tmp_path / "out"), trust=True)
     assert back.input_size == (12, 128) and _same(back.model, pruned, (12, 128))
-    with pytest.raises(Exception, match="are images; the model takes"):
+    with pytest.raises(Exception, match="demo: this data source holds images, and the model takes"):
         data_for(back, "demo")
     with pytest.raises(LoadError, match="C,H,W .* or C,L"):
         load_model("resnet18", input_size="3,2,2,2")

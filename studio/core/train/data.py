@@ -308,6 +308,11 @@ def load_data(
 ) -> DataSource:
     """The data source named by ``spec`` (module docstring), images shaped ``input_size``."""
     spec = str(spec).strip()
+    if input_size is not None and len(input_size) != 3 and spec != "synthetic":
+        raise DataError(
+            f"{spec}: this data source holds images, and the model takes "
+            f"{list(input_size)} (a sequence model: use synthetic data here)"
+        )
     kind, _, rest = spec.partition(":")
     if kind in ("cifar10", "cifar100") and rest:  # its folder may be made by the download
         return _cifar(kind, Path(rest).expanduser(), input_size or (3, 32, 32), download)
