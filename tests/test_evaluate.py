@@ -119,19 +119,30 @@ def test_latency_warns_when_other_programs_or_the_hypervisor_take_the_cpus(monke
     real = ev._cpu_times()
     if real is not None:  # a real reading: busy covers this process's own time
         assert real[0] >= real[1] >= 0 and real[2] >= 0
-    readings = iter([(100.0, 1.0, 10.0), (100.0 + 60.0, 1.0 + 30.0, 10.0 + 5.0)])
-    monkeypatch.setattr(ev, "_cpu_times", lambda: next(readings))
+    if real is not None and ev._allowed_cpus():  # the CPUs we may use, line by line
+        assert ev._cpu_times(ev._allowed_cpus())[0] <= real[0] + 1.0
+
+    def timed(threads):
+        readings = iter([(100.0, 1.0, 10.0), (100.0 + 60.0, 1.0 + 30.0, 10.0 + 5.0)])
+        monkeypatch.setattr(ev, "_cpu_times", lambda cpus=None: next(readings))
+        monkeypatch.setattr(ev, "_allowed_cpus", lambda: [0, 1])
+        ticks = iter([0.0, 50.0])  # the timing took 50 s of wall time on 2 CPUs: 100 CPU-s
+        monkeypatch.setattr(ev, "_wall", lambda: next(ticks))
+        steady = nn.Identity()
+        return compare_latency(
+            steady, steady, (1, 4, 4), 0.5, batch_sizes=(1,), threads=threads, rounds=2,
+            round_seconds=0.001,
+        )  # fmt: skip
+
     monkeypatch.setattr(ev, "_load", lambda: (0.1, 2))
-    ticks = iter([0.0, 50.0])  # the timing took 50 s of wall time on 2 CPUs: 100 CPU-s
-    monkeypatch.setattr(ev, "_wall", lambda: next(ticks))
-    steady = nn.Identity()
-    r = compare_latency(
-        steady, steady, (1, 4, 4), 0.5, batch_sizes=(1,), threads=1, rounds=2, round_seconds=0.001
-    )
-    # busy 60 = steal 30 + own 5 + others 25: others 25%, steal 30% of 100 CPU-seconds
+    r = timed(2)
+    # busy 60 = steal 30 + own 5 + others 25: others took 25% of what 2 threads needed,
+    # the hypervisor 30% of the 100 CPU-seconds
     assert r["others_cpu_share"] == pytest.approx(0.25) and r["steal_share"] == pytest.approx(0.3)
-    assert any("other programs used 25% of the 2 CPUs" in w for w in r["warnings"])
+    assert any("other programs took 25% of the CPU time the timing's 2" in w for w in r["warnings"])
     assert any("hypervisor took 30%" in w for w in r["warnings"])
+    # timed on one thread, others' 25 CPU-seconds fit on the core it left idle
+    assert timed(1)["others_cpu_share"] == 0.0
 
 
 class _FixedBatch(nn.Module):

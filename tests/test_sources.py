@@ -281,5 +281,13 @@ def test_a_sequence_model_opens_with_a_c_l_input_size(tmp_path):
     assert back.input_size == (12, 128) and _same(back.model, pruned, (12, 128))
     with pytest.raises(Exception, match="demo: this data source holds images, and the model takes"):
         data_for(back, "demo")
+    # the data criteria that unfold a convolution's input handle sequences too
+    from studio.core import criteria
+    from studio.core.jobs import run
+
+    data = data_for(back, "synthetic")
+    for c in ("thinet", "lasso"):
+        sc = run(criteria.score(lm.model, s, c, data, batches=1, batch_size=8))
+        assert set(sc) == {g.id for g in s.groups}
     with pytest.raises(LoadError, match="C,H,W .* or C,L"):
         load_model("resnet18", input_size="3,2,2,2")

@@ -415,7 +415,7 @@ def cmd_evaluate(a) -> int:
 
     if a.runtime != "torch" and not a.latency:
         raise InputError("--runtime is the runtime --latency times in: give --latency too")
-    if a.channels_last and a.runtime != "deploy":
+    if a.channels_last not in (None, "auto") and a.runtime != "deploy":
         raise InputError("--channels-last is for --runtime deploy (the memory format it times)")
     lm, _s = load(a)
     d = data(a, lm)

@@ -136,7 +136,11 @@ class _LayerStats:
             oc = torch.randint(0, m.out_features, (n * 4,), generator=g)
             rows = xs.repeat_interleave(4, 0)
             return (m.weight.detach()[oc] * rows).float()
-        cols = F.unfold(x[:n], m.kernel_size, m.dilation, m.padding, m.stride)  # [n, C*k, L]
+        xs, kernel, dil, pad, stride = x[:n], m.kernel_size, m.dilation, m.padding, m.stride
+        if xs.dim() == 3:  # Conv1d: unfold as a 2-d input of height 1
+            xs = xs[:, :, None]
+            kernel, dil, pad, stride = (1, *kernel), (1, *dil), (0, *pad), (1, *stride)
+        cols = F.unfold(xs, kernel, dil, pad, stride)  # [n, C*k, L]
         per = 16
         li = torch.randint(0, cols.shape[2], (n, per), generator=g)
         patches = torch.stack([cols[i, :, li[i]] for i in range(n)])  # [n, C*k, per]

@@ -121,6 +121,11 @@ def deploy_model(
         "max_abs_diff": diff,
     }
     x1 = torch.randn(1, *input_size)
+    if channels_last == "on" and x1.dim() != 4:
+        raise StudioError(
+            "channels-last is a memory format of image tensors (N,C,H,W); this model takes "
+            f"{list(input_size)}: give channels-last off or auto"
+        )
     use = False
     if channels_last != "off" and x1.dim() == 4:
         cl = copy.deepcopy(treated).to(memory_format=torch.channels_last)
@@ -205,7 +210,7 @@ _THEN = " (--runtime torch times it as it is)"
 
 def _deployed(models: dict, input_size, name, cancel, fmt: str = "auto"):
     """timing_calls for the deploy runtime."""
-    treated, info, notes, n, folds = {}, None, [], len(models), []
+    treated, info, notes, n, folds, fmt0 = {}, None, [], len(models), [], fmt
     for k in models:
         if cancel is not None:
             cancel.check()
@@ -224,6 +229,7 @@ def _deployed(models: dict, input_size, name, cancel, fmt: str = "auto"):
     record = {
         "runtime": "deploy",
         "channels_last": info["channels_last"],
+        "channels_last_chosen": "forced" if fmt0 != "auto" else "timed",
         "batchnorm_folded": not any(folds),
     }
     if notes:

@@ -384,7 +384,12 @@ def render_html(d: ReportData) -> str:
     if "channels_last" in treatment:
         notes.append(
             "Latency: channels-last memory format "
-            + ("on (faster for the original)" if treatment["channels_last"] else "off")
+            + ("on" if treatment["channels_last"] else "off")
+            + (
+                " (as asked)"
+                if treatment.get("channels_last_chosen") == "forced"
+                else " (the faster for the original)"
+            )
         )
     if lat:
         notes.append(

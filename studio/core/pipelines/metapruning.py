@@ -59,7 +59,7 @@ class PruningNet(nn.Module):
         self.names = sorted(
             n
             for n, mod in model.named_modules()
-            if isinstance(mod, (nn.Conv2d, nn.Linear))
+            if isinstance(mod, (nn.modules.conv._ConvNd, nn.Linear))
             and (n in self.out_group or n in self.in_group)
         )
         total = sum(model.get_submodule(n).weight.numel() for n in self.names) * (hidden + 1)

@@ -215,26 +215,39 @@ def _load() -> tuple[float | None, int]:
     return load, os.cpu_count() or 1
 
 
-def _cpu_times() -> tuple[float, float, float] | None:
-    """(CPU seconds all programs were busy, of which the hypervisor stole, this process's
-    own), from /proc/stat and os.times(); None where there is no /proc/stat."""
+def _allowed_cpus() -> list[int] | None:
+    """The CPUs this process may run on (a container's cpuset, taskset), where known."""
+    import os
+
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
+def _cpu_times(cpus: list[int] | None = None) -> tuple[float, float, float] | None:
+    """(CPU seconds all programs were busy on ``cpus`` (all CPUs if None), of which the
+    hypervisor stole, this process's own), from /proc/stat and os.times(); None where there
+    is no /proc/stat."""
     import os
 
     try:
         with open("/proc/stat") as f:
-            fields = f.readline().split()
+            rows = [line.split() for line in f if line.startswith("cpu")]
         tick = os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, AttributeError):
         return None
-    if not fields or fields[0] != "cpu" or len(fields) < 9:
+    names = {"cpu"} if cpus is None else {f"cpu{n}" for n in cpus}
+    rows = [r for r in rows if r and r[0] in names and len(r) >= 9]
+    if not rows:
         return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    busy = steal = 0
+    for r in rows:
+        user, nice, system, _idle, _iowait, irq, softirq, st = (int(v) for v in r[1:9])
+        busy += user + nice + system + irq + softirq + st
+        steal += st
     own = os.times()
-    return (
-        (user + nice + system + irq + softirq + steal) / tick,
-        steal / tick,
-        own.user + own.system,
-    )
+    return busy / tick, steal / tick, own.user + own.system
 
 
 def _wall() -> float:
@@ -244,14 +257,18 @@ def _wall() -> float:
 OTHERS_WARN = 0.2  # other programs' (or the hypervisor's) share of the CPUs while timing
 
 
-def _others_share(before, after, seconds: float, cpus: int) -> tuple[float, float] | None:
-    """The share of all CPUs that other programs, and the hypervisor (steal), used
-    between two ``_cpu_times`` readings ``seconds`` apart."""
+def _others_share(
+    before, after, seconds: float, cpus: int, threads: int | None = None
+) -> tuple[float, float] | None:
+    """Between two ``_cpu_times`` readings ``seconds`` apart: the share of the CPU time our
+    ``threads`` needed that other programs took (their work on the cores our threads left
+    idle does not count), and the share of all ``cpus`` the hypervisor stole."""
     if before is None or after is None or seconds <= 0:
         return None
     busy, steal, own = (a - b for a, b in zip(after, before))
-    whole = seconds * cpus
-    return max(0.0, busy - steal - own) / whole, max(0.0, steal) / whole
+    threads = min(threads or cpus, cpus)
+    others = max(0.0, busy - steal - own - (cpus - threads) * seconds)
+    return others / (threads * seconds), max(0.0, steal) / (cpus * seconds)
 
 
 def _quantiles(v: list[float]) -> tuple[float, float, float]:
@@ -302,7 +319,8 @@ def compare_latency(
         )
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     load_before, cpus = _load()
-    cpu_before, t_before = _cpu_times(), _wall()
+    allowed = _allowed_cpus()
+    cpu_before, t_before = _cpu_times(allowed), _wall()
     n_threads = threads or torch.get_num_threads()
     out = {
         "flops_ratio": flops_ratio,
@@ -361,17 +379,18 @@ def compare_latency(
     load_after, _ = _load()
     out["load_average"] = load_after
     out["cpus"] = cpus
-    shares = _others_share(cpu_before, _cpu_times(), _wall() - t_before, cpus)
+    ncpu = len(allowed) if allowed else cpus
+    shares = _others_share(cpu_before, _cpu_times(allowed), _wall() - t_before, ncpu, n_threads)
     if device.type == "cpu" and shares is not None:
         out["others_cpu_share"], out["steal_share"] = shares
         if shares[0] > OTHERS_WARN:
             out["warnings"].append(
-                f"other programs used {shares[0]:.0%} of the {cpus} CPUs while timing: "
-                f"latency numbers are unreliable"
+                f"other programs took {shares[0]:.0%} of the CPU time the timing's "
+                f"{min(n_threads, ncpu)} threads needed: latency numbers are unreliable"
             )
         if shares[1] > OTHERS_WARN:
             out["warnings"].append(
-                f"the hypervisor took {shares[1]:.0%} of the {cpus} CPUs (steal time) while "
+                f"the hypervisor took {shares[1]:.0%} of the {ncpu} CPUs (steal time) while "
                 f"timing: latency numbers are unreliable"
             )
     busy = (
